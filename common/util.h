@@ -1,0 +1,37 @@
+/* common/util.h: I/O, time, hashing and encoding helpers shared by host and guest.
+ * Owns nothing stateful; every function is reentrant. */
+#pragma once
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+/* Write all of buf, retrying on EINTR and short writes. 0 or -errno. */
+int write_full(int fd, const void *buf, size_t len);
+/* Read exactly len bytes. 0, -EPIPE on early EOF, or -errno. */
+int read_full(int fd, void *buf, size_t len);
+/* Read a whole file into a NUL-terminated buffer, refusing files over max bytes. */
+int read_file(const char *path, size_t max, char **out, size_t *out_len);
+/* Write a file atomically: temp file in the same directory, fsync, rename, fsync dir. */
+int write_file_atomic(const char *path, const void *buf, size_t len, mode_t mode);
+/* fsync a directory by path. */
+int fsync_dir(const char *path);
+/* mkdir -p. */
+int mkdir_p(const char *path, mode_t mode);
+/* rm -rf of a directory we own (no symlink following). */
+int rm_rf(const char *path);
+
+uint64_t now_monotonic_ns(void);
+uint64_t now_realtime_ns(void);
+
+/* sha256 as 64 lowercase hex chars plus NUL. */
+#define SHA256_HEX_LEN 65
+void sha256_hex(const void *buf, size_t len, char out[SHA256_HEX_LEN]);
+int sha256_file_hex(const char *path, char out[SHA256_HEX_LEN]);
+
+/* base64 (RFC 4648, padded). Caller frees. Decode refuses bad input with -EINVAL. */
+char *base64_encode(const void *buf, size_t len);
+int base64_decode(const char *in, size_t in_len, uint8_t **out, size_t *out_len);
+
+/* 16 random bytes as 32 hex chars plus NUL, from getrandom(). */
+int random_id(char out[33]);
