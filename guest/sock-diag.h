@@ -1,0 +1,42 @@
+/* guest/sock-diag.h: list and destroy TCP sockets through NETLINK_SOCK_DIAG (inet_diag).
+ *
+ * Owns only the netlink exchange: one dump per address family (IPv4 and IPv6, so dual-stack
+ * sockets with v4-mapped peers show up as AF_INET6), and SOCK_DESTROY of one socket, which
+ * makes the kernel send an RST. Replies are parsed with every length bounds-checked; a
+ * malformed reply is an error (-EBADMSG), never a crash.
+ *
+ * Functions return 0 (or a count) on success and -errno on failure. */
+#pragma once
+#include <stddef.h>
+#include <stdint.h>
+
+#include "guest/tcp-repair.h"
+
+/* One bit per TCP state (1u << TCP_ESTABLISHED ...), as inet_diag's idiag_states. */
+#define SOCK_DIAG_ALL_STATES   0xfffu
+#define SOCK_DIAG_STATE_BIT(s) (1u << (s))
+
+struct sock_diag_tcp {
+    uint8_t family;                    /* AF_INET or AF_INET6: the socket's own family */
+    uint8_t state;                     /* TCP_ESTABLISHED, ... (netinet/tcp.h values) */
+    struct tcp_endpoint local, remote; /* endpoint.family == family */
+    uint64_t inode;                    /* sockfs inode, as in /proc/PID/fd/N -> socket:[inode] */
+    uint32_t uid;
+    /* Needed to name the socket exactly when destroying it. */
+    uint64_t cookie;
+    uint32_t ifindex; /* bound device, 0 if none */
+};
+
+/* Dump every TCP socket whose state bit is set in state_mask, IPv4 then IPv6. *out is
+ * malloc'd (NULL when *n == 0); the caller frees it. */
+int sock_diag_tcp_list(uint32_t state_mask, struct sock_diag_tcp **out, size_t *n);
+
+/* Destroy one socket (the kernel sends RST and the owner sees ECONNABORTED). -ENOENT if it
+ * is gone, -EOPNOTSUPP without CONFIG_INET_DIAG_DESTROY. */
+int sock_diag_tcp_destroy(const struct sock_diag_tcp *e);
+
+/* Parse one buffer of a dump reply (a run of nlmsghdr), appending to *v (capacity *cap).
+ * Sets *done on NLMSG_DONE. Exposed for tests and fuzzing; -EBADMSG on malformed input,
+ * or the kernel's error from NLMSG_ERROR. */
+int sock_diag_parse_reply(const void *buf, size_t len, uint32_t seq, struct sock_diag_tcp **v,
+                          size_t *n, size_t *cap, int *done);
