@@ -1,0 +1,58 @@
+/* host/journal.h: the gate journal, one small JSON file per domain under <state_dir>/journal/.
+ *
+ * Owns the on-disk record of every gate and the transaction step it was in. An entry is
+ * written (atomically, fsync'd) before the gate goes up and removed after it is lifted, so a
+ * crashed or killed netckpt leaves enough behind for the next start to lift the gate and let
+ * the caller thaw the agent and resume the VM. Files are named after gate_table_name(), so a
+ * domain name never becomes a path. Everything read back is validated; a corrupt file is
+ * refused with -EBADMSG and a log line naming the file and the fault. See docs/gate.md. */
+#pragma once
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+/* Largest journal file accepted on read. */
+#define JOURNAL_MAX_FILE (64 * 1024)
+
+struct journal_entry {
+    char domain[256];
+    char uuid[37]; /* "" when unknown */
+    char taps[16][16];
+    size_t n_taps;
+    char step[32]; /* "gating","gated","frozen","saving","committing","resuming","restoring" */
+    char bundle_tmp[4096];
+    pid_t pid;           /* the owning process; its death makes the entry stale */
+    uint64_t started_ns; /* CLOCK_REALTIME of the transaction start */
+    bool vm_was_running;
+    /* Start time of pid in clock ticks since boot (/proc/PID/stat field 22) so a reused pid is
+     * not taken for the owner. journal_write() fills it when 0 and pid is alive. */
+    uint64_t pid_start_ticks;
+};
+
+/* Write or replace the domain's entry (validated first: -EINVAL for bad fields). Creates
+ * <state_dir>/journal (0700); the file is 0600. */
+int journal_write(const char *state_dir, const struct journal_entry *e);
+
+/* Read the domain's entry. -ENOENT if none, -EBADMSG if corrupt or not for this domain. */
+int journal_read(const char *state_dir, const char *domain, struct journal_entry *e);
+
+/* Remove the domain's entry. 1 if removed, 0 if there was none, or -errno. */
+int journal_remove(const char *state_dir, const char *domain);
+
+/* All valid entries (caller frees *out). Corrupt files are logged and skipped; their count is
+ * returned (0 when all were good), or -errno. A missing journal dir is an empty list. */
+int journal_list(const char *state_dir, struct journal_entry **out, size_t *n);
+
+/* 1 if the entry's owner process still runs (same pid and start time), 0 if dead. */
+int journal_owner_alive(const struct journal_entry *e);
+
+/* Called by journal_recover() for each stale entry after its gate was lifted: thaw the agent,
+ * resume the VM if e->vm_was_running, clean e->bundle_tmp. Return 0 to have the entry removed,
+ * or -errno to keep it for the next recovery. */
+typedef int (*journal_recover_fn)(const struct journal_entry *e, void *userdata);
+
+/* For every entry whose owner is dead: lift its gate (in the current network namespace), call
+ * fn (may be NULL), then remove the entry. Entries with a live owner are left alone. Returns
+ * the number of entries recovered, or the first -errno after trying all of them. */
+int journal_recover(const char *state_dir, journal_recover_fn fn, void *userdata);
