@@ -1,0 +1,75 @@
+/* host/virt.h: one libvirt connection with its event loop, and the domain operations the
+ * checkpoint transaction needs (lookup, state, save with progress, restore paused, resume,
+ * snapshot with memory, versions).
+ *
+ * The embedded QEMU driver lives inside the process that opens it and needs an event loop, so
+ * struct nc_virt owns both the connection and a thread running libvirt's default event loop.
+ * Nothing here is global: the caller owns the struct. Errors are -errno; the libvirt message is
+ * copied into v->err (and logged). */
+#pragma once
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <libvirt/libvirt.h>
+
+#define NC_VIRT_DEFAULT_STATE_DIR "/var/lib/netckpt"
+
+struct nc_virt {
+    virConnectPtr conn;
+    pthread_t loop_thread;
+    bool loop_started;
+    atomic_bool loop_quit;
+    char uri[4200];
+    char state_dir[4096];
+    char err[1024]; /* last error message, for the caller's report */
+};
+
+/* $NETCKPT_STATE_DIR, else /var/lib/netckpt. */
+int nc_virt_default_state_dir(char *buf, size_t len);
+/* qemu:///embed?root=<state_dir>/libvirt */
+int nc_virt_default_uri(const char *state_dir, char *buf, size_t len);
+/* Write <root>/etc/qemu.conf for the embedded driver when it is missing (MACHINE-NOTES).
+ * Returns 1 when written, 0 when it already existed. */
+int nc_virt_write_embed_conf(const char *root);
+
+/* Open uri (NULL: the embedded default under state_dir; state_dir NULL: the default one).
+ * Starts the event loop thread first. On failure v is left closed. */
+int nc_virt_open(struct nc_virt *v, const char *uri, const char *state_dir);
+/* Close the connection and stop the event loop thread. Safe on a closed or zeroed struct. */
+void nc_virt_close(struct nc_virt *v);
+
+/* Lookup by name, then UUID string. Caller frees with virDomainFree. -ENOENT when absent. */
+int nc_virt_lookup(struct nc_virt *v, const char *name_or_uuid, virDomainPtr *out);
+/* virDomainState value and reason. */
+int nc_virt_state(struct nc_virt *v, virDomainPtr dom, int *state, int *reason);
+const char *nc_virt_state_name(int state);
+/* Live (or inactive when not running) XML. Caller frees. */
+int nc_virt_xml(struct nc_virt *v, virDomainPtr dom, unsigned int flags, char **out);
+/* Library version as "major.minor.micro", and the driver (hypervisor) version. */
+int nc_virt_lib_version(struct nc_virt *v, char *buf, size_t len);
+int nc_virt_hv_version(struct nc_virt *v, char *buf, size_t len);
+
+/* Progress of a save: bytes processed and total as libvirt's job info reports them
+ * (total may be 0 while unknown). Called from the caller's thread. */
+typedef void (*nc_virt_progress_fn)(void *userdata, uint64_t done, uint64_t total);
+
+/* virDomainSaveFlags(dom, path, dxml, flags) in a worker thread while this thread polls
+ * virDomainGetJobInfo every poll_ms (default 100) and calls progress. The domain is off
+ * afterwards, as with virsh save. */
+int nc_virt_save(struct nc_virt *v, virDomainPtr dom, const char *path, const char *dxml,
+                 unsigned int flags, nc_virt_progress_fn progress, void *userdata, int poll_ms);
+/* Restore a save file, leaving the domain paused, and look it up (out may be NULL). */
+int nc_virt_restore_paused(struct nc_virt *v, const char *path, const char *dxml,
+                           virDomainPtr *out);
+int nc_virt_resume(struct nc_virt *v, virDomainPtr dom);
+int nc_virt_suspend(struct nc_virt *v, virDomainPtr dom);
+
+/* A snapshot with memory (external when libvirt allows, else internal) named name, as the
+ * alternative to a save file. Progress as for nc_virt_save. halt: stop the domain afterwards. */
+int nc_virt_snapshot_create(struct nc_virt *v, virDomainPtr dom, const char *name, bool halt,
+                            nc_virt_progress_fn progress, void *userdata, int poll_ms);
+/* Revert to snapshot name, leaving the domain paused. */
+int nc_virt_snapshot_revert_paused(struct nc_virt *v, virDomainPtr dom, const char *name);
