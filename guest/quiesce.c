@@ -1,0 +1,268 @@
+/* guest/quiesce.c: see quiesce.h. */
+#include "guest/quiesce.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ptrace.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/macro.h"
+#include "common/util.h"
+
+#define DEFAULT_TIMEOUT_MS 5000u
+#define MAX_RESCANS        1000 /* a process spawning threads faster than we stop them */
+#define REAP_TIMEOUT_MS    1000u
+
+static void closedirp(DIR **d)
+{
+    if (*d)
+        closedir(*d);
+}
+
+void quiesce_init(struct quiesce_set *s)
+{
+    memset(s, 0, sizeof(*s));
+}
+
+bool quiesce_holds(const struct quiesce_set *s, pid_t pid)
+{
+    for (size_t i = 0; i < s->n; i++)
+        if (s->threads[i].tgid == pid && !s->threads[i].exited)
+            return true;
+    return false;
+}
+
+static bool holds_tid(const struct quiesce_set *s, pid_t tid)
+{
+    for (size_t i = 0; i < s->n; i++)
+        if (s->threads[i].tid == tid)
+            return true;
+    return false;
+}
+
+static void nap(unsigned *us)
+{
+    struct timespec ts = {0, (long)*us * 1000};
+    nanosleep(&ts, NULL);
+    if (*us < 2000)
+        *us *= 2;
+}
+
+/* Wait for one seized, interrupted thread. 1: in a ptrace stop; 0: it exited (reaped). */
+static int wait_stopped(struct quiesce_thread *t, unsigned timeout_ms)
+{
+    uint64_t deadline = now_monotonic_ns() + (uint64_t)timeout_ms * 1000000u;
+    unsigned us = 20;
+    for (;;) {
+        int st;
+        pid_t r = waitpid(t->tid, &st, __WALL | WNOHANG);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0 && errno == ECHILD) {
+            t->exited = true; /* gone and reaped by someone: nothing to hold */
+            return 0;
+        }
+        if (r < 0)
+            return negative_errno();
+        if (r == 0) {
+            if (now_monotonic_ns() > deadline)
+                return -ETIMEDOUT;
+            nap(&us);
+            continue;
+        }
+        if (WIFEXITED(st) || WIFSIGNALED(st)) {
+            t->exited = true;
+            return 0;
+        }
+        if (!WIFSTOPPED(st))
+            continue;
+        int event = st >> 16;
+        if (event == 0 && WSTOPSIG(st) != SIGTRAP) {
+            /* A signal-delivery stop came first: the thread is stopped all the same; hand the
+             * signal back when we let go. */
+            t->pending_sig = WSTOPSIG(st);
+        }
+        return 1;
+    }
+}
+
+static char thread_state(pid_t pid, pid_t tid)
+{
+    char path[64], buf[512];
+    snprintf(path, sizeof(path), "/proc/%d/task/%d/stat", pid, tid);
+    _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return 'X';
+    ssize_t k = read(fd, buf, sizeof(buf) - 1);
+    if (k <= 0)
+        return 'X';
+    buf[k] = 0;
+    const char *p = strrchr(buf, ')'); /* comm may contain anything, even ") " */
+    return p && p[1] == ' ' && p[2] ? p[2] : 'X';
+}
+
+static int push_thread(struct quiesce_set *s, pid_t tid, pid_t tgid)
+{
+    if (s->n == s->cap) {
+        size_t nc = s->cap ? s->cap * 2 : 16;
+        struct quiesce_thread *nv = reallocarray(s->threads, nc, sizeof(*nv));
+        if (!nv)
+            return -ENOMEM;
+        s->threads = nv;
+        s->cap = nc;
+    }
+    s->threads[s->n++] = (struct quiesce_thread){.tid = tid, .tgid = tgid};
+    return 0;
+}
+
+/* Reap a thread that died while traced, so its parent learns of the exit. */
+static void reap(pid_t tid)
+{
+    uint64_t deadline = now_monotonic_ns() + (uint64_t)REAP_TIMEOUT_MS * 1000000u;
+    unsigned us = 20;
+    for (;;) {
+        int st;
+        pid_t r = waitpid(tid, &st, __WALL | WNOHANG);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0 || (r > 0 && (WIFEXITED(st) || WIFSIGNALED(st))))
+            return;
+        if (now_monotonic_ns() > deadline)
+            return;
+        nap(&us);
+    }
+}
+
+static int release_range(struct quiesce_set *s, size_t from)
+{
+    int resumed = 0;
+    for (size_t i = from; i < s->n; i++) {
+        struct quiesce_thread *t = &s->threads[i];
+        if (t->exited)
+            continue;
+        if (ptrace(PTRACE_DETACH, t->tid, NULL, (void *)(long)t->pending_sig) == 0)
+            resumed++;
+        else if (errno == ESRCH)
+            reap(t->tid); /* killed while held: it is exiting, not stopped */
+    }
+    s->n = from;
+    return resumed;
+}
+
+/* Seize and interrupt one thread. 1: seized; 0: it is gone or a zombie. */
+static int seize_one(struct quiesce_set *s, pid_t pid, pid_t tid)
+{
+    if (ptrace(PTRACE_SEIZE, tid, NULL, NULL) < 0) {
+        int r = negative_errno();
+        if (r == -ESRCH)
+            return 0;
+        if (r == -EPERM) {
+            char c = thread_state(pid, tid);
+            if (c == 'Z' || c == 'X')
+                return 0; /* an exited leader stays listed until the last thread goes */
+        }
+        return r;
+    }
+    int r = push_thread(s, tid, pid);
+    if (r < 0) {
+        ptrace(PTRACE_DETACH, tid, NULL, NULL);
+        return r;
+    }
+    if (ptrace(PTRACE_INTERRUPT, tid, NULL, NULL) < 0 && errno != ESRCH)
+        return negative_errno(); /* released by the caller's rollback */
+    return 1;
+}
+
+int quiesce_add(struct quiesce_set *s, pid_t pid)
+{
+    if (pid <= 0)
+        return -EINVAL;
+    if (pid == getpid() || quiesce_holds(s, pid))
+        return 0;
+    unsigned timeout = s->timeout_ms ? s->timeout_ms : DEFAULT_TIMEOUT_MS;
+    size_t start = s->n;
+    char path[64];
+    snprintf(path, sizeof(path), "/proc/%d/task", pid);
+    int r = 0;
+
+    for (int round = 0;; round++) {
+        if (round >= MAX_RESCANS) {
+            r = -EAGAIN;
+            goto fail;
+        }
+        _cleanup_(closedirp) DIR *d = opendir(path);
+        if (!d) {
+            if (errno == ENOENT || errno == ESRCH)
+                break; /* the whole process exited */
+            r = negative_errno();
+            goto fail;
+        }
+        size_t before = s->n;
+        struct dirent *de;
+        while ((de = readdir(d))) {
+            char *end;
+            errno = 0;
+            long tid = strtol(de->d_name, &end, 10);
+            if (*end || errno || tid <= 0 || tid > INT_MAX || de->d_name[0] == '0')
+                continue;
+            if (holds_tid(s, (pid_t)tid))
+                continue;
+            r = seize_one(s, pid, (pid_t)tid);
+            if (r < 0)
+                goto fail;
+        }
+        if (s->n == before)
+            break; /* every thread listed is held and stopped: none can start another */
+        for (size_t i = before; i < s->n; i++) {
+            r = wait_stopped(&s->threads[i], timeout);
+            if (r < 0)
+                goto fail;
+        }
+    }
+
+    int held = 0;
+    for (size_t i = start; i < s->n; i++)
+        held += !s->threads[i].exited;
+    if (held == 0)
+        s->n = start; /* gone entirely */
+    return held;
+
+fail:
+    release_range(s, start);
+    return r;
+}
+
+int quiesce_release(struct quiesce_set *s)
+{
+    return release_range(s, 0);
+}
+
+void quiesce_done(struct quiesce_set *s)
+{
+    if (s->n)
+        quiesce_release(s);
+    free(s->threads);
+    memset(s, 0, sizeof(*s));
+}
+
+int pidfd_take_socket(pid_t pid, int fd)
+{
+    if (pid <= 0 || fd < 0)
+        return -EINVAL;
+    _cleanup_close_ int pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+    if (pidfd < 0)
+        return negative_errno();
+    int nfd = (int)syscall(SYS_pidfd_getfd, pidfd, fd, 0);
+    if (nfd < 0)
+        return negative_errno();
+    return nfd;
+}
