@@ -6,6 +6,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include <libxml/tree.h>
+
 #define DOMAIN_MAX_IFACES 16
 #define DOMAIN_XML_MAX    (4u << 20)
 #define DOMAIN_AGENT_NAME "org.netckpt.agent.0"
@@ -42,3 +44,9 @@ int domain_xml_parse(const char *xml, const char *want_agent_name, struct domain
 
 /* The taps of di (non-empty <target dev>) into taps[], at most max. Returns the count. */
 size_t domain_info_taps(const struct domain_info *di, const char *taps[], size_t max);
+
+/* Parse untrusted XML with libxml2 the way this module does (no network, no entity
+ * substitution, a DTD refused before anything in it is read; errors kept off stderr). what
+ * names the document in messages. Caller frees *out with xmlFreeDoc. 0 or -EINVAL/-EFBIG. */
+int nc_xml_read_safe(const char *buf, size_t len, const char *what, xmlDocPtr *out, char *err,
+                     size_t errlen);

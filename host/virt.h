@@ -27,6 +27,9 @@ struct nc_virt {
     char err[1024]; /* last error message, for the caller's report */
 };
 
+/* Set v->err (printf-style). */
+void nc_virt_set_err(struct nc_virt *v, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
 /* $NETCKPT_STATE_DIR, else /var/lib/netckpt. */
 int nc_virt_default_state_dir(char *buf, size_t len);
 /* qemu:///embed?root=<state_dir>/libvirt */

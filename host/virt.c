@@ -1,0 +1,429 @@
+/* host/virt.c: see virt.h. */
+#include "host/virt.h"
+#include "common/log.h"
+#include "common/macro.h"
+#include "common/util.h"
+#include "host/domain-xml.h"
+
+#include <fcntl.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include <libvirt/virterror.h>
+
+/* The embedded driver's settings (MACHINE-NOTES): no virtlogd, run as root, no cgroups,
+ * namespaces or security labels, and never chown what QEMU opens. */
+static const char embed_qemu_conf[] = "# written by netckpt for libvirt's embedded QEMU driver\n"
+                                      "stdio_handler = \"file\"\n"
+                                      "user = \"root\"\n"
+                                      "group = \"root\"\n"
+                                      "dynamic_ownership = 0\n"
+                                      "remember_owner = 0\n"
+                                      "security_driver = \"none\"\n"
+                                      "namespaces = [ ]\n"
+                                      "cgroup_controllers = [ ]\n";
+
+void nc_virt_set_err(struct nc_virt *v, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(v->err, sizeof(v->err), fmt, ap);
+    va_end(ap);
+}
+
+static void set_verr(struct nc_virt *v, const char *what)
+{
+    const char *m = virGetLastErrorMessage();
+    nc_virt_set_err(v, "%s: %s", what, m ? m : "unknown libvirt error");
+    log_debug("%s", v->err);
+}
+
+/* Map libvirt's error to an errno the callers can act on. */
+static int verr_errno(void)
+{
+    switch (virGetLastErrorCode()) {
+    case VIR_ERR_NO_DOMAIN:
+    case VIR_ERR_NO_DOMAIN_SNAPSHOT:
+        return -ENOENT;
+    case VIR_ERR_OPERATION_TIMEOUT:
+        return -ETIMEDOUT;
+    case VIR_ERR_NO_SUPPORT:
+    case VIR_ERR_OPERATION_UNSUPPORTED:
+        return -EOPNOTSUPP;
+    case VIR_ERR_OPERATION_INVALID:
+        return -EINVAL;
+    case VIR_ERR_OPERATION_ABORTED:
+        return -ECANCELED;
+    case VIR_ERR_AGENT_UNRESPONSIVE:
+        return -EHOSTUNREACH;
+    case VIR_ERR_SYSTEM_ERROR:
+        return -EIO;
+    default:
+        return -EIO;
+    }
+}
+
+static int fail(struct nc_virt *v, const char *what)
+{
+    set_verr(v, what);
+    return verr_errno();
+}
+
+int nc_virt_default_state_dir(char *buf, size_t len)
+{
+    const char *e = getenv("NETCKPT_STATE_DIR");
+    const char *d = e && *e ? e : NC_VIRT_DEFAULT_STATE_DIR;
+    if (d[0] != '/')
+        return -EINVAL;
+    return snprintf(buf, len, "%s", d) >= (int)len ? -ENAMETOOLONG : 0;
+}
+
+int nc_virt_default_uri(const char *state_dir, char *buf, size_t len)
+{
+    /* The root goes into a URI query: refuse characters that would need escaping. */
+    for (const char *p = state_dir; *p; p++)
+        if (*p == '&' || *p == '?' || *p == '#' || *p == '%' || *p == ' ' || *p == '=')
+            return -EINVAL;
+    return snprintf(buf, len, "qemu:///embed?root=%s/libvirt", state_dir) >= (int)len
+               ? -ENAMETOOLONG
+               : 0;
+}
+
+int nc_virt_write_embed_conf(const char *root)
+{
+    char etc[PATH_MAX], conf[PATH_MAX];
+    if (snprintf(etc, sizeof(etc), "%s/etc", root) >= (int)sizeof(etc) ||
+        snprintf(conf, sizeof(conf), "%s/qemu.conf", etc) >= (int)sizeof(conf))
+        return -ENAMETOOLONG;
+    if (access(conf, F_OK) == 0)
+        return 0;
+    int r = mkdir_p(etc, 0700);
+    if (r < 0)
+        return r;
+    r = write_file_atomic(conf, embed_qemu_conf, sizeof(embed_qemu_conf) - 1, 0600);
+    return r < 0 ? r : 1;
+}
+
+static void wake_cb(int timer, void *opaque)
+{
+    /* Only here to make virEventRunDefaultImpl return so the thread sees loop_quit. */
+}
+
+static void *loop_main(void *arg)
+{
+    struct nc_virt *v = arg;
+    while (!atomic_load(&v->loop_quit))
+        if (virEventRunDefaultImpl() < 0)
+            log_warn("libvirt event loop: %s", virGetLastErrorMessage());
+    return NULL;
+}
+
+static void stop_loop(struct nc_virt *v)
+{
+    if (!v->loop_started)
+        return;
+    atomic_store(&v->loop_quit, true);
+    /* A zero timeout fires on the next iteration, waking the loop thread. */
+    int t = virEventAddTimeout(0, wake_cb, NULL, NULL);
+    pthread_join(v->loop_thread, NULL);
+    if (t >= 0)
+        virEventRemoveTimeout(t);
+    v->loop_started = false;
+}
+
+int nc_virt_open(struct nc_virt *v, const char *uri, const char *state_dir)
+{
+    memset(v, 0, sizeof(*v));
+    int r = 0;
+    if (state_dir)
+        r = snprintf(v->state_dir, sizeof(v->state_dir), "%s", state_dir) >=
+                    (int)sizeof(v->state_dir)
+                ? -ENAMETOOLONG
+                : 0;
+    else
+        r = nc_virt_default_state_dir(v->state_dir, sizeof(v->state_dir));
+    if (r < 0)
+        return r;
+
+    if (uri) {
+        if (snprintf(v->uri, sizeof(v->uri), "%s", uri) >= (int)sizeof(v->uri))
+            return -ENAMETOOLONG;
+    } else {
+        r = nc_virt_default_uri(v->state_dir, v->uri, sizeof(v->uri));
+        if (r < 0) {
+            nc_virt_set_err(v, "state directory '%s' cannot be put in a URI", v->state_dir);
+            return r;
+        }
+        char root[PATH_MAX];
+        if (snprintf(root, sizeof(root), "%s/libvirt", v->state_dir) >= (int)sizeof(root))
+            return -ENAMETOOLONG;
+        r = nc_virt_write_embed_conf(root);
+        if (r < 0) {
+            nc_virt_set_err(v, "cannot write %s/etc/qemu.conf: %s", root, strerror(-r));
+            return r;
+        }
+    }
+
+    if (virInitialize() < 0 || virEventRegisterDefaultImpl() < 0)
+        return fail(v, "libvirt initialisation");
+    atomic_store(&v->loop_quit, false);
+    r = -pthread_create(&v->loop_thread, NULL, loop_main, v);
+    if (r < 0) {
+        nc_virt_set_err(v, "cannot start the event loop thread: %s", strerror(-r));
+        return r;
+    }
+    v->loop_started = true;
+
+    v->conn = virConnectOpen(v->uri);
+    if (!v->conn) {
+        r = fail(v, v->uri);
+        stop_loop(v);
+        return r;
+    }
+    return 0;
+}
+
+void nc_virt_close(struct nc_virt *v)
+{
+    if (v->conn) {
+        virConnectClose(v->conn);
+        v->conn = NULL;
+    }
+    stop_loop(v);
+}
+
+int nc_virt_lookup(struct nc_virt *v, const char *name_or_uuid, virDomainPtr *out)
+{
+    *out = NULL;
+    virDomainPtr d = virDomainLookupByName(v->conn, name_or_uuid);
+    if (!d && strlen(name_or_uuid) == 36)
+        d = virDomainLookupByUUIDString(v->conn, name_or_uuid);
+    if (!d) {
+        nc_virt_set_err(v, "domain '%s' not found", name_or_uuid);
+        return -ENOENT;
+    }
+    *out = d;
+    return 0;
+}
+
+int nc_virt_state(struct nc_virt *v, virDomainPtr dom, int *state, int *reason)
+{
+    int s = 0, rs = 0;
+    if (virDomainGetState(dom, &s, &rs, 0) < 0)
+        return fail(v, "virDomainGetState");
+    if (state)
+        *state = s;
+    if (reason)
+        *reason = rs;
+    return 0;
+}
+
+const char *nc_virt_state_name(int state)
+{
+    switch (state) {
+    case VIR_DOMAIN_NOSTATE:
+        return "no state";
+    case VIR_DOMAIN_RUNNING:
+        return "running";
+    case VIR_DOMAIN_BLOCKED:
+        return "blocked";
+    case VIR_DOMAIN_PAUSED:
+        return "paused";
+    case VIR_DOMAIN_SHUTDOWN:
+        return "in shutdown";
+    case VIR_DOMAIN_SHUTOFF:
+        return "shut off";
+    case VIR_DOMAIN_CRASHED:
+        return "crashed";
+    case VIR_DOMAIN_PMSUSPENDED:
+        return "pmsuspended";
+    default:
+        return "unknown";
+    }
+}
+
+int nc_virt_xml(struct nc_virt *v, virDomainPtr dom, unsigned int flags, char **out)
+{
+    char *x = virDomainGetXMLDesc(dom, flags);
+    if (!x)
+        return fail(v, "virDomainGetXMLDesc");
+    *out = x;
+    return 0;
+}
+
+static int fmt_version(unsigned long long ver, char *buf, size_t len)
+{
+    return snprintf(buf, len, "%llu.%llu.%llu", ver / 1000000, ver / 1000 % 1000, ver % 1000) >=
+                   (int)len
+               ? -ENOBUFS
+               : 0;
+}
+
+int nc_virt_lib_version(struct nc_virt *v, char *buf, size_t len)
+{
+    unsigned long ver = 0;
+    if (virGetVersion(&ver, NULL, NULL) < 0)
+        return fail(v, "libvirt version");
+    return fmt_version(ver, buf, len);
+}
+
+int nc_virt_hv_version(struct nc_virt *v, char *buf, size_t len)
+{
+    unsigned long ver = 0;
+    if (virConnectGetVersion(v->conn, &ver) < 0)
+        return fail(v, "hypervisor version");
+    return fmt_version(ver, buf, len);
+}
+
+/* A long libvirt job run in a worker thread while the caller's thread reports progress. */
+struct job {
+    struct nc_virt *v;
+    virDomainPtr dom;
+    const char *path, *dxml, *name;
+    unsigned int flags;
+    bool snapshot;
+    atomic_bool done;
+    int r;
+    char err[1024];
+};
+
+static void *job_main(void *arg)
+{
+    struct job *j = arg;
+    int r;
+    if (j->snapshot) {
+        virDomainSnapshotPtr s = virDomainSnapshotCreateXML(j->dom, j->dxml, j->flags);
+        r = s ? 0 : -1;
+        if (s)
+            virDomainSnapshotFree(s);
+    } else {
+        r = virDomainSaveFlags(j->dom, j->path, j->dxml, j->flags);
+    }
+    if (r < 0) {
+        const char *m = virGetLastErrorMessage();
+        snprintf(j->err, sizeof(j->err), "%s", m ? m : "unknown libvirt error");
+        j->r = verr_errno();
+    }
+    atomic_store(&j->done, true);
+    return NULL;
+}
+
+static int run_job(struct nc_virt *v, struct job *j, nc_virt_progress_fn progress, void *ud,
+                   int poll_ms)
+{
+    if (poll_ms <= 0)
+        poll_ms = 100;
+    pthread_t t;
+    int r = -pthread_create(&t, NULL, job_main, j);
+    if (r < 0)
+        return r;
+    uint64_t last_done = UINT64_MAX;
+    while (!atomic_load(&j->done)) {
+        struct timespec ts = {poll_ms / 1000, (long)(poll_ms % 1000) * 1000000L};
+        nanosleep(&ts, NULL);
+        if (!progress || atomic_load(&j->done))
+            continue;
+        virDomainJobInfo info;
+        /* Fails between jobs (not started yet, or just finished): not an error. */
+        if (virDomainGetJobInfo(j->dom, &info) == 0 && info.type != VIR_DOMAIN_JOB_NONE) {
+            uint64_t done = info.dataProcessed, total = info.dataTotal;
+            if (done != last_done)
+                progress(ud, done, total);
+            last_done = done;
+        }
+    }
+    pthread_join(t, NULL);
+    if (j->r < 0) {
+        nc_virt_set_err(v, "%s: %s", j->snapshot ? "snapshot" : "save", j->err);
+        return j->r;
+    }
+    return 0;
+}
+
+int nc_virt_save(struct nc_virt *v, virDomainPtr dom, const char *path, const char *dxml,
+                 unsigned int flags, nc_virt_progress_fn progress, void *userdata, int poll_ms)
+{
+    struct job j = {.v = v, .dom = dom, .path = path, .dxml = dxml, .flags = flags};
+    int r = run_job(v, &j, progress, userdata, poll_ms);
+    if (r == 0 && progress) {
+        struct stat st;
+        uint64_t sz = stat(path, &st) == 0 ? (uint64_t)st.st_size : 0;
+        progress(userdata, sz, sz);
+    }
+    return r;
+}
+
+int nc_virt_restore_paused(struct nc_virt *v, const char *path, const char *dxml, virDomainPtr *out)
+{
+    if (out)
+        *out = NULL;
+    if (virDomainRestoreFlags(v->conn, path, dxml, VIR_DOMAIN_SAVE_PAUSED) < 0)
+        return fail(v, "restore");
+    if (!out)
+        return 0;
+    /* The save file names its domain; read it to find what was restored. */
+    char *x = virDomainSaveImageGetXMLDesc(v->conn, path, 0);
+    if (!x)
+        return fail(v, "reading the save image's XML");
+    struct domain_info di;
+    int r = domain_xml_parse(x, NULL, &di, v->err, sizeof(v->err));
+    free(x);
+    if (r == -EINVAL || r == -ENOMEM)
+        return r;
+    *out = virDomainLookupByUUIDString(v->conn, di.uuid);
+    return *out ? 0 : fail(v, "looking up the restored domain");
+}
+
+int nc_virt_resume(struct nc_virt *v, virDomainPtr dom)
+{
+    return virDomainResume(dom) < 0 ? fail(v, "resume") : 0;
+}
+
+int nc_virt_suspend(struct nc_virt *v, virDomainPtr dom)
+{
+    return virDomainSuspend(dom) < 0 ? fail(v, "suspend") : 0;
+}
+
+static bool snapshot_name_valid(const char *name)
+{
+    size_t n = strlen(name);
+    if (n == 0 || n > 200)
+        return false;
+    for (const char *p = name; *p; p++)
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+              *p == '-' || *p == '_' || *p == '.'))
+            return false;
+    return true;
+}
+
+int nc_virt_snapshot_create(struct nc_virt *v, virDomainPtr dom, const char *name, bool halt,
+                            nc_virt_progress_fn progress, void *userdata, int poll_ms)
+{
+    if (!snapshot_name_valid(name)) {
+        nc_virt_set_err(v, "snapshot name '%s' is not [A-Za-z0-9._-]{1,200}", name);
+        return -EINVAL;
+    }
+    char xml[512];
+    snprintf(xml, sizeof(xml),
+             "<domainsnapshot><name>%s</name><description>netckpt checkpoint</description>"
+             "<memory snapshot='internal'/></domainsnapshot>",
+             name);
+    struct job j = {.v = v, .dom = dom, .dxml = xml, .snapshot = true};
+    j.flags = halt ? VIR_DOMAIN_SNAPSHOT_CREATE_HALT : 0;
+    return run_job(v, &j, progress, userdata, poll_ms);
+}
+
+int nc_virt_snapshot_revert_paused(struct nc_virt *v, virDomainPtr dom, const char *name)
+{
+    virDomainSnapshotPtr s = virDomainSnapshotLookupByName(dom, name, 0);
+    if (!s)
+        return fail(v, "snapshot lookup");
+    int r = virDomainRevertToSnapshot(s, VIR_DOMAIN_SNAPSHOT_REVERT_PAUSED) < 0
+                ? fail(v, "snapshot revert")
+                : 0;
+    virDomainSnapshotFree(s);
+    return r;
+}
