@@ -1,0 +1,1097 @@
+/* guest/net-freezer.c: see net-freezer.h. */
+#include "guest/net-freezer.h"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <netinet/tcp.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "common/log.h"
+#include "common/macro.h"
+#include "common/util.h"
+#include "guest/proc-owner.h"
+#include "guest/sock-diag.h"
+
+#define STATE_FILE_VERSION 1
+#define STATE_FILE_MAX     (256u << 20)
+
+const char *net_thaw_reason_name(enum net_thaw_reason r)
+{
+    switch (r) {
+    case NET_THAW_COMMAND:
+        return "command";
+    case NET_THAW_WATCHDOG:
+        return "watchdog";
+    case NET_THAW_SIGNAL:
+        return "signal";
+    case NET_THAW_RECOVERY:
+        return "recovery";
+    case NET_THAW_ROLLBACK:
+        return "rollback";
+    }
+    return "unknown";
+}
+
+static const char *proc_root(const struct net_freezer *nf)
+{
+    return nf->cfg.proc_root ? nf->cfg.proc_root : "/proc";
+}
+
+void net_freezer_init(struct net_freezer *nf, const struct net_freezer_config *cfg)
+{
+    memset(nf, 0, sizeof(*nf));
+    if (cfg)
+        nf->cfg = *cfg;
+    if (!nf->cfg.freeze_timeout_ms)
+        nf->cfg.freeze_timeout_ms = NET_FREEZER_DEFAULT_TIMEOUT_MS;
+    quiesce_init(&nf->qs);
+}
+
+static void close_fds(struct net_freezer *nf)
+{
+    for (size_t i = 0; nf->fds && i < nf->img.n_conns; i++)
+        if (nf->fds[i] >= 0)
+            close(nf->fds[i]);
+    free(nf->fds);
+    nf->fds = NULL;
+}
+
+void net_freezer_done(struct net_freezer *nf)
+{
+    close_fds(nf);
+    socket_image_free(&nf->img);
+    quiesce_done(&nf->qs);
+    if (nf->recovery)
+        json_object_put(nf->recovery);
+    nf->recovery = NULL;
+}
+
+bool net_freezer_is_frozen(const struct net_freezer *nf)
+{
+    return nf->frozen;
+}
+
+uint64_t net_freezer_deadline(const struct net_freezer *nf)
+{
+    return nf->frozen ? nf->deadline_mono_ns : 0;
+}
+
+/* ---- small JSON helpers ---- */
+
+static json_object *endpoint_json(const struct tcp_endpoint *ep)
+{
+    char buf[INET6_ADDRSTRLEN];
+    json_object *o = json_object_new_object();
+    if (!o)
+        return NULL;
+    const char *s = tcp_endpoint_addr_str(ep, buf, sizeof(buf));
+    json_object_object_add(o, "addr", json_object_new_string(s ? s : "?"));
+    json_object_object_add(o, "port", json_object_new_int(ep->port));
+    return o;
+}
+
+static void add_conn_ident(json_object *o, uint32_t id, uint64_t inode,
+                           const struct tcp_conn_state *st)
+{
+    const char *state = tcp_state_name(st->state);
+    if (id)
+        json_object_object_add(o, "id", json_object_new_int64(id));
+    json_object_object_add(o, "inode", json_object_new_uint64(inode));
+    json_object_object_add(o, "local", endpoint_json(&st->local));
+    json_object_object_add(o, "remote", endpoint_json(&st->remote));
+    json_object_object_add(o, "state", json_object_new_string(state ? state : "UNKNOWN"));
+}
+
+static bool endpoint_eq(const struct tcp_endpoint *a, const struct tcp_endpoint *b)
+{
+    return a->port == b->port && !memcmp(&a->addr, &b->addr, sizeof(a->addr));
+}
+
+int net_endpoint_parse(const char *addr, unsigned port, struct tcp_endpoint *ep)
+{
+    struct in_addr a4;
+    memset(ep, 0, sizeof(*ep));
+    if (port > 65535)
+        return -EINVAL;
+    ep->port = (uint16_t)port;
+    if (inet_pton(AF_INET, addr, &a4) == 1) {
+        ep->family = AF_INET;
+        ep->addr.s6_addr[10] = 0xff;
+        ep->addr.s6_addr[11] = 0xff;
+        memcpy(&ep->addr.s6_addr[12], &a4, 4);
+        return 0;
+    }
+    if (inet_pton(AF_INET6, addr, &ep->addr) == 1) {
+        ep->family = IN6_IS_ADDR_V4MAPPED(&ep->addr) ? AF_INET : AF_INET6;
+        return 0;
+    }
+    return -EINVAL;
+}
+
+/* ---- state file ----
+ * {"version":1,"frozen":true,"complete":bool,"agent_pid":N,"boot_id":"..","image_id":"..",
+ *  "since_realtime_ns":N,"sockets":[{"inode":N,"owners":[{"pid":N,"fd":N}],"settings":{..}}]}
+ * "complete" is false while a freeze is in progress: sockets without "settings" were maybe
+ * put in repair mode, but their saved settings were not recorded yet. */
+
+static json_object *settings_json(const struct tcp_conn_state *st)
+{
+    json_object *o = json_object_new_object();
+    if (!o)
+        return NULL;
+    json_object_object_add(o, "family", json_object_new_int(st->sock_family));
+    json_object_object_add(o, "nodelay", json_object_new_boolean(st->nodelay));
+    json_object_object_add(o, "cork", json_object_new_boolean(st->cork));
+    json_object_object_add(o, "keepalive", json_object_new_boolean(st->keepalive.enabled));
+    json_object_object_add(o, "keepidle", json_object_new_int(st->keepalive.idle));
+    json_object_object_add(o, "keepintvl", json_object_new_int(st->keepalive.intvl));
+    json_object_object_add(o, "keepcnt", json_object_new_int(st->keepalive.cnt));
+    json_object_object_add(o, "user_timeout_ms", json_object_new_int64(st->user_timeout_ms));
+    return o;
+}
+
+static int64_t get_int(json_object *o, const char *key, int64_t def)
+{
+    json_object *v;
+    if (!o || !json_object_object_get_ex(o, key, &v) || !json_object_is_type(v, json_type_int))
+        return def;
+    return json_object_get_int64(v);
+}
+
+static bool get_bool(json_object *o, const char *key, bool def)
+{
+    json_object *v;
+    if (!o || !json_object_object_get_ex(o, key, &v) || !json_object_is_type(v, json_type_boolean))
+        return def;
+    return json_object_get_boolean(v);
+}
+
+static void settings_from_json(json_object *o, struct tcp_conn_state *st)
+{
+    st->sock_family = (int)get_int(o, "family", AF_INET);
+    st->nodelay = get_bool(o, "nodelay", false);
+    st->cork = get_bool(o, "cork", false);
+    st->keepalive.enabled = get_bool(o, "keepalive", false);
+    st->keepalive.idle = (int)get_int(o, "keepidle", 7200);
+    st->keepalive.intvl = (int)get_int(o, "keepintvl", 75);
+    st->keepalive.cnt = (int)get_int(o, "keepcnt", 9);
+    st->user_timeout_ms = (uint32_t)get_int(o, "user_timeout_ms", 0);
+}
+
+struct pending_sock {
+    uint64_t inode;
+    const struct proc_owner_entry *owners; /* into the last owner map */
+    size_t n_owners;
+    struct sock_diag_tcp diag;
+};
+
+static int state_file_write(struct net_freezer *nf, const struct pending_sock *ps, size_t n_ps)
+{
+    if (!nf->cfg.state_file)
+        return 0;
+    json_object *root = json_object_new_object();
+    json_object *socks = json_object_new_array();
+    if (!root || !socks) {
+        json_object_put(root);
+        json_object_put(socks);
+        return -ENOMEM;
+    }
+    bool complete = !ps;
+    json_object_object_add(root, "version", json_object_new_int(STATE_FILE_VERSION));
+    json_object_object_add(root, "frozen", json_object_new_boolean(true));
+    json_object_object_add(root, "complete", json_object_new_boolean(complete));
+    json_object_object_add(root, "agent_pid", json_object_new_int(getpid()));
+    json_object_object_add(root, "boot_id", json_object_new_string(nf->img.boot_id));
+    json_object_object_add(root, "image_id", json_object_new_string(nf->img.image_id));
+    json_object_object_add(root, "since_realtime_ns", json_object_new_uint64(nf->since_real_ns));
+    json_object_object_add(root, "sockets", socks);
+    size_t n = complete ? nf->img.n_conns : n_ps;
+    for (size_t i = 0; i < n; i++) {
+        json_object *s = json_object_new_object();
+        json_object *owners = json_object_new_array();
+        json_object_array_add(socks, s);
+        json_object_object_add(s, "owners", owners);
+        if (complete) {
+            const struct image_conn *c = &nf->img.conns[i];
+            json_object_object_add(s, "inode", json_object_new_uint64(c->inode));
+            json_object_object_add(s, "settings", settings_json(&c->st));
+            for (size_t k = 0; k < c->n_owners; k++) {
+                json_object *ow = json_object_new_object();
+                json_object_object_add(ow, "pid", json_object_new_int(c->owners[k].pid));
+                json_object_object_add(ow, "fd", json_object_new_int(c->owners[k].fd));
+                json_object_array_add(owners, ow);
+            }
+        } else {
+            json_object_object_add(s, "inode", json_object_new_uint64(ps[i].inode));
+            for (size_t k = 0; k < ps[i].n_owners; k++) {
+                json_object *ow = json_object_new_object();
+                json_object_object_add(ow, "pid", json_object_new_int(ps[i].owners[k].owner.pid));
+                json_object_object_add(ow, "fd", json_object_new_int(ps[i].owners[k].owner.fd));
+                json_object_array_add(owners, ow);
+            }
+        }
+    }
+    size_t len = 0;
+    const char *txt = json_object_to_json_string_length(root, JSON_C_TO_STRING_PLAIN, &len);
+    int r = txt ? 0 : -ENOMEM;
+    if (r == 0) {
+        /* The directory may not exist yet in an initramfs. */
+        char dir[PATH_MAX];
+        snprintf(dir, sizeof(dir), "%s", nf->cfg.state_file);
+        char *slash = strrchr(dir, '/');
+        if (slash && slash != dir) {
+            *slash = 0;
+            (void)mkdir_p(dir, 0755);
+        }
+        r = write_file_atomic(nf->cfg.state_file, txt, len, 0600);
+    }
+    json_object_put(root);
+    if (r < 0)
+        log_err("cannot write state file %s: %s", nf->cfg.state_file, strerror(-r));
+    return r;
+}
+
+static void state_file_clear(struct net_freezer *nf)
+{
+    if (!nf->cfg.state_file)
+        return;
+    if (unlink(nf->cfg.state_file) < 0 && errno != ENOENT)
+        log_warn("cannot remove state file %s: %m", nf->cfg.state_file);
+}
+
+/* ---- freeze ---- */
+
+static bool state_freezable(uint8_t s)
+{
+    switch (s) {
+    case TCP_ESTABLISHED:
+    case TCP_FIN_WAIT1:
+    case TCP_FIN_WAIT2:
+    case TCP_CLOSE_WAIT:
+    case TCP_LAST_ACK:
+    case TCP_CLOSING:
+        return true;
+    default:
+        return false;
+    }
+}
+
+/* Why this socket is recorded but not frozen; NULL if it is a candidate. */
+static const char *skip_reason(const struct local_addrs *la, const struct sock_diag_tcp *e)
+{
+    if (e->state == TCP_LISTEN)
+        return SKIP_LISTEN;
+    const char *why = socket_image_classify(la, &e->remote);
+    if (why)
+        return why;
+    /* TIME_WAIT and orphans have no inode; SYN_SENT/SYN_RECV/CLOSE carry no stream yet, and
+     * their owners may go on running: the gate holds their packets like any other. */
+    if (e->inode == 0 || !state_freezable(e->state))
+        return SKIP_NOT_OWNED;
+    return NULL;
+}
+
+static int add_skipped(struct socket_image *img, size_t *cap, const struct sock_diag_tcp *e,
+                       const char *reason)
+{
+    if (img->n_skipped == *cap) {
+        size_t nc = *cap ? *cap * 2 : 16;
+        struct image_skipped *v = realloc(img->skipped, nc * sizeof(*v));
+        if (!v)
+            return -ENOMEM;
+        img->skipped = v;
+        *cap = nc;
+    }
+    struct image_skipped *s = &img->skipped[img->n_skipped++];
+    memset(s, 0, sizeof(*s));
+    s->local = e->local;
+    s->remote = e->remote;
+    s->state = e->state;
+    s->reason = reason;
+    return 0;
+}
+
+/* Leave the repair queue selector at "none" so that, should an owner ever run while the
+ * socket is still in repair mode (the agent was killed), its send() fails instead of
+ * appending to the receive queue. */
+static void repair_queue_none(int fd)
+{
+    int q = TCP_NO_QUEUE;
+    (void)setsockopt(fd, IPPROTO_TCP, TCP_REPAIR_QUEUE, &q, sizeof(q));
+}
+
+/* Undo a half-done freeze: thaw what is frozen, release owners, forget the image. */
+static void rollback(struct net_freezer *nf)
+{
+    for (size_t i = 0; i < nf->img.n_conns; i++) {
+        if (nf->fds[i] < 0)
+            continue;
+        int r = tcp_repair_thaw(nf->fds[i], &nf->img.conns[i].st, true);
+        if (r < 0)
+            log_err("rollback: thaw of socket %" PRIu64 " failed: %s", nf->img.conns[i].inode,
+                    strerror(-r));
+    }
+    close_fds(nf);
+    quiesce_release(&nf->qs);
+    socket_image_free(&nf->img);
+    memset(&nf->img, 0, sizeof(nf->img));
+    nf->n_procs = 0;
+    state_file_clear(nf);
+}
+
+static size_t count_procs(const struct quiesce_set *qs)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < qs->n; i++) {
+        bool seen = false;
+        for (size_t k = 0; k < i && !seen; k++)
+            seen = qs->threads[k].tgid == qs->threads[i].tgid;
+        if (!seen && !qs->threads[i].exited)
+            n++;
+    }
+    return n;
+}
+
+/* One discovery round: list sockets, scan owners, quiesce owners not held yet. Returns how
+ * many processes were newly quiesced; the lists stay valid for the caller. */
+static int discover(struct net_freezer *nf, const struct local_addrs *la,
+                    struct sock_diag_tcp **ents, size_t *n_ents, struct proc_owner_map *map,
+                    struct qga_error *err)
+{
+    int r = sock_diag_tcp_list(SOCK_DIAG_ALL_STATES, ents, n_ents);
+    if (r < 0)
+        return qga_error_errno(err, r, "listing TCP sockets (sock_diag)");
+    r = proc_owner_scan(proc_root(nf), getpid(), map);
+    if (r < 0)
+        return qga_error_errno(err, r, "scanning %s for socket owners", proc_root(nf));
+    int added = 0;
+    for (size_t i = 0; i < *n_ents; i++) {
+        const struct sock_diag_tcp *e = &(*ents)[i];
+        if (skip_reason(la, e))
+            continue;
+        const struct proc_owner_entry *first;
+        size_t no = proc_owner_lookup(map, e->inode, &first);
+        for (size_t k = 0; k < no; k++) {
+            pid_t pid = first[k].owner.pid;
+            if (quiesce_holds(&nf->qs, pid))
+                continue;
+            r = quiesce_add(&nf->qs, pid);
+            if (r < 0)
+                return qga_error_errno(err, r, "quiescing pid %d (%s)", (int)pid,
+                                       first[k].owner.comm);
+            if (r > 0)
+                added++;
+        }
+    }
+    return added;
+}
+
+/* Take one socket from one of its owners; -ENOENT if none still has it. */
+static int take_socket(const struct pending_sock *p)
+{
+    for (size_t k = 0; k < p->n_owners; k++) {
+        int fd = pidfd_take_socket(p->owners[k].owner.pid, p->owners[k].owner.fd);
+        if (fd < 0)
+            continue;
+        uint64_t ino = 0;
+        if (fd_socket_inode(fd, &ino) == 0 && ino == p->inode)
+            return fd;
+        close(fd); /* the fd number was reused before the owner stopped */
+    }
+    return -ENOENT;
+}
+
+int net_freezer_freeze(struct net_freezer *nf, uint32_t timeout_ms, json_object **image,
+                       struct qga_error *err)
+{
+    if (nf->frozen) {
+        qga_error_set(err, QGA_ERR_BUSY, "the network is already frozen (image %s)",
+                      nf->img.image_id);
+        return -EBUSY;
+    }
+    if (timeout_ms == 0)
+        timeout_ms = nf->cfg.freeze_timeout_ms;
+
+    struct local_addrs la = {0};
+    struct sock_diag_tcp *ents = NULL;
+    size_t n_ents = 0;
+    struct proc_owner_map map = {0};
+    struct pending_sock *ps = NULL;
+    size_t n_ps = 0, skipped_cap = 0;
+    int r;
+
+    memset(&nf->img, 0, sizeof(nf->img));
+    nf->n_procs = 0;
+    uint64_t t0 = now_monotonic_ns();
+
+    r = socket_image_local_addrs(&la);
+    if (r < 0) {
+        qga_error_errno(err, r, "listing the guest's addresses");
+        goto fail;
+    }
+    r = socket_image_init_header(&nf->img);
+    if (r < 0) {
+        qga_error_errno(err, r, "building the image header");
+        goto fail;
+    }
+    nf->since_mono_ns = t0;
+    nf->since_real_ns = now_realtime_ns();
+
+    /* Owners that were running while we listed may have changed their sockets: repeat until
+     * a round finds no owner that is not already stopped. */
+    for (int round = 0;; round++) {
+        free(ents);
+        ents = NULL;
+        n_ents = 0;
+        proc_owner_map_free(&map);
+        r = discover(nf, &la, &ents, &n_ents, &map, err);
+        if (r < 0)
+            goto fail;
+        if (r == 0 || round + 1 >= NET_FREEZER_MAX_ROUNDS)
+            break;
+    }
+
+    ps = calloc(n_ents ? n_ents : 1, sizeof(*ps));
+    if (!ps) {
+        r = qga_error_errno(err, -ENOMEM, "freeze");
+        goto fail;
+    }
+    for (size_t i = 0; i < n_ents; i++) {
+        const struct sock_diag_tcp *e = &ents[i];
+        const char *why = skip_reason(&la, e);
+        if (!why) {
+            const struct proc_owner_entry *first = NULL;
+            size_t no = proc_owner_lookup(&map, e->inode, &first);
+            if (no == 0) {
+                why = SKIP_NOT_OWNED;
+            } else {
+                ps[n_ps++] = (struct pending_sock){
+                    .inode = e->inode, .owners = first, .n_owners = no, .diag = *e};
+                continue;
+            }
+        }
+        r = add_skipped(&nf->img, &skipped_cap, e, why);
+        if (r < 0) {
+            qga_error_errno(err, r, "freeze");
+            goto fail;
+        }
+    }
+
+    /* Record the inodes before touching them: a crash from here on leaves sockets in repair
+     * mode that the next agent must find. */
+    r = state_file_write(nf, ps, n_ps);
+    if (r < 0) {
+        qga_error_errno(err, r, "writing the state file %s", nf->cfg.state_file);
+        goto fail;
+    }
+
+    nf->img.conns = calloc(n_ps ? n_ps : 1, sizeof(*nf->img.conns));
+    nf->fds = malloc((n_ps ? n_ps : 1) * sizeof(int));
+    if (!nf->img.conns || !nf->fds) {
+        r = qga_error_errno(err, -ENOMEM, "freeze");
+        goto fail;
+    }
+    for (size_t i = 0; i < n_ps; i++) {
+        const struct pending_sock *p = &ps[i];
+        int fd = take_socket(p);
+        if (fd < 0) {
+            /* Closed before its owner stopped: nothing left to freeze. */
+            r = add_skipped(&nf->img, &skipped_cap, &p->diag, SKIP_NOT_OWNED);
+            if (r < 0) {
+                qga_error_errno(err, r, "freeze");
+                goto fail;
+            }
+            continue;
+        }
+        size_t k = nf->img.n_conns;
+        struct image_conn *c = &nf->img.conns[k];
+        memset(c, 0, sizeof(*c));
+        c->id = (uint32_t)k + 1;
+        c->inode = p->inode;
+        nf->fds[k] = fd;
+        nf->img.n_conns++;
+        c->owners = calloc(p->n_owners, sizeof(*c->owners));
+        if (!c->owners) {
+            r = qga_error_errno(err, -ENOMEM, "freeze");
+            goto fail;
+        }
+        for (size_t o = 0; o < p->n_owners; o++)
+            c->owners[o] = p->owners[o].owner;
+        c->n_owners = p->n_owners;
+
+        char lb[INET6_ADDRSTRLEN], rb[INET6_ADDRSTRLEN];
+        r = tcp_repair_freeze(fd, &c->st);
+        if (r < 0) {
+            /* Its saved settings are unknown: leave repair mode without touching them, and
+             * keep it out of the rollback. */
+            int off = TCP_REPAIR_OFF;
+            (void)setsockopt(fd, IPPROTO_TCP, TCP_REPAIR, &off, sizeof(off));
+            nf->fds[k] = -1;
+            close(fd);
+        } else {
+            r = tcp_repair_dump(fd, &c->st);
+        }
+        if (r < 0) {
+            qga_error_errno(err, r, "freezing connection %s:%u -> %s:%u (pid %d, %s)",
+                            tcp_endpoint_addr_str(&p->diag.local, lb, sizeof(lb)),
+                            p->diag.local.port,
+                            tcp_endpoint_addr_str(&p->diag.remote, rb, sizeof(rb)),
+                            p->diag.remote.port, (int)c->owners[0].pid, c->owners[0].comm);
+            goto fail;
+        }
+        repair_queue_none(fd);
+    }
+
+    nf->frozen = true;
+    nf->timeout_ms = timeout_ms;
+    nf->deadline_mono_ns = now_monotonic_ns() + (uint64_t)timeout_ms * 1000000ull;
+    nf->n_procs = count_procs(&nf->qs);
+    r = state_file_write(nf, NULL, 0);
+    if (r < 0) {
+        nf->frozen = false;
+        qga_error_errno(err, r, "writing the state file %s", nf->cfg.state_file);
+        goto fail;
+    }
+
+    json_object *j = socket_image_to_json(&nf->img);
+    if (!j) {
+        nf->frozen = false;
+        r = qga_error_errno(err, -ENOMEM, "encoding the socket image");
+        goto fail;
+    }
+    nf->n_freezes++;
+    log_info("frozen %zu connections of %zu processes (%zu skipped) in %.1f ms, image %s, "
+             "watchdog %u ms",
+             nf->img.n_conns, nf->n_procs, nf->img.n_skipped,
+             (double)(now_monotonic_ns() - t0) / 1e6, nf->img.image_id, timeout_ms);
+    *image = j;
+    free(ps);
+    free(ents);
+    proc_owner_map_free(&map);
+    local_addrs_free(&la);
+    return 0;
+
+fail:
+    log_err("freeze failed: %s", err ? err->desc : strerror(-r));
+    if (!nf->fds) {
+        /* Nothing frozen yet; still release anyone we stopped. */
+        quiesce_release(&nf->qs);
+        socket_image_free(&nf->img);
+        memset(&nf->img, 0, sizeof(nf->img));
+        state_file_clear(nf);
+    } else {
+        rollback(nf);
+    }
+    nf->frozen = false;
+    nf->deadline_mono_ns = 0;
+    nf->last_thaw = (struct net_thaw_summary){
+        .valid = true, .reason = NET_THAW_ROLLBACK, .at_realtime_ns = now_realtime_ns()};
+    free(ps);
+    free(ents);
+    proc_owner_map_free(&map);
+    local_addrs_free(&la);
+    return r < 0 ? r : -EIO;
+}
+
+/* ---- thaw ---- */
+
+static size_t owners_alive(const struct image_conn *c)
+{
+    size_t n = 0;
+    for (size_t k = 0; k < c->n_owners; k++)
+        if (kill(c->owners[k].pid, 0) == 0 || errno == EPERM)
+            n++;
+    return n;
+}
+
+static json_object *step_clock(const struct net_freezer *nf, int64_t host_ns)
+{
+    json_object *o = json_object_new_object();
+    if (!o)
+        return NULL;
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    int64_t guest_ns = (int64_t)now.tv_sec * 1000000000ll + now.tv_nsec;
+    int64_t step = host_ns - guest_ns;
+    json_object_object_add(o, "host_time_ns", json_object_new_int64(host_ns));
+    json_object_object_add(o, "guest_time_ns", json_object_new_int64(guest_ns));
+    json_object_object_add(o, "step_ns", json_object_new_int64(step));
+    json_object_object_add(o, "backwards", json_object_new_boolean(step < 0));
+    bool applied = false;
+    if (nf->cfg.set_clock) {
+        struct timespec ts = {.tv_sec = host_ns / 1000000000ll, .tv_nsec = host_ns % 1000000000ll};
+        if (clock_settime(CLOCK_REALTIME, &ts) < 0) {
+            json_object_object_add(o, "error", json_object_new_string(strerror(errno)));
+            log_err("cannot set the clock: %m");
+        } else {
+            applied = true;
+        }
+    }
+    json_object_object_add(o, "applied", json_object_new_boolean(applied));
+    if (step < 0)
+        log_warn("clock step of %" PRId64 " ns goes backwards%s", step,
+                 applied ? "" : " (not applied)");
+    else
+        log_info("clock step %" PRId64 " ns%s", step, applied ? "" : " (not applied)");
+    return o;
+}
+
+int net_freezer_thaw(struct net_freezer *nf, enum net_thaw_reason why,
+                     const struct net_thaw_opts *o, json_object **report)
+{
+    struct net_thaw_opts def = {.window_probe = true};
+    if (!o)
+        o = &def;
+    json_object *rep = json_object_new_object();
+    json_object *list = json_object_new_array();
+    if (!rep || !list) {
+        json_object_put(rep);
+        json_object_put(list);
+        return -ENOMEM;
+    }
+    bool was = nf->frozen;
+    json_object_object_add(rep, "was_frozen", json_object_new_boolean(was));
+    json_object_object_add(rep, "reason", json_object_new_string(net_thaw_reason_name(why)));
+    json_object_object_add(rep, "connections", list);
+
+    size_t thawed = 0, failed = 0, released = 0;
+    uint64_t frozen_ms = 0;
+    if (was) {
+        for (size_t i = 0; i < nf->img.n_conns; i++) {
+            const struct image_conn *c = &nf->img.conns[i];
+            int r = tcp_repair_thaw(nf->fds[i], &c->st, o->window_probe);
+            json_object *e = json_object_new_object();
+            add_conn_ident(e, c->id, c->inode, &c->st);
+            json_object_object_add(e, "result",
+                                   json_object_new_string(r < 0 ? "failed" : "thawed"));
+            if (r < 0) {
+                json_object_object_add(e, "error", json_object_new_string(strerror(-r)));
+                log_err("thaw of connection %u (inode %" PRIu64 ") failed: %s", c->id, c->inode,
+                        strerror(-r));
+                failed++;
+            } else {
+                thawed++;
+            }
+            json_object_object_add(e, "owners_alive",
+                                   json_object_new_int64((int64_t)owners_alive(c)));
+            json_object_array_add(list, e);
+        }
+        /* Our duplicates go before the owners run again; a socket whose owners all exited
+         * while frozen is closed normally here, as their exit would have done. */
+        close_fds(nf);
+    }
+    if (o->has_host_time)
+        json_object_object_add(rep, "clock", step_clock(nf, o->host_time_ns));
+    if (was) {
+        int r = quiesce_release(&nf->qs);
+        released = r > 0 ? (size_t)r : 0;
+        if (r < 0)
+            log_err("releasing quiesced processes: %s", strerror(-r));
+        frozen_ms = (now_monotonic_ns() - nf->since_mono_ns) / 1000000ull;
+        state_file_clear(nf);
+        log_info("thawed %zu connections (%zu failed) after %" PRIu64 " ms (%s)", thawed, failed,
+                 frozen_ms, net_thaw_reason_name(why));
+        json_object_object_add(rep, "image_id", json_object_new_string(nf->img.image_id));
+        socket_image_free(&nf->img);
+        memset(&nf->img, 0, sizeof(nf->img));
+        nf->frozen = false;
+        nf->deadline_mono_ns = 0;
+        nf->last_thaw = (struct net_thaw_summary){.valid = true,
+                                                  .reason = why,
+                                                  .at_realtime_ns = now_realtime_ns(),
+                                                  .frozen_ms = frozen_ms,
+                                                  .thawed = thawed,
+                                                  .failed = failed};
+        nf->n_procs = 0;
+    }
+    json_object_object_add(rep, "thawed", json_object_new_int64((int64_t)thawed));
+    json_object_object_add(rep, "failed", json_object_new_int64((int64_t)failed));
+    json_object_object_add(rep, "threads_released", json_object_new_int64((int64_t)released));
+    json_object_object_add(rep, "frozen_ms", json_object_new_int64((int64_t)frozen_ms));
+    if (report)
+        *report = rep;
+    else
+        json_object_put(rep);
+    return (int)failed;
+}
+
+/* ---- status ---- */
+
+json_object *net_freezer_status(const struct net_freezer *nf)
+{
+    json_object *o = json_object_new_object();
+    if (!o)
+        return NULL;
+    json_object_object_add(o, "frozen", json_object_new_boolean(nf->frozen));
+    json_object_object_add(o, "sockets",
+                           json_object_new_int64(nf->frozen ? (int64_t)nf->img.n_conns : 0));
+    json_object_object_add(o, "processes",
+                           json_object_new_int64(nf->frozen ? (int64_t)nf->n_procs : 0));
+    json_object_object_add(o, "freeze_timeout_ms",
+                           json_object_new_int64(nf->cfg.freeze_timeout_ms));
+    json_object_object_add(o, "freezes", json_object_new_uint64(nf->n_freezes));
+    if (nf->frozen) {
+        uint64_t now = now_monotonic_ns();
+        json_object_object_add(o, "image_id", json_object_new_string(nf->img.image_id));
+        json_object_object_add(o, "skipped", json_object_new_int64((int64_t)nf->img.n_skipped));
+        json_object_object_add(o, "since_monotonic_ns", json_object_new_uint64(nf->since_mono_ns));
+        json_object_object_add(o, "since_realtime_ns", json_object_new_uint64(nf->since_real_ns));
+        json_object_object_add(
+            o, "frozen_ms",
+            json_object_new_int64((int64_t)((now - nf->since_mono_ns) / 1000000ull)));
+        json_object_object_add(o, "timeout_ms", json_object_new_int64(nf->timeout_ms));
+        uint64_t left = nf->deadline_mono_ns > now ? nf->deadline_mono_ns - now : 0;
+        json_object_object_add(o, "watchdog_ms_left",
+                               json_object_new_int64((int64_t)(left / 1000000ull)));
+    }
+    if (nf->last_thaw.valid) {
+        json_object *t = json_object_new_object();
+        json_object_object_add(t, "reason",
+                               json_object_new_string(net_thaw_reason_name(nf->last_thaw.reason)));
+        json_object_object_add(t, "at_realtime_ns",
+                               json_object_new_uint64(nf->last_thaw.at_realtime_ns));
+        json_object_object_add(t, "frozen_ms", json_object_new_uint64(nf->last_thaw.frozen_ms));
+        json_object_object_add(t, "thawed", json_object_new_int64((int64_t)nf->last_thaw.thawed));
+        json_object_object_add(t, "failed", json_object_new_int64((int64_t)nf->last_thaw.failed));
+        json_object_object_add(o, "last_thaw", t);
+    }
+    if (nf->recovery)
+        json_object_object_add(o, "recovery", json_object_get(nf->recovery));
+    return o;
+}
+
+/* ---- verify ---- */
+
+static void copy_settings(struct tcp_conn_state *dst, const struct tcp_conn_state *src)
+{
+    dst->nodelay = src->nodelay;
+    dst->cork = src->cork;
+    dst->keepalive = src->keepalive;
+    dst->user_timeout_ms = src->user_timeout_ms;
+}
+
+int net_freezer_verify(struct net_freezer *nf, const char *image_id, json_object *image,
+                       json_object **ret, struct qga_error *err)
+{
+    struct socket_image expected = {0}, live = {0};
+    const struct socket_image *exp = NULL;
+    json_object *diffs = NULL;
+    int r;
+
+    if (image) {
+        char msg[256] = "";
+        r = socket_image_from_json(image, &expected, msg, sizeof(msg));
+        if (r < 0) {
+            qga_error_set(err, QGA_ERR_INVALID_PARAMETER, "'image' is not a valid socket image: %s",
+                          msg[0] ? msg : strerror(-r));
+            return r;
+        }
+        if (image_id && strcmp(image_id, expected.image_id)) {
+            qga_error_set(err, QGA_ERR_INVALID_PARAMETER,
+                          "'image_id' %s does not match the image's %s", image_id,
+                          expected.image_id);
+            socket_image_free(&expected);
+            return -EINVAL;
+        }
+        exp = &expected;
+    } else if (!image_id) {
+        qga_error_set(err, QGA_ERR_INVALID_PARAMETER, "give 'image_id' or 'image'");
+        return -EINVAL;
+    }
+
+    json_object *o = json_object_new_object();
+    if (!o) {
+        socket_image_free(&expected);
+        return -ENOMEM;
+    }
+    json_object_object_add(o, "frozen", json_object_new_boolean(nf->frozen));
+    const char *want_id = exp ? exp->image_id : image_id;
+    json_object_object_add(o, "image_id", json_object_new_string(want_id));
+
+    if (!nf->frozen || strcmp(want_id, nf->img.image_id)) {
+        /* Nothing to compare the sockets with: the whole state is a difference. */
+        diffs = json_object_new_array();
+        json_object *d = json_object_new_object();
+        json_object_object_add(d, "connection", NULL);
+        json_object_object_add(d, "field",
+                               json_object_new_string(nf->frozen ? "image_id" : "frozen"));
+        if (nf->frozen) {
+            json_object_object_add(d, "expected", json_object_new_string(want_id));
+            json_object_object_add(d, "live", json_object_new_string(nf->img.image_id));
+        } else {
+            json_object_object_add(d, "expected", json_object_new_boolean(true));
+            json_object_object_add(d, "live", json_object_new_boolean(false));
+        }
+        json_object_array_add(diffs, d);
+        /* A full image can still be checked against the live freeze under another id. */
+        if (!(nf->frozen && exp))
+            goto out;
+        json_object_put(diffs);
+        diffs = NULL;
+    }
+    if (!exp)
+        exp = &nf->img;
+
+    /* Re-dump every frozen socket into a live image. */
+    live = nf->img;
+    live.conns = calloc(nf->img.n_conns ? nf->img.n_conns : 1, sizeof(*live.conns));
+    live.n_conns = 0;
+    live.skipped = NULL;
+    live.n_skipped = 0;
+    if (!live.conns) {
+        r = -ENOMEM;
+        goto fail;
+    }
+    json_object *dump_errors = json_object_new_array();
+    for (size_t i = 0; i < nf->img.n_conns; i++) {
+        const struct image_conn *c = &nf->img.conns[i];
+        struct image_conn *l = &live.conns[live.n_conns];
+        memset(l, 0, sizeof(*l));
+        copy_settings(&l->st, &c->st);
+        r = tcp_repair_dump(nf->fds[i], &l->st);
+        if (r < 0) {
+            json_object *d = json_object_new_object();
+            add_conn_ident(d, c->id, c->inode, &c->st);
+            json_object_object_add(d, "field", json_object_new_string("dump"));
+            json_object_object_add(d, "error", json_object_new_string(strerror(-r)));
+            json_object_array_add(dump_errors, d);
+            continue;
+        }
+        repair_queue_none(nf->fds[i]);
+        copy_settings(&l->st, &c->st);
+        l->id = c->id;
+        l->inode = c->inode;
+        l->owners = calloc(c->n_owners ? c->n_owners : 1, sizeof(*l->owners));
+        if (l->owners)
+            memcpy(l->owners, c->owners, c->n_owners * sizeof(*l->owners));
+        l->n_owners = l->owners ? c->n_owners : 0;
+        live.n_conns++;
+    }
+    /* live borrowed the header only; the skipped list stays nf's. */
+    r = socket_image_diff(exp, &live, &diffs);
+    if (r < 0) {
+        json_object_put(dump_errors);
+        goto fail;
+    }
+    for (size_t i = 0; i < json_object_array_length(dump_errors); i++)
+        json_object_array_add(diffs, json_object_get(json_object_array_get_idx(dump_errors, i)));
+    json_object_put(dump_errors);
+    json_object_object_add(o, "checked", json_object_new_int64((int64_t)live.n_conns));
+
+out:
+    json_object_object_add(o, "match",
+                           json_object_new_boolean(json_object_array_length(diffs) == 0));
+    json_object_object_add(o, "differences", diffs);
+    if (live.conns)
+        socket_image_free(&live);
+    socket_image_free(&expected);
+    *ret = o;
+    return 0;
+
+fail:
+    if (live.conns)
+        socket_image_free(&live);
+    socket_image_free(&expected);
+    json_object_put(o);
+    return qga_error_errno(err, r, "verify");
+}
+
+/* ---- reset-stale ---- */
+
+int net_freezer_reset_stale(struct net_freezer *nf, const struct net_conn_key *keys, size_t n,
+                            json_object **ret, struct qga_error *err)
+{
+    if (nf->frozen) {
+        qga_error_set(err, QGA_ERR_BUSY, "the network is frozen; thaw first");
+        return -EBUSY;
+    }
+    struct sock_diag_tcp *ents = NULL;
+    size_t n_ents = 0;
+    int r =
+        sock_diag_tcp_list(SOCK_DIAG_ALL_STATES & ~SOCK_DIAG_STATE_BIT(TCP_LISTEN), &ents, &n_ents);
+    if (r < 0)
+        return qga_error_errno(err, r, "listing TCP sockets (sock_diag)");
+    json_object *o = json_object_new_object();
+    json_object *list = json_object_new_array();
+    size_t n_reset = 0;
+    for (size_t i = 0; i < n; i++) {
+        json_object *e = json_object_new_object();
+        json_object_object_add(e, "local", endpoint_json(&keys[i].local));
+        json_object_object_add(e, "remote", endpoint_json(&keys[i].remote));
+        const char *result = "not-found";
+        int dr = 0;
+        for (size_t k = 0; k < n_ents; k++) {
+            if (!endpoint_eq(&ents[k].local, &keys[i].local) ||
+                !endpoint_eq(&ents[k].remote, &keys[i].remote) || ents[k].state == TCP_TIME_WAIT)
+                continue;
+            dr = sock_diag_tcp_destroy(&ents[k]);
+            if (dr == -ENOENT)
+                continue;
+            result = dr < 0 ? "failed" : "reset";
+            if (dr >= 0)
+                n_reset++;
+            break;
+        }
+        json_object_object_add(e, "result", json_object_new_string(result));
+        if (dr < 0 && dr != -ENOENT)
+            json_object_object_add(e, "error", json_object_new_string(strerror(-dr)));
+        json_object_array_add(list, e);
+    }
+    free(ents);
+    json_object_object_add(o, "reset", json_object_new_int64((int64_t)n_reset));
+    json_object_object_add(o, "connections", list);
+    log_info("reset-stale: %zu of %zu connections reset", n_reset, n);
+    *ret = o;
+    return 0;
+}
+
+/* ---- recovery ---- */
+
+static int read_boot_id(char out[37])
+{
+    _cleanup_free_ char *buf = NULL;
+    size_t len = 0;
+    int r = read_file("/proc/sys/kernel/random/boot_id", 64, &buf, &len);
+    if (r < 0)
+        return r;
+    while (len > 0 && (buf[len - 1] == '\n' || buf[len - 1] == ' '))
+        buf[--len] = 0;
+    snprintf(out, 37, "%s", buf);
+    return 0;
+}
+
+static int recover_one(const struct proc_owner_map *map, json_object *s, bool complete,
+                       json_object *list)
+{
+    uint64_t inode = (uint64_t)get_int(s, "inode", 0);
+    json_object *settings = NULL;
+    bool has_settings = json_object_object_get_ex(s, "settings", &settings) &&
+                        json_object_is_type(settings, json_type_object);
+    json_object *e = json_object_new_object();
+    json_object_object_add(e, "inode", json_object_new_uint64(inode));
+    json_object_array_add(list, e);
+
+    const struct proc_owner_entry *first = NULL;
+    size_t no = inode ? proc_owner_lookup(map, inode, &first) : 0;
+    int fd = -1;
+    for (size_t k = 0; k < no && fd < 0; k++) {
+        fd = pidfd_take_socket(first[k].owner.pid, first[k].owner.fd);
+        uint64_t ino = 0;
+        if (fd >= 0 && (fd_socket_inode(fd, &ino) < 0 || ino != inode)) {
+            close(fd);
+            fd = -1;
+        }
+    }
+    if (fd < 0) {
+        json_object_object_add(e, "result", json_object_new_string("gone"));
+        return 0;
+    }
+    int r;
+    if (has_settings) {
+        struct tcp_conn_state st = {0};
+        settings_from_json(settings, &st);
+        r = tcp_repair_thaw(fd, &st, true);
+    } else {
+        /* The freeze died before recording this socket's settings: at least leave repair. */
+        int off = TCP_REPAIR_OFF;
+        r = setsockopt(fd, IPPROTO_TCP, TCP_REPAIR, &off, sizeof(off)) < 0 ? negative_errno() : 0;
+        json_object_object_add(e, "settings_lost", json_object_new_boolean(true));
+    }
+    (void)complete;
+    close(fd);
+    json_object_object_add(e, "result", json_object_new_string(r < 0 ? "failed" : "thawed"));
+    if (r < 0)
+        json_object_object_add(e, "error", json_object_new_string(strerror(-r)));
+    return r < 0 ? r : 1;
+}
+
+int net_freezer_recover(struct net_freezer *nf)
+{
+    if (!nf->cfg.state_file)
+        return 0;
+    _cleanup_free_ char *buf = NULL;
+    size_t len = 0;
+    int r = read_file(nf->cfg.state_file, STATE_FILE_MAX, &buf, &len);
+    if (r == -ENOENT)
+        return 0;
+    if (r < 0) {
+        log_err("cannot read state file %s: %s", nf->cfg.state_file, strerror(-r));
+        return r;
+    }
+    json_object *root = json_tokener_parse(buf);
+    if (!root || !json_object_is_type(root, json_type_object)) {
+        log_err("state file %s is corrupt; ignoring it", nf->cfg.state_file);
+        json_object_put(root);
+        state_file_clear(nf);
+        return -EBADMSG;
+    }
+    char boot_id[37] = "";
+    (void)read_boot_id(boot_id);
+    json_object *v = NULL;
+    const char *file_boot =
+        json_object_object_get_ex(root, "boot_id", &v) ? json_object_get_string(v) : "";
+    if (!get_bool(root, "frozen", false) || strcmp(file_boot ? file_boot : "", boot_id)) {
+        log_info("state file %s: nothing frozen in this boot", nf->cfg.state_file);
+        json_object_put(root);
+        state_file_clear(nf);
+        return 0;
+    }
+    bool complete = get_bool(root, "complete", false);
+    json_object *socks = NULL;
+    if (!json_object_object_get_ex(root, "sockets", &socks) ||
+        !json_object_is_type(socks, json_type_array))
+        socks = NULL;
+    log_warn("a previous agent (pid %" PRId64 ") died with the network frozen; thawing %zu "
+             "sockets it left in repair mode",
+             get_int(root, "agent_pid", 0), socks ? json_object_array_length(socks) : 0);
+
+    struct proc_owner_map map = {0};
+    r = proc_owner_scan(proc_root(nf), getpid(), &map);
+    if (r < 0) {
+        log_err("scanning %s: %s", proc_root(nf), strerror(-r));
+        json_object_put(root);
+        return r;
+    }
+    json_object *rec = json_object_new_object();
+    json_object *list = json_object_new_array();
+    size_t thawed = 0, failed = 0, gone = 0;
+    for (size_t i = 0; socks && i < json_object_array_length(socks); i++) {
+        int x = recover_one(&map, json_object_array_get_idx(socks, i), complete, list);
+        if (x > 0)
+            thawed++;
+        else if (x < 0)
+            failed++;
+        else
+            gone++;
+    }
+    proc_owner_map_free(&map);
+    json_object_object_add(rec, "previous_agent_pid",
+                           json_object_new_int64(get_int(root, "agent_pid", 0)));
+    v = NULL;
+    json_object_object_get_ex(root, "image_id", &v);
+    json_object_object_add(rec, "image_id", json_object_get(v));
+    json_object_object_add(rec, "complete", json_object_new_boolean(complete));
+    json_object_object_add(rec, "thawed", json_object_new_int64((int64_t)thawed));
+    json_object_object_add(rec, "failed", json_object_new_int64((int64_t)failed));
+    json_object_object_add(rec, "gone", json_object_new_int64((int64_t)gone));
+    json_object_object_add(rec, "at_realtime_ns", json_object_new_uint64(now_realtime_ns()));
+    json_object_object_add(rec, "connections", list);
+    json_object_put(root);
+    if (nf->recovery)
+        json_object_put(nf->recovery);
+    nf->recovery = rec;
+    nf->last_thaw = (struct net_thaw_summary){.valid = true,
+                                              .reason = NET_THAW_RECOVERY,
+                                              .at_realtime_ns = now_realtime_ns(),
+                                              .thawed = thawed,
+                                              .failed = failed};
+    log_info("recovery: %zu thawed, %zu failed, %zu gone", thawed, failed, gone);
+    if (failed == 0)
+        state_file_clear(nf);
+    return (int)thawed;
+}
