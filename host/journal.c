@@ -1,0 +1,499 @@
+/* host/journal.c: see journal.h. The file format is described in docs/gate.md. */
+#include "host/journal.h"
+#include "host/gate.h"
+#include "common/log.h"
+#include "common/macro.h"
+#include "common/util.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <json-c/json.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#define JOURNAL_VERSION 1
+
+static inline void json_putp(json_object **o)
+{
+    if (*o)
+        json_object_put(*o);
+}
+#define _cleanup_json_ _cleanup_(json_putp)
+
+static inline void json_tokener_freep(json_tokener **t)
+{
+    if (*t)
+        json_tokener_free(*t);
+}
+
+static inline void closedirp(DIR **d)
+{
+    if (*d)
+        closedir(*d);
+}
+
+static int journal_dir(const char *state_dir, char *buf, size_t len)
+{
+    if (!state_dir || !*state_dir)
+        return -EINVAL;
+    int n = snprintf(buf, len, "%s/journal", state_dir);
+    return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : 0;
+}
+
+static int journal_path(const char *state_dir, const char *domain, char *buf, size_t len)
+{
+    char table[GATE_TABLE_NAME_MAX];
+    int r = gate_table_name(domain, table, sizeof(table));
+    if (r < 0)
+        return r;
+    int n = snprintf(buf, len, "%s/journal/%s.json", state_dir, table);
+    return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : 0;
+}
+
+static bool uuid_valid(const char *s)
+{
+    if (!*s)
+        return true;
+    if (strlen(s) != 36)
+        return false;
+    for (size_t i = 0; i < 36; i++) {
+        char ch = s[i];
+        if (i == 8 || i == 13 || i == 18 || i == 23) {
+            if (ch != '-')
+                return false;
+        } else if (!((ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'f') ||
+                     (ch >= 'A' && ch <= 'F'))) {
+            return false;
+        }
+    }
+    return true;
+}
+
+static bool step_valid(const char *s)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n >= sizeof(((struct journal_entry *)0)->step))
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (!((s[i] >= 'a' && s[i] <= 'z') || s[i] == '-' || s[i] == '_'))
+            return false;
+    return true;
+}
+
+/* Checks shared by write and read; why names what is wrong for the error message. */
+static int entry_validate(const struct journal_entry *e, const char **why)
+{
+    size_t dlen = strnlen(e->domain, sizeof(e->domain));
+    if (dlen == 0 || dlen >= sizeof(e->domain))
+        return *why = "domain name empty or too long", -EINVAL;
+    if (strnlen(e->uuid, sizeof(e->uuid)) >= sizeof(e->uuid) || !uuid_valid(e->uuid))
+        return *why = "uuid is not a UUID", -EINVAL;
+    if (e->n_taps > ELEMENTSOF(e->taps))
+        return *why = "too many taps", -EINVAL;
+    for (size_t i = 0; i < e->n_taps; i++)
+        if (strnlen(e->taps[i], sizeof(e->taps[i])) >= sizeof(e->taps[i]) ||
+            !gate_ifname_valid(e->taps[i]))
+            return *why = "a tap name is not a valid interface name", -EINVAL;
+    if (strnlen(e->step, sizeof(e->step)) >= sizeof(e->step) || !step_valid(e->step))
+        return *why = "step is not a lowercase word", -EINVAL;
+    size_t blen = strnlen(e->bundle_tmp, sizeof(e->bundle_tmp));
+    if (blen >= sizeof(e->bundle_tmp) || (blen > 0 && e->bundle_tmp[0] != '/'))
+        return *why = "bundle_tmp is not an absolute path", -EINVAL;
+    if (e->pid <= 0)
+        return *why = "pid is not positive", -EINVAL;
+    return 0;
+}
+
+/* Start time (field 22) and zombie state of a process, from /proc/PID/stat. */
+static int proc_start_ticks(pid_t pid, uint64_t *ticks, bool *zombie)
+{
+    char path[64];
+    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+    _cleanup_free_ char *buf = NULL;
+    int r = read_file(path, 4096, &buf, NULL);
+    if (r < 0)
+        return r;
+    /* comm may hold spaces and parentheses: fields resume after the last ')'. */
+    char *p = strrchr(buf, ')');
+    if (!p)
+        return -EIO;
+    p++;
+    char state = 0;
+    unsigned long long st = 0;
+    /* Fields 3 (state) ... 22 (starttime): skip 18 between them. */
+    int n = sscanf(p,
+                   " %c %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s "
+                   "%*s %llu",
+                   &state, &st);
+    if (n != 2)
+        return -EIO;
+    *ticks = st;
+    *zombie = state == 'Z' || state == 'X';
+    return 0;
+}
+
+int journal_owner_alive(const struct journal_entry *e)
+{
+    if (e->pid <= 0)
+        return 0;
+    if (kill(e->pid, 0) < 0 && errno == ESRCH)
+        return 0;
+    uint64_t ticks;
+    bool zombie;
+    if (proc_start_ticks(e->pid, &ticks, &zombie) < 0)
+        return 0; /* gone between kill() and the read */
+    if (zombie)
+        return 0;
+    if (e->pid_start_ticks && ticks != e->pid_start_ticks)
+        return 0; /* the pid was reused by another process */
+    return 1;
+}
+
+static json_object *entry_to_json(const struct journal_entry *e, const char *table)
+{
+    json_object *o = json_object_new_object();
+    json_object *taps = json_object_new_array();
+    if (!o || !taps) {
+        json_object_put(o);
+        json_object_put(taps);
+        return NULL;
+    }
+    json_object_object_add(o, "version", json_object_new_int(JOURNAL_VERSION));
+    json_object_object_add(o, "domain", json_object_new_string(e->domain));
+    json_object_object_add(o, "uuid", json_object_new_string(e->uuid));
+    json_object_object_add(o, "table", json_object_new_string(table));
+    for (size_t i = 0; i < e->n_taps; i++)
+        json_object_array_add(taps, json_object_new_string(e->taps[i]));
+    json_object_object_add(o, "taps", taps);
+    json_object_object_add(o, "step", json_object_new_string(e->step));
+    json_object_object_add(o, "bundle_tmp", json_object_new_string(e->bundle_tmp));
+    json_object_object_add(o, "pid", json_object_new_int64(e->pid));
+    json_object_object_add(o, "pid_start_ticks",
+                           json_object_new_int64((int64_t)e->pid_start_ticks));
+    json_object_object_add(o, "started_ns", json_object_new_int64((int64_t)e->started_ns));
+    json_object_object_add(o, "vm_was_running", json_object_new_boolean(e->vm_was_running));
+    return o;
+}
+
+int journal_write(const char *state_dir, const struct journal_entry *in)
+{
+    if (!state_dir || !in)
+        return -EINVAL;
+    struct journal_entry e = *in;
+    const char *why = NULL;
+    int r = entry_validate(&e, &why);
+    if (r < 0) {
+        log_err("journal: refusing to write an entry: %s", why);
+        return r;
+    }
+    if (e.started_ns > INT64_MAX || e.pid_start_ticks > INT64_MAX)
+        return -EINVAL;
+    if (e.pid_start_ticks == 0) {
+        bool zombie;
+        if (proc_start_ticks(e.pid, &e.pid_start_ticks, &zombie) < 0)
+            e.pid_start_ticks = 0; /* the owner is already gone: recovery will see that */
+    }
+
+    char dir[PATH_MAX], path[PATH_MAX], table[GATE_TABLE_NAME_MAX];
+    if ((r = journal_dir(state_dir, dir, sizeof(dir))) < 0 ||
+        (r = journal_path(state_dir, e.domain, path, sizeof(path))) < 0 ||
+        (r = gate_table_name(e.domain, table, sizeof(table))) < 0)
+        return r;
+    r = mkdir_p(dir, 0700);
+    if (r < 0) {
+        log_err("journal: cannot create %s: %s", dir, strerror(-r));
+        return r;
+    }
+    _cleanup_json_ json_object *o = entry_to_json(&e, table);
+    if (!o)
+        return -ENOMEM;
+    const char *text = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY);
+    if (!text)
+        return -ENOMEM;
+    r = write_file_atomic(path, text, strlen(text), 0600);
+    if (r < 0)
+        log_err("journal: cannot write %s: %s", path, strerror(-r));
+    return r;
+}
+
+/* A string field copied into dst, refusing wrong types, embedded NULs and overlong values. */
+static int get_str(json_object *o, const char *key, char *dst, size_t dstlen, bool required,
+                   const char **why)
+{
+    json_object *v;
+    if (!json_object_object_get_ex(o, key, &v)) {
+        if (required)
+            return *why = key, -ENODATA;
+        dst[0] = 0;
+        return 0;
+    }
+    if (!json_object_is_type(v, json_type_string))
+        return *why = key, -ENODATA;
+    const char *s = json_object_get_string(v);
+    size_t len = (size_t)json_object_get_string_len(v);
+    if (len >= dstlen || strlen(s) != len)
+        return *why = key, -ENODATA;
+    memcpy(dst, s, len + 1);
+    return 0;
+}
+
+static int get_i64(json_object *o, const char *key, int64_t min, int64_t max, int64_t *out,
+                   const char **why)
+{
+    json_object *v;
+    if (!json_object_object_get_ex(o, key, &v) || !json_object_is_type(v, json_type_int))
+        return *why = key, -ENODATA;
+    errno = 0;
+    int64_t x = json_object_get_int64(v);
+    if (errno != 0 || x < min || x > max)
+        return *why = key, -ENODATA;
+    *out = x;
+    return 0;
+}
+
+/* Parse and validate one journal file's text: -EBADMSG with why a phrase, or -ENODATA with why
+ * the name of a missing or invalid field. */
+static int entry_from_text(const char *text, size_t len, struct journal_entry *e, const char **why)
+{
+    memset(e, 0, sizeof(*e));
+    _cleanup_(json_tokener_freep) json_tokener *tok = json_tokener_new_ex(16);
+    if (!tok)
+        return -ENOMEM;
+    _cleanup_json_ json_object *o = json_tokener_parse_ex(tok, text, (int)len);
+    if (!o || json_tokener_get_error(tok) != json_tokener_success)
+        return *why = "not valid JSON", -EBADMSG;
+    if (json_tokener_get_parse_end(tok) < len) {
+        /* trailing bytes other than whitespace mean a damaged file */
+        for (size_t i = json_tokener_get_parse_end(tok); i < len; i++)
+            if (!strchr(" \t\r\n", text[i]))
+                return *why = "trailing data after the JSON object", -EBADMSG;
+    }
+    if (!json_object_is_type(o, json_type_object))
+        return *why = "not a JSON object", -EBADMSG;
+
+    int64_t x;
+    int r;
+    if ((r = get_i64(o, "version", 0, INT64_MAX, &x, why)) < 0)
+        return r;
+    if (x != JOURNAL_VERSION)
+        return *why = "unsupported version", -EBADMSG;
+    if ((r = get_str(o, "domain", e->domain, sizeof(e->domain), true, why)) < 0 ||
+        (r = get_str(o, "uuid", e->uuid, sizeof(e->uuid), false, why)) < 0 ||
+        (r = get_str(o, "step", e->step, sizeof(e->step), true, why)) < 0 ||
+        (r = get_str(o, "bundle_tmp", e->bundle_tmp, sizeof(e->bundle_tmp), false, why)) < 0)
+        return r;
+    if ((r = get_i64(o, "pid", 1, INT32_MAX, &x, why)) < 0)
+        return r;
+    e->pid = (pid_t)x;
+    if ((r = get_i64(o, "pid_start_ticks", 0, INT64_MAX, &x, why)) < 0)
+        return r;
+    e->pid_start_ticks = (uint64_t)x;
+    if ((r = get_i64(o, "started_ns", 0, INT64_MAX, &x, why)) < 0)
+        return r;
+    e->started_ns = (uint64_t)x;
+
+    json_object *v;
+    if (!json_object_object_get_ex(o, "vm_was_running", &v) ||
+        !json_object_is_type(v, json_type_boolean))
+        return *why = "vm_was_running", -ENODATA;
+    e->vm_was_running = json_object_get_boolean(v);
+
+    if (!json_object_object_get_ex(o, "taps", &v) || !json_object_is_type(v, json_type_array) ||
+        json_object_array_length(v) > ELEMENTSOF(e->taps))
+        return *why = "taps", -ENODATA;
+    e->n_taps = json_object_array_length(v);
+    for (size_t i = 0; i < e->n_taps; i++) {
+        json_object *t = json_object_array_get_idx(v, i);
+        if (!json_object_is_type(t, json_type_string) ||
+            (size_t)json_object_get_string_len(t) >= sizeof(e->taps[i]))
+            return *why = "taps", -ENODATA;
+        memcpy(e->taps[i], json_object_get_string(t), (size_t)json_object_get_string_len(t) + 1);
+    }
+
+    if (entry_validate(e, why) < 0)
+        return -EBADMSG;
+    return 0;
+}
+
+/* Read path, expecting an entry whose file name is file_table (or any when NULL). */
+static int read_entry_file(const char *path, const char *file_table, struct journal_entry *e)
+{
+    _cleanup_free_ char *text = NULL;
+    size_t len = 0;
+    int r = read_file(path, JOURNAL_MAX_FILE, &text, &len);
+    if (r == -EFBIG) {
+        log_err("journal: %s is corrupt: larger than %d bytes", path, JOURNAL_MAX_FILE);
+        return -EBADMSG;
+    }
+    if (r < 0) {
+        if (r != -ENOENT)
+            log_err("journal: cannot read %s: %s", path, strerror(-r));
+        return r;
+    }
+    const char *why = "?";
+    r = entry_from_text(text, len, e, &why);
+    if (r == -EBADMSG || r == -ENODATA) {
+        log_err("journal: %s is corrupt (%s%s%s); it is left alone: lift its gate with 'nft "
+                "delete table netdev %s' if present, then remove the file",
+                path, r == -ENODATA ? "field '" : "", why,
+                r == -ENODATA ? "' missing or invalid" : "", file_table ? file_table : "<table>");
+        return -EBADMSG;
+    }
+    if (r < 0)
+        return r;
+    char table[GATE_TABLE_NAME_MAX];
+    r = gate_table_name(e->domain, table, sizeof(table));
+    if (r < 0)
+        return r;
+    if (file_table && strcmp(table, file_table) != 0) {
+        log_err("journal: %s is corrupt: it names domain '%s', which belongs in %s.json", path,
+                e->domain, table);
+        return -EBADMSG;
+    }
+    return 0;
+}
+
+int journal_read(const char *state_dir, const char *domain, struct journal_entry *e)
+{
+    if (!state_dir || !domain || !e)
+        return -EINVAL;
+    char path[PATH_MAX], table[GATE_TABLE_NAME_MAX];
+    int r;
+    if ((r = journal_path(state_dir, domain, path, sizeof(path))) < 0 ||
+        (r = gate_table_name(domain, table, sizeof(table))) < 0)
+        return r;
+    r = read_entry_file(path, table, e);
+    if (r < 0)
+        return r;
+    if (strcmp(e->domain, domain) != 0) {
+        log_err("journal: %s is corrupt: it names another domain", path);
+        return -EBADMSG;
+    }
+    return 0;
+}
+
+int journal_remove(const char *state_dir, const char *domain)
+{
+    if (!state_dir || !domain)
+        return -EINVAL;
+    char dir[PATH_MAX], path[PATH_MAX];
+    int r;
+    if ((r = journal_dir(state_dir, dir, sizeof(dir))) < 0 ||
+        (r = journal_path(state_dir, domain, path, sizeof(path))) < 0)
+        return r;
+    if (unlink(path) < 0) {
+        if (errno == ENOENT)
+            return 0;
+        r = negative_errno();
+        log_err("journal: cannot remove %s: %s", path, strerror(-r));
+        return r;
+    }
+    r = fsync_dir(dir);
+    return r < 0 ? r : 1;
+}
+
+int journal_list(const char *state_dir, struct journal_entry **out, size_t *n)
+{
+    if (!state_dir || !out || !n)
+        return -EINVAL;
+    *out = NULL;
+    *n = 0;
+    char dir[PATH_MAX];
+    int r = journal_dir(state_dir, dir, sizeof(dir));
+    if (r < 0)
+        return r;
+    _cleanup_(closedirp) DIR *d = opendir(dir);
+    if (!d)
+        return errno == ENOENT ? 0 : negative_errno();
+
+    _cleanup_free_ struct journal_entry *list = NULL;
+    size_t count = 0, cap = 0;
+    int corrupt = 0;
+    struct dirent *de;
+    while ((errno = 0, de = readdir(d))) {
+        size_t len = strlen(de->d_name);
+        /* Skips write_file_atomic's "*.json.tmp.XXXXXX" leftovers too. */
+        if (len <= 5 || strcmp(de->d_name + len - 5, ".json") != 0 || de->d_name[0] == '.')
+            continue;
+        char path[PATH_MAX], table[GATE_TABLE_NAME_MAX];
+        if (snprintf(path, sizeof(path), "%s/%s", dir, de->d_name) >= (int)sizeof(path) ||
+            len - 5 >= sizeof(table)) {
+            log_err("journal: ignoring %s/%s: name too long", dir, de->d_name);
+            corrupt++;
+            continue;
+        }
+        memcpy(table, de->d_name, len - 5);
+        table[len - 5] = 0;
+        struct stat st;
+        if (lstat(path, &st) < 0 || !S_ISREG(st.st_mode)) {
+            log_err("journal: ignoring %s: not a regular file", path);
+            corrupt++;
+            continue;
+        }
+        if (count == cap) {
+            size_t ncap = cap ? cap * 2 : 8;
+            struct journal_entry *nl = realloc(list, ncap * sizeof(*nl));
+            if (!nl)
+                return -ENOMEM;
+            list = nl;
+            cap = ncap;
+        }
+        r = read_entry_file(path, table, &list[count]);
+        if (r == -ENOENT)
+            continue; /* removed while we listed */
+        if (r < 0) {
+            corrupt++;
+            continue;
+        }
+        count++;
+    }
+    if (errno != 0)
+        return negative_errno();
+    *out = TAKE_PTR(list);
+    *n = count;
+    return corrupt;
+}
+
+int journal_recover(const char *state_dir, journal_recover_fn fn, void *userdata)
+{
+    _cleanup_free_ struct journal_entry *list = NULL;
+    size_t n = 0;
+    int r = journal_list(state_dir, &list, &n);
+    if (r < 0)
+        return r;
+    int first_err = 0, recovered = 0;
+    for (size_t i = 0; i < n; i++) {
+        const struct journal_entry *e = &list[i];
+        if (journal_owner_alive(e)) {
+            log_debug("journal: %s is held by live pid %d", e->domain, (int)e->pid);
+            continue;
+        }
+        log_warn("journal: recovering domain %s (step %s, owner pid %d is gone)", e->domain,
+                 e->step, (int)e->pid);
+        r = gate_lift(e->domain);
+        if (r < 0) {
+            log_err("journal: cannot lift the gate of %s: %s", e->domain, strerror(-r));
+            first_err = first_err ?: r;
+            continue;
+        }
+        if (fn) {
+            r = fn(e, userdata);
+            if (r < 0) {
+                log_err("journal: recovery of %s failed after lifting its gate: %s; entry kept",
+                        e->domain, strerror(-r));
+                first_err = first_err ?: r;
+                continue;
+            }
+        }
+        r = journal_remove(state_dir, e->domain);
+        if (r < 0) {
+            first_err = first_err ?: r;
+            continue;
+        }
+        recovered++;
+    }
+    return first_err ? first_err : recovered;
+}
