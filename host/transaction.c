@@ -1,0 +1,950 @@
+/* host/transaction.c: see transaction.h. Each transaction is a straight sequence of steps;
+ * what has taken effect so far lives in a small "done" record, and rollback undoes exactly
+ * that, in the order that lets each undo work (the VM must run before its agent can thaw). */
+#include "host/transaction.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "common/log.h"
+
+const char *txn_vm_state_name(enum txn_vm_state s)
+{
+    switch (s) {
+    case TXN_VM_UNKNOWN:
+        return "unknown";
+    case TXN_VM_ABSENT:
+        return "absent";
+    case TXN_VM_OFF:
+        return "shut off";
+    case TXN_VM_RUNNING:
+        return "running";
+    case TXN_VM_PAUSED:
+        return "paused";
+    }
+    return "unknown";
+}
+
+const char *txn_step_name(enum txn_step s)
+{
+    static const char *const names[] = {
+        [TXN_STEP_NONE] = "none",       [TXN_STEP_DISCOVER] = "discover",
+        [TXN_STEP_PREPARE] = "prepare", [TXN_STEP_JOURNAL] = "journal",
+        [TXN_STEP_GATE] = "gate",       [TXN_STEP_FREEZE] = "freeze",
+        [TXN_STEP_SAVE] = "save",       [TXN_STEP_COMMIT] = "commit",
+        [TXN_STEP_OPEN] = "open",       [TXN_STEP_RESTORE] = "restore",
+        [TXN_STEP_RESUME] = "resume",   [TXN_STEP_VERIFY] = "verify",
+        [TXN_STEP_LIFT] = "lift",       [TXN_STEP_THAW] = "thaw",
+        [TXN_STEP_REPORT] = "report",   [TXN_STEP_DONE] = "done",
+    };
+    if ((size_t)s < sizeof(names) / sizeof(names[0]) && names[s])
+        return names[s];
+    return "unknown";
+}
+
+const char *txn_outcome_name(enum txn_outcome o)
+{
+    switch (o) {
+    case TXN_OK:
+        return "ok";
+    case TXN_FAILED:
+        return "failed";
+    case TXN_BUSY:
+        return "busy";
+    case TXN_REFUSED:
+        return "refused";
+    case TXN_ROLLED_BACK:
+        return "rolled-back";
+    case TXN_ROLLBACK_FAILED:
+        return "rollback-failed";
+    case TXN_INTERRUPTED:
+        return "interrupted";
+    }
+    return "unknown";
+}
+
+void txn_result_done(struct txn_result *r)
+{
+    json_object_put(r->image);
+    json_object_put(r->verify_diff);
+    json_object_put(r->thaw_reply);
+    json_object_put(r->report);
+    r->image = r->verify_diff = r->thaw_reply = r->report = NULL;
+}
+
+/* ---- small helpers ---- */
+
+/* What has taken effect, so rollback knows what to undo. */
+struct done {
+    bool bundle_open, committed, journaled, gate_tried, freeze_tried, frozen, save_tried, restored;
+};
+
+struct run {
+    struct txn_ctx *ctx;
+    struct txn_result *r;
+    struct done d;
+    enum txn_step step;
+    uint64_t step_start;
+    char err[512];
+    char tmp[4096];
+    const char *domain;
+    sigset_t saved_mask;
+    int blocked;
+};
+
+static uint64_t mono(struct run *x)
+{
+    return x->ctx->ops->clock(x->ctx->ud, false);
+}
+
+static bool cancelled(const struct run *x)
+{
+    return x->ctx->cancel && *x->ctx->cancel;
+}
+
+static void notify(struct run *x, enum txn_event ev, uint64_t done, uint64_t total, const char *msg)
+{
+    if (x->ctx->notify)
+        x->ctx->notify(x->ctx->nud, ev, x->step, done, total, msg);
+}
+
+static void appendf(char *buf, size_t len, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void appendf(char *buf, size_t len, const char *fmt, ...)
+{
+    size_t used = strnlen(buf, len);
+    if (used + 1 >= len)
+        return;
+    if (used)
+        used += (size_t)snprintf(buf + used, len - used, "; ");
+    if (used + 1 >= len)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf + used, len - used, fmt, ap);
+    va_end(ap);
+}
+
+static void warn(struct run *x, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void warn(struct run *x, const char *fmt, ...)
+{
+    char m[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(m, sizeof(m), fmt, ap);
+    va_end(ap);
+    log_warn("%s", m);
+    appendf(x->r->warnings, sizeof(x->r->warnings), "%s", m);
+    notify(x, TXN_EV_WARNING, 0, 0, m);
+}
+
+static void begin(struct run *x, enum txn_step s)
+{
+    x->step = s;
+    x->err[0] = 0;
+    x->step_start = mono(x);
+    log_debug("txn: step %s", txn_step_name(s));
+    notify(x, TXN_EV_STEP_BEGIN, 0, 0, NULL);
+}
+
+static void end(struct run *x)
+{
+    uint64_t now = mono(x);
+    manifest_add_step(&x->r->m, txn_step_name(x->step),
+                      now >= x->step_start ? now - x->step_start : 0);
+    notify(x, TXN_EV_STEP_END, 0, 0, NULL);
+}
+
+/* Record the failure of the current step (the first failure wins). */
+static void fail(struct run *x, int error, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void fail(struct run *x, int error, const char *fmt, ...)
+{
+    if (x->r->failed_step != TXN_STEP_NONE)
+        return;
+    x->r->failed_step = x->step;
+    x->r->error = error < 0 ? error : -EIO;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(x->r->message, sizeof(x->r->message), fmt, ap);
+    va_end(ap);
+    if (error == -EINTR)
+        log_warn("%s", x->r->message);
+    else
+        log_err("%s failed: %s", txn_step_name(x->step), x->r->message);
+}
+
+static const char *why(struct run *x, int error)
+{
+    if (x->err[0])
+        return x->err;
+    snprintf(x->err, sizeof(x->err), "%s", strerror(error < 0 ? -error : EIO));
+    return x->err;
+}
+
+/* Steps that must not be torn by a signal (gate install, commit, rollback) run with SIGINT and
+ * SIGTERM blocked; the flag still records the request, and we act on it after the step. */
+static void block_signals(struct run *x)
+{
+    if (x->blocked++)
+        return;
+    sigset_t s;
+    sigemptyset(&s);
+    sigaddset(&s, SIGINT);
+    sigaddset(&s, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &s, &x->saved_mask);
+}
+
+static void unblock_signals(struct run *x)
+{
+    if (!x->blocked || --x->blocked)
+        return;
+    pthread_sigmask(SIG_SETMASK, &x->saved_mask, NULL);
+}
+
+static void set_interrupted(struct run *x)
+{
+    if (x->r->failed_step == TXN_STEP_NONE) {
+        fail(x, -EINTR, "interrupted by a signal after step %s", txn_step_name(x->step));
+    }
+    x->r->interrupted = true;
+}
+
+static void journal_step(struct run *x, struct journal_entry *je, const char *step)
+{
+    snprintf(je->step, sizeof(je->step), "%s", step);
+    int r = x->ctx->ops->journal_write(x->ctx->ud, je);
+    if (r < 0) /* the first entry is what recovery needs; later steps are informative */
+        warn(x, "journal update to '%s' failed: %s", step, strerror(-r));
+}
+
+static void fill_journal(struct run *x, struct journal_entry *je, const char *domain,
+                         const char *uuid, const char (*taps)[16], size_t n_taps,
+                         bool vm_was_running)
+{
+    memset(je, 0, sizeof(*je));
+    snprintf(je->domain, sizeof(je->domain), "%s", domain);
+    snprintf(je->uuid, sizeof(je->uuid), "%s", uuid ? uuid : "");
+    for (size_t i = 0; i < n_taps && i < ELEMENTSOF(je->taps); i++)
+        snprintf(je->taps[i], sizeof(je->taps[i]), "%s", taps[i]);
+    je->n_taps = n_taps < ELEMENTSOF(je->taps) ? n_taps : ELEMENTSOF(je->taps);
+    snprintf(je->bundle_tmp, sizeof(je->bundle_tmp), "%s", x->tmp);
+    je->pid = x->ctx->pid > 0 ? x->ctx->pid : getpid();
+    je->started_ns = x->ctx->ops->clock(x->ctx->ud, true);
+    je->vm_was_running = vm_was_running;
+}
+
+static void taps_ptrs(const char (*taps)[16], size_t n, const char **out)
+{
+    for (size_t i = 0; i < n; i++)
+        out[i] = taps[i];
+}
+
+static void progress_cb(void *ud, uint64_t done, uint64_t total)
+{
+    struct run *x = ud;
+    notify(x, TXN_EV_PROGRESS, done, total, NULL);
+}
+
+/* Count and id of a socket image (already validated by the ops). */
+static void image_summary(json_object *img, struct manifest *m)
+{
+    json_object *v;
+    if (json_object_object_get_ex(img, "image_id", &v) && json_object_is_type(v, json_type_string))
+        snprintf(m->image_id, sizeof(m->image_id), "%s", json_object_get_string(v));
+    if (json_object_object_get_ex(img, "connections", &v) &&
+        json_object_is_type(v, json_type_array))
+        m->n_connections = (uint32_t)json_object_array_length(v);
+}
+
+static void init_result(struct txn_result *r)
+{
+    memset(r, 0, sizeof(*r));
+    r->outcome = TXN_FAILED;
+    r->failed_step = TXN_STEP_NONE;
+}
+
+/* ---- checkpoint ---- */
+
+static enum txn_outcome checkpoint_rollback(struct run *x)
+{
+    const struct txn_ops *ops = x->ctx->ops;
+    void *ud = x->ctx->ud;
+    struct txn_result *r = x->r;
+    char e[512];
+    bool vm_ok = true;
+
+    block_signals(x);
+    r->rolled_back = true;
+    notify(x, TXN_EV_ROLLBACK, 0, 0, r->message);
+    log_warn("rolling back after %s failed", txn_step_name(r->failed_step));
+
+    /* 1. The VM back to running: the agent can only thaw in a running guest. */
+    enum txn_vm_state s = TXN_VM_UNKNOWN;
+    if (ops->vm_state(ud, &s) < 0)
+        s = TXN_VM_UNKNOWN;
+    if ((s == TXN_VM_OFF || s == TXN_VM_ABSENT) && x->d.save_tried) {
+        e[0] = 0;
+        int q = ops->restore_saved(ud, e, sizeof(e));
+        if (q < 0) {
+            vm_ok = false;
+            appendf(r->rollback_errors, sizeof(r->rollback_errors),
+                    "could not bring the saved VM back: %s%s", e[0] ? e : strerror(-q),
+                    x->d.bundle_open && !x->d.committed ? " (the partial bundle keeps its state)"
+                                                        : "");
+        } else {
+            s = TXN_VM_PAUSED;
+        }
+    } else if (s == TXN_VM_OFF || s == TXN_VM_ABSENT) {
+        vm_ok = false;
+        appendf(r->rollback_errors, sizeof(r->rollback_errors), "the VM is %s and was not saved",
+                txn_vm_state_name(s));
+    }
+    if (s == TXN_VM_PAUSED && r->vm_before == TXN_VM_RUNNING) {
+        e[0] = 0;
+        int q = ops->resume(ud, e, sizeof(e));
+        if (q < 0) {
+            vm_ok = false;
+            appendf(r->rollback_errors, sizeof(r->rollback_errors), "resume failed: %s",
+                    e[0] ? e : strerror(-q));
+        }
+    } else if (s == TXN_VM_UNKNOWN) {
+        e[0] = 0;
+        /* We cannot tell; a resume of a running VM fails harmlessly. */
+        (void)ops->resume(ud, e, sizeof(e));
+    }
+
+    /* 2. The gate. */
+    if (x->d.gate_tried) {
+        e[0] = 0;
+        int q = ops->gate_lift(ud, x->domain, e, sizeof(e));
+        if (q < 0)
+            appendf(r->rollback_errors, sizeof(r->rollback_errors), "gate lift failed: %s",
+                    e[0] ? e : strerror(-q));
+    }
+
+    /* 3. The agent. If the freeze never completed, the agent undid it itself or its
+     * watchdog will, so a failed thaw is only a warning then. */
+    if (x->d.freeze_tried && vm_ok) {
+        e[0] = 0;
+        json_object *reply = NULL;
+        int q = ops->agent_thaw(ud, ops->clock(ud, true), &reply, e, sizeof(e));
+        json_object_put(reply);
+        if (q < 0) {
+            if (x->d.frozen)
+                appendf(r->rollback_errors, sizeof(r->rollback_errors),
+                        "agent thaw failed: %s (its watchdog thaws it)", e[0] ? e : strerror(-q));
+            else
+                warn(x, "agent thaw after a failed freeze: %s", e[0] ? e : strerror(-q));
+        }
+    } else if (x->d.frozen) {
+        appendf(r->rollback_errors, sizeof(r->rollback_errors),
+                "agent not thawed: the VM is not running (its watchdog thaws it on resume)");
+    }
+
+    /* 4. The bundle: a partial one goes, unless it holds the only copy of the VM. */
+    if (x->d.bundle_open && !x->d.committed) {
+        if (vm_ok) {
+            ops->bundle_abort(ud);
+            x->d.bundle_open = false;
+        }
+    }
+
+    /* 5. The journal goes only when nothing is left to finish. */
+    if (!r->rollback_errors[0]) {
+        if (x->d.journaled) {
+            int q = ops->journal_remove(ud, x->domain);
+            if (q < 0)
+                warn(x, "journal remove failed: %s", strerror(-q));
+        }
+    } else {
+        r->gate_left = true; /* assume the worst; the journal records it */
+    }
+    if (ops->vm_state(ud, &r->vm_after) < 0)
+        r->vm_after = TXN_VM_UNKNOWN;
+    unblock_signals(x);
+
+    if (r->rollback_errors[0])
+        return r->outcome = TXN_ROLLBACK_FAILED;
+    r->gate_left = false;
+    return r->outcome = r->interrupted ? TXN_INTERRUPTED : TXN_ROLLED_BACK;
+}
+
+/* Check the cancel flag between steps; true means "roll back now". */
+static bool check_cancel(struct run *x)
+{
+    if (!cancelled(x))
+        return false;
+    set_interrupted(x);
+    return true;
+}
+
+enum txn_outcome txn_checkpoint(struct txn_ctx *ctx, const struct txn_checkpoint_opts *o,
+                                struct txn_result *r)
+{
+    const struct txn_ops *ops = ctx->ops;
+    void *ud = ctx->ud;
+    struct run x = {.ctx = ctx, .r = r, .domain = o->domain};
+    struct txn_domain dom = {0};
+    struct journal_entry je;
+    int q;
+
+    init_result(r);
+    snprintf(r->bundle_path, sizeof(r->bundle_path), "%s", o->dir);
+    r->m.mode = o->continue_running ? MANIFEST_MODE_CONTINUE : MANIFEST_MODE_STOP;
+    r->m.state = o->snapshot ? MANIFEST_STATE_SNAPSHOT : MANIFEST_STATE_SAVE;
+    r->m.created_ns = ops->clock(ud, true);
+
+    /* Discover: nothing to undo if this fails. */
+    begin(&x, TXN_STEP_DISCOVER);
+    q = ops->discover(ud, o->domain, &dom, x.err, sizeof(x.err));
+    if (q < 0) {
+        fail(&x, q, "%s", why(&x, q));
+        goto out_plain;
+    }
+    r->vm_before = dom.state;
+    snprintf(r->m.domain_name, sizeof(r->m.domain_name), "%s", dom.name);
+    snprintf(r->m.domain_uuid, sizeof(r->m.domain_uuid), "%s", dom.uuid);
+    x.domain = r->m.domain_name;
+    if (dom.state != TXN_VM_RUNNING) {
+        fail(&x, -ENOTCONN,
+             "domain %s is %s; a checkpoint needs it running (its agent must answer)", dom.name,
+             txn_vm_state_name(dom.state));
+        goto out_plain;
+    }
+    if (dom.n_taps == 0 || dom.n_taps > TXN_MAX_TAPS) {
+        fail(&x, -ENODEV, "domain %s has %zu tap devices (1..%d supported)", dom.name, dom.n_taps,
+             TXN_MAX_TAPS);
+        goto out_plain;
+    }
+    for (size_t i = 0; i < dom.n_taps; i++)
+        snprintf(r->m.taps[i], sizeof(r->m.taps[i]), "%s", dom.taps[i]);
+    r->m.n_taps = dom.n_taps;
+    q = ops->journal_check(ud, x.domain);
+    if (q == -EBUSY) {
+        fail(&x, q, "another netckpt process is working on domain %s", x.domain);
+        r->outcome = TXN_BUSY;
+        goto out_free;
+    } else if (q < 0) {
+        fail(&x, q,
+             "domain %s has a journal entry left by a dead process%s; run 'netckpt unblock %s'",
+             x.domain, q == -ESTALE ? "" : " (or it is unreadable)", x.domain);
+        goto out_plain;
+    }
+    end(&x);
+    if (check_cancel(&x)) {
+        r->outcome = TXN_INTERRUPTED;
+        goto out_free;
+    }
+
+    begin(&x, TXN_STEP_PREPARE);
+    q = ops->bundle_begin(ud, o->dir, x.tmp, sizeof(x.tmp), x.err, sizeof(x.err));
+    if (q < 0) {
+        fail(&x, q, "cannot start the bundle %s: %s", o->dir, why(&x, q));
+        goto out_plain;
+    }
+    x.d.bundle_open = true;
+    end(&x);
+
+    begin(&x, TXN_STEP_JOURNAL);
+    fill_journal(&x, &je, x.domain, dom.uuid, (const char(*)[16])dom.taps, dom.n_taps, true);
+    snprintf(je.step, sizeof(je.step), "gating");
+    q = ops->journal_write(ud, &je);
+    if (q < 0) {
+        fail(&x, q, "cannot write the journal: %s", strerror(-q));
+        ops->bundle_abort(ud);
+        x.d.bundle_open = false;
+        goto out_plain;
+    }
+    x.d.journaled = true;
+    end(&x);
+    if (check_cancel(&x)) {
+        ops->bundle_abort(ud);
+        ops->journal_remove(ud, x.domain);
+        r->outcome = TXN_INTERRUPTED;
+        goto out_free;
+    }
+
+    /* From here on every failure rolls back. */
+    begin(&x, TXN_STEP_GATE);
+    {
+        const char *taps[TXN_MAX_TAPS];
+        taps_ptrs((const char(*)[16])dom.taps, dom.n_taps, taps);
+        block_signals(&x);
+        x.d.gate_tried = true;
+        q = ops->gate_install(ud, x.domain, taps, dom.n_taps, x.err, sizeof(x.err));
+        unblock_signals(&x);
+    }
+    if (q < 0) {
+        fail(&x, q, "gate install failed: %s", why(&x, q));
+        goto rollback;
+    }
+    journal_step(&x, &je, "gated");
+    end(&x);
+    if (check_cancel(&x))
+        goto rollback;
+
+    begin(&x, TXN_STEP_FREEZE);
+    x.d.freeze_tried = true;
+    q = ops->agent_freeze(ud, o->watchdog_ms, &r->image, x.err, sizeof(x.err));
+    if (q < 0) {
+        fail(&x, q, "guest-net-freeze failed: %s", why(&x, q));
+        goto rollback;
+    }
+    x.d.frozen = true;
+    image_summary(r->image, &r->m);
+    {
+        const char *s = json_object_to_json_string_ext(
+            r->image, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
+        q = ops->bundle_add(ud, BUNDLE_SOCKET_IMAGE, s, strlen(s), x.err, sizeof(x.err));
+        if (q >= 0 && dom.xml)
+            q = ops->bundle_add(ud, BUNDLE_DOMAIN_XML, dom.xml, strlen(dom.xml), x.err,
+                                sizeof(x.err));
+    }
+    if (q < 0) {
+        fail(&x, q, "writing the socket image into the bundle failed: %s", why(&x, q));
+        goto rollback;
+    }
+    journal_step(&x, &je, "frozen");
+    end(&x);
+    if (check_cancel(&x))
+        goto rollback;
+
+    begin(&x, TXN_STEP_SAVE);
+    journal_step(&x, &je, "saving");
+    x.d.save_tried = true;
+    q = ops->save(ud, o->snapshot, !o->continue_running, progress_cb, &x, x.err, sizeof(x.err));
+    if (q < 0) {
+        fail(&x, q, "%s failed: %s", o->snapshot ? "snapshot" : "save", why(&x, q));
+        goto rollback;
+    }
+    {
+        struct gate_counters c = {0};
+        q = ops->gate_counters(ud, x.domain, &c);
+        if (q < 0)
+            warn(&x, "reading the gate counters failed: %s", strerror(-q));
+        r->m.counters.to_guest_pkts = c.to_guest_pkts;
+        r->m.counters.to_guest_bytes = c.to_guest_bytes;
+        r->m.counters.from_guest_pkts = c.from_guest_pkts;
+        r->m.counters.from_guest_bytes = c.from_guest_bytes;
+    }
+    end(&x);
+    if (check_cancel(&x))
+        goto rollback;
+
+    begin(&x, TXN_STEP_COMMIT);
+    journal_step(&x, &je, "committing");
+    block_signals(&x);
+    /* The manifest records the steps up to the save; its own commit cannot be in it. */
+    q = ops->bundle_commit(ud, &r->m, x.err, sizeof(x.err));
+    unblock_signals(&x);
+    if (q < 0) {
+        fail(&x, q, "bundle commit failed: %s", why(&x, q));
+        goto rollback;
+    }
+    x.d.committed = true;
+    r->bundle_committed = true;
+    end(&x);
+
+    if (!o->continue_running) {
+        /* Stop mode: the VM is off; lift the gate so nothing stays gated. A signal here
+         * changes nothing: the checkpoint is complete. */
+        begin(&x, TXN_STEP_LIFT);
+        block_signals(&x);
+        q = ops->gate_lift(ud, x.domain, x.err, sizeof(x.err));
+        unblock_signals(&x);
+        if (q < 0) {
+            fail(&x, q,
+                 "the checkpoint is complete but the gate could not be lifted: %s; "
+                 "run 'netckpt unblock %s'",
+                 why(&x, q), x.domain);
+            r->gate_left = true;
+            r->outcome = TXN_ROLLBACK_FAILED; /* the journal keeps the gate on record */
+            goto out_state;
+        }
+        end(&x);
+        q = ops->journal_remove(ud, x.domain);
+        if (q < 0)
+            warn(&x, "journal remove failed: %s", strerror(-q));
+        r->outcome = TXN_OK;
+        goto out_state;
+    }
+
+    /* Continue mode: bring the VM back if the save stopped it, resume, lift, thaw. */
+    journal_step(&x, &je, "resuming");
+    {
+        enum txn_vm_state s = TXN_VM_UNKNOWN;
+        if (ops->vm_state(ud, &s) < 0)
+            s = TXN_VM_UNKNOWN;
+        if (s == TXN_VM_OFF || s == TXN_VM_ABSENT) {
+            begin(&x, TXN_STEP_RESTORE);
+            q = ops->restore_saved(ud, x.err, sizeof(x.err));
+            if (q < 0) {
+                fail(&x, q, "restoring the saved VM failed: %s", why(&x, q));
+                goto rollback;
+            }
+            end(&x);
+            s = TXN_VM_PAUSED;
+        }
+        if (s != TXN_VM_RUNNING) {
+            begin(&x, TXN_STEP_RESUME);
+            q = ops->resume(ud, x.err, sizeof(x.err));
+            if (q < 0) {
+                fail(&x, q, "resume failed: %s", why(&x, q));
+                goto rollback;
+            }
+            end(&x);
+        }
+    }
+    if (check_cancel(&x))
+        goto rollback;
+    begin(&x, TXN_STEP_LIFT);
+    block_signals(&x);
+    q = ops->gate_lift(ud, x.domain, x.err, sizeof(x.err));
+    unblock_signals(&x);
+    if (q < 0) {
+        fail(&x, q, "gate lift failed: %s", why(&x, q));
+        goto rollback;
+    }
+    end(&x);
+    begin(&x, TXN_STEP_THAW);
+    q = ops->agent_thaw(ud, ops->clock(ud, true), &r->thaw_reply, x.err, sizeof(x.err));
+    if (q < 0) {
+        fail(&x, q, "guest-net-thaw failed: %s", why(&x, q));
+        goto rollback;
+    }
+    x.d.frozen = false;
+    end(&x);
+    if (ops->agent_report) {
+        begin(&x, TXN_STEP_REPORT);
+        q = ops->agent_report(ud, r->image, r->thaw_reply, false, &r->report, x.err, sizeof(x.err));
+        if (q < 0)
+            warn(&x, "per-connection report failed: %s", why(&x, q));
+        end(&x);
+    }
+    q = ops->journal_remove(ud, x.domain);
+    if (q < 0)
+        warn(&x, "journal remove failed: %s", strerror(-q));
+    r->outcome = TXN_OK;
+    goto out_state;
+
+rollback:
+    checkpoint_rollback(&x);
+    goto out_free;
+out_plain:
+    if (r->outcome != TXN_BUSY)
+        r->outcome = TXN_FAILED;
+    goto out_state;
+out_state:
+    if (ops->vm_state(ud, &r->vm_after) < 0)
+        r->vm_after = TXN_VM_UNKNOWN;
+out_free:
+    if (r->outcome == TXN_OK)
+        r->failed_step = TXN_STEP_NONE;
+    free(dom.xml);
+    return r->outcome;
+}
+
+/* ---- restore ---- */
+
+static enum txn_outcome restore_rollback(struct run *x)
+{
+    const struct txn_ops *ops = x->ctx->ops;
+    void *ud = x->ctx->ud;
+    struct txn_result *r = x->r;
+    char e[512];
+
+    block_signals(x);
+    r->rolled_back = true;
+    notify(x, TXN_EV_ROLLBACK, 0, 0, r->message);
+    log_warn("rolling back the restore after %s failed", txn_step_name(r->failed_step));
+
+    /* "As before" for a restore is: the domain not running, the bundle untouched. */
+    if (x->d.restored) {
+        enum txn_vm_state s = TXN_VM_UNKNOWN;
+        if (ops->vm_state(ud, &s) < 0)
+            s = TXN_VM_UNKNOWN;
+        if (s != TXN_VM_OFF && s != TXN_VM_ABSENT) {
+            e[0] = 0;
+            int q = ops->destroy(ud, e, sizeof(e));
+            if (q < 0)
+                appendf(r->rollback_errors, sizeof(r->rollback_errors),
+                        "could not stop the half-restored domain: %s", e[0] ? e : strerror(-q));
+        }
+    }
+    if (x->d.gate_tried) {
+        e[0] = 0;
+        int q = ops->gate_lift(ud, x->domain, e, sizeof(e));
+        if (q < 0)
+            appendf(r->rollback_errors, sizeof(r->rollback_errors), "gate lift failed: %s",
+                    e[0] ? e : strerror(-q));
+    }
+    if (!r->rollback_errors[0] && x->d.journaled) {
+        int q = ops->journal_remove(ud, x->domain);
+        if (q < 0)
+            warn(x, "journal remove failed: %s", strerror(-q));
+    }
+    if (ops->vm_state(ud, &r->vm_after) < 0)
+        r->vm_after = TXN_VM_UNKNOWN;
+    unblock_signals(x);
+    if (r->rollback_errors[0]) {
+        r->gate_left = true;
+        return r->outcome = TXN_ROLLBACK_FAILED;
+    }
+    return r->outcome = r->interrupted ? TXN_INTERRUPTED : TXN_ROLLED_BACK;
+}
+
+static bool refusal_errno(int q)
+{
+    return q == -EINVAL || q == -ENOENT || q == -EFBIG || q == -EBADMSG;
+}
+
+enum txn_outcome txn_restore(struct txn_ctx *ctx, const struct txn_restore_opts *o,
+                             struct txn_result *r)
+{
+    const struct txn_ops *ops = ctx->ops;
+    void *ud = ctx->ud;
+    struct run x = {.ctx = ctx, .r = r};
+    struct txn_domain dom = {0};
+    struct journal_entry je;
+    int q;
+
+    init_result(r);
+    snprintf(r->bundle_path, sizeof(r->bundle_path), "%s", o->bundle);
+
+    begin(&x, TXN_STEP_OPEN);
+    q = ops->bundle_open(ud, o->bundle, o->image_override, &r->m, &r->image, x.err, sizeof(x.err));
+    if (q < 0) {
+        fail(&x, q, "bundle %s refused: %s", o->bundle, why(&x, q));
+        r->outcome = refusal_errno(q) ? TXN_REFUSED : TXN_FAILED;
+        goto out;
+    }
+    r->bundle_committed = true;
+    x.domain = r->m.domain_name;
+    end(&x);
+
+    begin(&x, TXN_STEP_DISCOVER);
+    q = ops->discover(ud, x.domain, &dom, x.err, sizeof(x.err));
+    if (q == -ENOENT) {
+        dom.state = TXN_VM_ABSENT;
+    } else if (q < 0) {
+        fail(&x, q, "%s", why(&x, q));
+        r->outcome = TXN_FAILED;
+        goto out;
+    }
+    free(dom.xml);
+    dom.xml = NULL;
+    r->vm_before = dom.state;
+    if (dom.state == TXN_VM_RUNNING || dom.state == TXN_VM_PAUSED) {
+        fail(&x, -EBUSY, "domain %s is %s; stop it (virsh destroy or shutdown) before restoring",
+             x.domain, txn_vm_state_name(dom.state));
+        r->outcome = TXN_FAILED;
+        goto out;
+    }
+    q = ops->journal_check(ud, x.domain);
+    if (q == -EBUSY) {
+        fail(&x, q, "another netckpt process is working on domain %s", x.domain);
+        r->outcome = TXN_BUSY;
+        goto out;
+    } else if (q < 0) {
+        fail(&x, q,
+             "domain %s has a journal entry left by a dead process; run 'netckpt unblock %s'",
+             x.domain, x.domain);
+        r->outcome = TXN_FAILED;
+        goto out;
+    }
+    end(&x);
+    if (check_cancel(&x)) {
+        r->outcome = TXN_INTERRUPTED;
+        goto out;
+    }
+
+    begin(&x, TXN_STEP_JOURNAL);
+    fill_journal(&x, &je, x.domain, r->m.domain_uuid, (const char(*)[16])r->m.taps, r->m.n_taps,
+                 false);
+    snprintf(je.step, sizeof(je.step), "restoring");
+    q = ops->journal_write(ud, &je);
+    if (q < 0) {
+        fail(&x, q, "cannot write the journal: %s", strerror(-q));
+        r->outcome = TXN_FAILED;
+        goto out;
+    }
+    x.d.journaled = true;
+    end(&x);
+
+    /* Gate the recorded taps that exist already (taps made beforehand, managed='no'), so
+     * nothing queues up for the guest while QEMU starts. Taps libvirt creates only exist
+     * after the restore; the live gate below covers them. */
+    begin(&x, TXN_STEP_GATE);
+    if (r->m.n_taps > 0) {
+        const char *taps[TXN_MAX_TAPS];
+        taps_ptrs((const char(*)[16])r->m.taps, r->m.n_taps, taps);
+        block_signals(&x);
+        x.d.gate_tried = true;
+        q = ops->gate_install(ud, x.domain, taps, r->m.n_taps, x.err, sizeof(x.err));
+        unblock_signals(&x);
+        if (q == -ENODEV) {
+            log_debug("restore: taps of %s do not exist yet; gating after the restore", x.domain);
+        } else if (q < 0) {
+            fail(&x, q, "gate install failed: %s", why(&x, q));
+            goto rollback;
+        }
+    }
+    end(&x);
+    if (check_cancel(&x))
+        goto rollback;
+
+    begin(&x, TXN_STEP_RESTORE);
+    block_signals(&x);
+    x.d.restored = true; /* even a failed restore may leave a domain behind */
+    q = ops->restore_bundle(ud, x.err, sizeof(x.err));
+    unblock_signals(&x);
+    if (q < 0) {
+        fail(&x, q, "restore failed: %s", why(&x, q));
+        goto rollback;
+    }
+    q = ops->discover(ud, x.domain, &dom, x.err, sizeof(x.err));
+    free(dom.xml);
+    dom.xml = NULL;
+    if (q < 0) {
+        fail(&x, q, "the restored domain cannot be read: %s", why(&x, q));
+        goto rollback;
+    }
+    if (dom.n_taps == 0 || dom.n_taps > TXN_MAX_TAPS) {
+        fail(&x, -ENODEV, "the restored domain has %zu tap devices", dom.n_taps);
+        goto rollback;
+    }
+    {
+        const char *taps[TXN_MAX_TAPS];
+        taps_ptrs((const char(*)[16])dom.taps, dom.n_taps, taps);
+        block_signals(&x);
+        x.d.gate_tried = true;
+        q = ops->gate_install(ud, x.domain, taps, dom.n_taps, x.err, sizeof(x.err));
+        unblock_signals(&x);
+        if (q < 0) {
+            fail(&x, q, "gate install on the restored taps failed: %s", why(&x, q));
+            goto rollback;
+        }
+    }
+    end(&x);
+    if (check_cancel(&x))
+        goto rollback;
+
+    /* Resume with the gate up: the guest's sockets are still in repair mode, and the agent
+     * must run to answer guest-net-verify. */
+    begin(&x, TXN_STEP_RESUME);
+    q = ops->resume(ud, x.err, sizeof(x.err));
+    if (q < 0) {
+        fail(&x, q, "resume failed: %s", why(&x, q));
+        goto rollback;
+    }
+    end(&x);
+    if (check_cancel(&x))
+        goto rollback;
+
+    begin(&x, TXN_STEP_VERIFY);
+    q = ops->agent_verify(ud, r->image, &r->verify_diff, x.err, sizeof(x.err));
+    if (q < 0) {
+        fail(&x, q, "guest-net-verify failed: %s", why(&x, q));
+        goto rollback;
+    }
+    if (q == 0) {
+        /* Refuse: the mismatched state must not reach the network. Keep it paused and gated;
+         * drop the journal entry so that no recovery lifts this gate behind the user's back.
+         * `netckpt unblock` releases it. */
+        fail(&x, -EPROTO,
+             "the live sockets of %s do not match the bundle's socket image; "
+             "the VM is left paused and gated ('netckpt unblock %s' releases it)",
+             x.domain, x.domain);
+        block_signals(&x);
+        char e[512] = "";
+        int s = ops->suspend(ud, e, sizeof(e));
+        if (s < 0)
+            warn(&x, "could not pause the VM again: %s", e[0] ? e : strerror(-s));
+        ops->journal_remove(ud, x.domain);
+        unblock_signals(&x);
+        r->gate_left = true;
+        r->outcome = TXN_REFUSED;
+        goto out_state;
+    }
+    end(&x);
+    if (check_cancel(&x))
+        goto rollback;
+
+    if (o->leave_paused) {
+        block_signals(&x);
+        char e[512] = "";
+        q = ops->suspend(ud, e, sizeof(e));
+        if (q < 0) {
+            snprintf(x.err, sizeof(x.err), "%s", e);
+            fail(&x, q, "pausing after verify failed: %s", why(&x, q));
+            unblock_signals(&x);
+            goto rollback;
+        }
+        ops->journal_remove(ud, x.domain);
+        unblock_signals(&x);
+        r->gate_left = true;
+        r->outcome = TXN_OK;
+        goto out_state;
+    }
+
+    begin(&x, TXN_STEP_LIFT);
+    block_signals(&x);
+    q = ops->gate_lift(ud, x.domain, x.err, sizeof(x.err));
+    unblock_signals(&x);
+    if (q < 0) {
+        fail(&x, q, "gate lift failed: %s", why(&x, q));
+        goto rollback;
+    }
+    end(&x);
+
+    /* Past the lift the restore is committed forward: the VM runs with an open network. A
+     * thaw failure leaves the agent's watchdog to thaw; we say so, we do not destroy. */
+    begin(&x, TXN_STEP_THAW);
+    q = ops->agent_thaw(ud, ops->clock(ud, true), &r->thaw_reply, x.err, sizeof(x.err));
+    if (q < 0) {
+        char first[512];
+        snprintf(first, sizeof(first), "%s", why(&x, q));
+        x.err[0] = 0;
+        q = ops->agent_thaw(ud, ops->clock(ud, true), &r->thaw_reply, x.err, sizeof(x.err));
+        if (q < 0) {
+            fail(&x, q,
+                 "guest-net-thaw failed: %s; the VM runs with its network open and the "
+                 "agent's watchdog thaws its sockets",
+                 first);
+            ops->journal_remove(ud, x.domain);
+            r->outcome = TXN_FAILED;
+            goto out_state;
+        }
+    }
+    end(&x);
+
+    if (ops->agent_report) {
+        begin(&x, TXN_STEP_REPORT);
+        q = ops->agent_report(ud, r->image, r->thaw_reply, o->reset_stale, &r->report, x.err,
+                              sizeof(x.err));
+        if (q < 0)
+            warn(&x, "per-connection report failed: %s", why(&x, q));
+        end(&x);
+    }
+    q = ops->journal_remove(ud, x.domain);
+    if (q < 0)
+        warn(&x, "journal remove failed: %s", strerror(-q));
+    r->outcome = TXN_OK;
+    goto out_state;
+
+rollback:
+    restore_rollback(&x);
+    goto out;
+out_state:
+    if (ops->vm_state(ud, &r->vm_after) < 0)
+        r->vm_after = TXN_VM_UNKNOWN;
+out:
+    if (r->outcome == TXN_OK)
+        r->failed_step = TXN_STEP_NONE;
+    free(dom.xml);
+    return r->outcome;
+}
