@@ -84,10 +84,10 @@ static bool parse_socket_link(const char *l, uint64_t *inode)
     return true;
 }
 
-static void read_comm(int procfd, const char *pid, char comm[16])
+static void read_comm(int procfd, pid_t pid, char comm[16])
 {
     char path[64];
-    snprintf(path, sizeof(path), "%s/comm", pid);
+    snprintf(path, sizeof(path), "%d/comm", (int)pid);
     memset(comm, 0, 16);
     _cleanup_close_ int fd = openat(procfd, path, O_RDONLY | O_CLOEXEC);
     ssize_t k = fd >= 0 ? read(fd, comm, 15) : -1;
@@ -103,10 +103,10 @@ static void read_comm(int procfd, const char *pid, char comm[16])
             *c = '?';
 }
 
-static int scan_pid(int procfd, const char *name, pid_t pid, struct vec *v)
+static int scan_pid(int procfd, pid_t pid, struct vec *v)
 {
     char path[64];
-    snprintf(path, sizeof(path), "%s/fd", name);
+    snprintf(path, sizeof(path), "%d/fd", (int)pid);
     int dfd = openat(procfd, path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (dfd < 0)
         return 0; /* exited, a kernel thread we may not read, or no permission: no sockets */
@@ -131,7 +131,7 @@ static int scan_pid(int procfd, const char *name, pid_t pid, struct vec *v)
         if (!parse_socket_link(link, &inode))
             continue;
         if (!have_comm) {
-            read_comm(procfd, name, comm);
+            read_comm(procfd, pid, comm);
             have_comm = true;
         }
         struct proc_owner_entry e = {.inode = inode, .owner = {.pid = pid, .fd = (int)fd}};
@@ -173,7 +173,7 @@ int proc_owner_scan(const char *proc_root, pid_t skip_pid, struct proc_owner_map
         unsigned long long pid;
         if (!parse_uint(de->d_name, INT_MAX, &pid) || pid == 0 || (pid_t)pid == skip_pid)
             continue;
-        int r = scan_pid(dirfd(d), de->d_name, (pid_t)pid, &v);
+        int r = scan_pid(dirfd(d), (pid_t)pid, &v);
         if (r < 0) {
             free(v.v);
             return r;

@@ -6,6 +6,7 @@
 #include <linux/netlink.h>
 #include <linux/sock_diag.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -36,6 +37,9 @@ static void fill_endpoint(struct tcp_endpoint *ep, uint8_t family, const __be32 
         memcpy(&ep->addr.s6_addr[12], &addr[0], 4);
     } else {
         memcpy(&ep->addr, addr, 16);
+        /* A dual-stack socket's IPv4 peer: the wire protocol is IPv4 (see tcp-repair.h). */
+        if (IN6_IS_ADDR_V4MAPPED(&ep->addr))
+            ep->family = AF_INET;
     }
     ep->port = ntohs(port);
 }
@@ -50,6 +54,8 @@ static int parse_diag_msg(const void *payload, size_t len, struct sock_diag_tcp 
         return -EBADMSG;
     if (m.idiag_state == 0 || m.idiag_state > 12)
         return -EBADMSG;
+    if (m.idiag_state == 12) /* TCP_NEW_SYN_RECV: a request socket, which is SYN_RECV to us */
+        m.idiag_state = TCP_SYN_RECV;
     memset(e, 0, sizeof(*e));
     e->family = m.idiag_family;
     e->state = m.idiag_state;

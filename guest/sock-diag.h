@@ -17,10 +17,12 @@
 #define SOCK_DIAG_STATE_BIT(s) (1u << (s))
 
 struct sock_diag_tcp {
-    uint8_t family;                    /* AF_INET or AF_INET6: the socket's own family */
-    uint8_t state;                     /* TCP_ESTABLISHED, ... (netinet/tcp.h values) */
-    struct tcp_endpoint local, remote; /* endpoint.family == family */
-    uint64_t inode;                    /* sockfs inode, as in /proc/PID/fd/N -> socket:[inode] */
+    uint8_t family; /* AF_INET or AF_INET6: the socket's own family */
+    uint8_t state;  /* TCP_ESTABLISHED, ... (netinet/tcp.h values) */
+    /* endpoint.family is the wire protocol: AF_INET for the v4-mapped peers of an AF_INET6
+     * socket (as in tcp-repair.h), so compare addresses, not families, with the socket's. */
+    struct tcp_endpoint local, remote;
+    uint64_t inode; /* sockfs inode, as in /proc/PID/fd/N -> socket:[inode] */
     uint32_t uid;
     /* Needed to name the socket exactly when destroying it. */
     uint64_t cookie;

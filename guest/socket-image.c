@@ -444,19 +444,19 @@ static int parse_endpoint(struct pctx *c, json_object *parent, const char *ppath
         (r = get_int(c, o, path, "port", min_port, 65535, &port)) < 0)
         return r;
     memset(ep, 0, sizeof(*ep));
+    /* endpoint.family is the wire protocol: a v4-mapped address (a dual-stack socket's IPv4
+     * peer) is AF_INET whichever way it is written. */
     struct in_addr v4;
-    if ((family == 0 || family == AF_INET) && inet_pton(AF_INET, a, &v4) == 1) {
+    if (inet_pton(AF_INET, a, &v4) == 1) {
         ep->family = AF_INET;
         ep->addr.s6_addr[10] = 0xff;
         ep->addr.s6_addr[11] = 0xff;
         memcpy(&ep->addr.s6_addr[12], &v4, 4);
-    } else if ((family == 0 || family == AF_INET6) && inet_pton(AF_INET6, a, &ep->addr) == 1) {
-        ep->family = AF_INET6;
+    } else if (family != AF_INET && inet_pton(AF_INET6, a, &ep->addr) == 1) {
+        ep->family = IN6_IS_ADDR_V4MAPPED(&ep->addr) ? AF_INET : AF_INET6;
     } else {
         return fail(c, -EINVAL, path, "\"addr\" is not an %s address",
-                    family == AF_INET    ? "IPv4"
-                    : family == AF_INET6 ? "IPv6"
-                                         : "IP");
+                    family == AF_INET ? "IPv4" : "IP");
     }
     ep->port = (uint16_t)port;
     return 0;
@@ -484,7 +484,8 @@ static int parse_queue(struct pctx *c, json_object *parent, const char *ppath, c
         return fail(c, -EINVAL, path, "\"sha256\" must be 64 lowercase hex digits");
     /* Bound the decode by the declared length before allocating anything. */
     size_t want = 4 * (((size_t)len + 2) / 3);
-    if ((r = get_str(c, o, path, "data", want, &data, &data_len)) < 0)
+    if ((r = get_str(c, o, path, "data", 4 * ((SOCKET_IMAGE_MAX_QUEUE + 2) / 3), &data,
+                     &data_len)) < 0)
         return r;
     if (data_len != want)
         return fail(c, -EINVAL, path, "\"data\" is not the base64 of \"len\" bytes");
@@ -627,6 +628,10 @@ static int parse_conn(struct pctx *c, json_object *o, const char *path, struct i
         (r = parse_endpoint(c, o, path, "local", st->sock_family, 1, &st->local)) < 0 ||
         (r = parse_endpoint(c, o, path, "remote", st->sock_family, 1, &st->remote)) < 0)
         return r;
+    if (st->local.family != st->remote.family)
+        return fail(c, -EINVAL, path, "local and remote address families differ");
+    if (st->v6only && st->local.family == AF_INET)
+        return fail(c, -EINVAL, path, "IPv4 addresses on a v6only socket");
     if ((r = get_int(c, o, path, "snd_seq", 0, UINT32_MAX, &v)) < 0)
         return r;
     st->snd_seq = (uint32_t)v;
