@@ -49,8 +49,8 @@ void qga_client_reset(struct qga_client *c);
 
 /* Send {"execute":cmd,"arguments":args,"id":N} (args borrowed, may be NULL) and wait for the
  * reply with that id (timeout_ms covers the resync too; <0: forever). Returns 0 with *ret
- * (caller owns; may be an empty object), -EREMOTEIO with err filled from an error reply,
- * -ETIMEDOUT (the next call resyncs first), -ECONNRESET on EOF, -EMSGSIZE / -EBADMSG /
+ * (caller owns; NULL only if the agent returned JSON null), -EREMOTEIO with err filled from an
+ * error reply, -ETIMEDOUT (the next call resyncs first), -ECONNRESET on EOF, -EMSGSIZE / -EBADMSG /
  * -EPROTO on a bad reply (err says what), or another -errno. */
 int qga_client_call(struct qga_client *c, const char *cmd, json_object *args, int timeout_ms,
                     json_object **ret, struct qga_error *err);

@@ -47,3 +47,11 @@ json_object *qga_error_to_json(const struct qga_error *e);
 /* Parse the value of a reply's "error" member. Unknown classes become GenericError with the
  * wire class kept in desc. -EBADMSG if j is not an object with a string "class". */
 int qga_error_from_json(json_object *j, struct qga_error *e);
+
+/* Cleanup helper for json-c objects: `_cleanup_json_ json_object *o = NULL;`. */
+static inline void qga_json_putp(json_object **o)
+{
+    if (*o)
+        json_object_put(*o);
+}
+#define _cleanup_json_ _cleanup_(qga_json_putp)

@@ -20,6 +20,7 @@
 #define QGA_MAX_MESSAGE_BYTES (16u << 20) /* one request or reply, 16 MiB */
 #define QGA_MAX_DEPTH         1024        /* nesting of objects and arrays */
 #define QGA_SENTINEL          0xFF        /* resync byte (guest-sync-delimited) */
+#define QGA_READER_MIN_WINDOW (64u << 10) /* feed() always takes this much unscanned input */
 
 enum qga_reader_mode {
     QGA_READER_IDLE,    /* between messages */
@@ -58,8 +59,8 @@ void qga_reader_free(struct qga_reader *r);
 void qga_reader_reset(struct qga_reader *r);
 
 /* Append input. Call qga_reader_next() until it returns 0 before feeding more: feed refuses
- * with -ENOBUFS when unscanned input would exceed max_bytes (then feed smaller chunks).
- * 0, -ENOBUFS or -ENOMEM. */
+ * with -ENOBUFS when unscanned input would exceed max(max_bytes, QGA_READER_MIN_WINDOW)
+ * (then feed smaller chunks). 0, -ENOBUFS or -ENOMEM. */
 int qga_reader_feed(struct qga_reader *r, const void *buf, size_t len);
 
 /* Next complete message. Returns 1 and *msg (caller owns; a JSON object or array), 0 when
