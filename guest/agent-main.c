@@ -39,6 +39,7 @@
  * event for the connect itself, so look again after this long instead of spinning. */
 #define HUP_RETRY_MS    100
 #define MAX_RESET_STALE 65536
+#define MAX_INCLUDE     1024
 
 enum method { METHOD_VIRTIO, METHOD_UNIX, METHOD_VSOCK };
 
@@ -81,16 +82,61 @@ static int h_info(void *userdata, json_object *args, json_object **ret, struct q
 
 static int h_freeze(void *userdata, json_object *args, json_object **ret, struct qga_error *err)
 {
-    static const char *const known[] = {"timeout", NULL};
+    static const char *const known[] = {"timeout", "include", NULL};
     struct agent *a = userdata;
     int64_t timeout_s = 0;
+    json_object *inc = NULL;
     int r = qga_args_check_known(args, known, err);
     if (r < 0)
         return r;
     r = qga_arg_int(args, "timeout", false, 1, NET_FREEZER_MAX_TIMEOUT_MS / 1000, &timeout_s, err);
     if (r < 0)
         return r;
-    return net_freezer_freeze(&a->nf, (uint32_t)timeout_s * 1000u, ret, err);
+    r = qga_arg_json(args, "include", false, json_type_array, &inc, err);
+    if (r < 0)
+        return r;
+    size_t n = inc ? json_object_array_length(inc) : 0;
+    if (n > MAX_INCLUDE) {
+        qga_error_set(err, QGA_ERR_INVALID_PARAMETER, "'include' has more than %u filters",
+                      MAX_INCLUDE);
+        return -EINVAL;
+    }
+    _cleanup_free_ struct net_freeze_filter *f = calloc(n ? n : 1, sizeof(*f));
+    if (!f)
+        return qga_error_errno(err, -ENOMEM, "freeze");
+    for (size_t i = 0; i < n; i++) {
+        json_object *e = json_object_array_get_idx(inc, i), *v;
+        struct tcp_endpoint ep;
+        if (!json_object_is_type(e, json_type_object))
+            goto bad;
+        json_object_object_foreach(e, key, val)
+        {
+            (void)val;
+            if (strcmp(key, "addr") && strcmp(key, "port"))
+                goto bad;
+        }
+        if (json_object_object_get_ex(e, "addr", &v)) {
+            if (!json_object_is_type(v, json_type_string) ||
+                net_endpoint_parse(json_object_get_string(v), 0, &ep) < 0)
+                goto bad;
+            f[i].has_addr = true;
+            f[i].addr = ep.addr;
+        }
+        if (json_object_object_get_ex(e, "port", &v)) {
+            if (!json_object_is_type(v, json_type_int) || json_object_get_int64(v) < 1 ||
+                json_object_get_int64(v) > 65535)
+                goto bad;
+            f[i].port = (uint16_t)json_object_get_int64(v);
+        }
+        continue;
+    bad:
+        qga_error_set(err, QGA_ERR_INVALID_PARAMETER,
+                      "'include[%zu]' must be {\"addr\":IP?,\"port\":1-65535?}", i);
+        return -EINVAL;
+    }
+    struct net_freeze_opts o = {
+        .timeout_ms = (uint32_t)timeout_s * 1000u, .include = f, .n_include = n};
+    return net_freezer_freeze(&a->nf, &o, ret, err);
 }
 
 static int h_thaw(void *userdata, json_object *args, json_object **ret, struct qga_error *err)
@@ -169,16 +215,24 @@ static int parse_endpoint(json_object *o, const char *what, size_t i, struct tcp
 static int h_reset_stale(void *userdata, json_object *args, json_object **ret,
                          struct qga_error *err)
 {
-    static const char *const known[] = {"connections", NULL};
+    static const char *const known[] = {"connections", "image_id", NULL};
     struct agent *a = userdata;
     json_object *list = NULL;
+    const char *id = NULL;
     int r = qga_args_check_known(args, known, err);
     if (r < 0)
         return r;
-    r = qga_arg_json(args, "connections", true, json_type_array, &list, err);
+    r = qga_arg_json(args, "connections", false, json_type_array, &list, err);
     if (r < 0)
         return r;
-    size_t n = json_object_array_length(list);
+    r = qga_arg_string(args, "image_id", false, 32, &id, err);
+    if (r < 0)
+        return r;
+    if (!list && !id) {
+        qga_error_set(err, QGA_ERR_INVALID_PARAMETER, "give 'connections' or 'image_id'");
+        return -EINVAL;
+    }
+    size_t n = list ? json_object_array_length(list) : 0;
     if (n > MAX_RESET_STALE) {
         qga_error_set(err, QGA_ERR_INVALID_PARAMETER, "'connections' has more than %u entries",
                       MAX_RESET_STALE);
@@ -200,7 +254,7 @@ static int h_reset_stale(void *userdata, json_object *args, json_object **ret,
         if (r < 0)
             return r;
     }
-    return net_freezer_reset_stale(&a->nf, keys, n, ret, err);
+    return net_freezer_reset_stale(&a->nf, keys, n, id, ret, err);
 }
 
 static int build_table(struct agent *a)

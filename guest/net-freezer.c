@@ -69,6 +69,9 @@ void net_freezer_done(struct net_freezer *nf)
     if (nf->recovery)
         json_object_put(nf->recovery);
     nf->recovery = NULL;
+    free(nf->last_keys);
+    nf->last_keys = NULL;
+    nf->n_last_keys = 0;
 }
 
 bool net_freezer_is_frozen(const struct net_freezer *nf)
@@ -357,11 +360,26 @@ static size_t count_procs(const struct quiesce_set *qs)
     return n;
 }
 
+static bool included(const struct net_freeze_opts *o, const struct tcp_endpoint *remote)
+{
+    if (!o || o->n_include == 0)
+        return true;
+    for (size_t i = 0; i < o->n_include; i++) {
+        const struct net_freeze_filter *f = &o->include[i];
+        if (f->port && f->port != remote->port)
+            continue;
+        if (f->has_addr && memcmp(&f->addr, &remote->addr, sizeof(f->addr)))
+            continue;
+        return true;
+    }
+    return false;
+}
+
 /* One discovery round: list sockets, scan owners, quiesce owners not held yet. Returns how
  * many processes were newly quiesced; the lists stay valid for the caller. */
-static int discover(struct net_freezer *nf, const struct local_addrs *la,
-                    struct sock_diag_tcp **ents, size_t *n_ents, struct proc_owner_map *map,
-                    struct qga_error *err)
+static int discover(struct net_freezer *nf, const struct net_freeze_opts *o,
+                    const struct local_addrs *la, struct sock_diag_tcp **ents, size_t *n_ents,
+                    struct proc_owner_map *map, struct qga_error *err)
 {
     int r = sock_diag_tcp_list(SOCK_DIAG_ALL_STATES, ents, n_ents);
     if (r < 0)
@@ -372,7 +390,7 @@ static int discover(struct net_freezer *nf, const struct local_addrs *la,
     int added = 0;
     for (size_t i = 0; i < *n_ents; i++) {
         const struct sock_diag_tcp *e = &(*ents)[i];
-        if (skip_reason(la, e))
+        if (skip_reason(la, e) || !included(o, &e->remote))
             continue;
         const struct proc_owner_entry *first;
         size_t no = proc_owner_lookup(map, e->inode, &first);
@@ -406,9 +424,22 @@ static int take_socket(const struct pending_sock *p)
     return -ENOENT;
 }
 
-int net_freezer_freeze(struct net_freezer *nf, uint32_t timeout_ms, json_object **image,
+/* Remember the connections of this freeze for reset-stale after the thaw. */
+static void remember_keys(struct net_freezer *nf)
+{
+    free(nf->last_keys);
+    nf->last_keys = calloc(nf->img.n_conns ? nf->img.n_conns : 1, sizeof(*nf->last_keys));
+    nf->n_last_keys = 0;
+    snprintf(nf->last_image_id, sizeof(nf->last_image_id), "%s", nf->img.image_id);
+    for (size_t i = 0; nf->last_keys && i < nf->img.n_conns; i++)
+        nf->last_keys[nf->n_last_keys++] = (struct net_conn_key){
+            .local = nf->img.conns[i].st.local, .remote = nf->img.conns[i].st.remote};
+}
+
+int net_freezer_freeze(struct net_freezer *nf, const struct net_freeze_opts *o, json_object **image,
                        struct qga_error *err)
 {
+    uint32_t timeout_ms = o ? o->timeout_ms : 0;
     if (nf->frozen) {
         qga_error_set(err, QGA_ERR_BUSY, "the network is already frozen (image %s)",
                       nf->img.image_id);
@@ -449,7 +480,7 @@ int net_freezer_freeze(struct net_freezer *nf, uint32_t timeout_ms, json_object 
         ents = NULL;
         n_ents = 0;
         proc_owner_map_free(&map);
-        r = discover(nf, &la, &ents, &n_ents, &map, err);
+        r = discover(nf, o, &la, &ents, &n_ents, &map, err);
         if (r < 0)
             goto fail;
         if (r == 0 || round + 1 >= NET_FREEZER_MAX_ROUNDS)
@@ -464,6 +495,8 @@ int net_freezer_freeze(struct net_freezer *nf, uint32_t timeout_ms, json_object 
     for (size_t i = 0; i < n_ents; i++) {
         const struct sock_diag_tcp *e = &ents[i];
         const char *why = skip_reason(&la, e);
+        if (!why && !included(o, &e->remote))
+            continue; /* not asked for: not part of this image at all */
         if (!why) {
             const struct proc_owner_entry *first = NULL;
             size_t no = proc_owner_lookup(&map, e->inode, &first);
@@ -520,8 +553,8 @@ int net_freezer_freeze(struct net_freezer *nf, uint32_t timeout_ms, json_object 
             r = qga_error_errno(err, -ENOMEM, "freeze");
             goto fail;
         }
-        for (size_t o = 0; o < p->n_owners; o++)
-            c->owners[o] = p->owners[o].owner;
+        for (size_t w = 0; w < p->n_owners; w++)
+            c->owners[w] = p->owners[w].owner;
         c->n_owners = p->n_owners;
 
         char lb[INET6_ADDRSTRLEN], rb[INET6_ADDRSTRLEN];
@@ -565,6 +598,7 @@ int net_freezer_freeze(struct net_freezer *nf, uint32_t timeout_ms, json_object 
         goto fail;
     }
     nf->n_freezes++;
+    remember_keys(nf);
     log_info("frozen %zu connections of %zu processes (%zu skipped) in %.1f ms, image %s, "
              "watchdog %u ms",
              nf->img.n_conns, nf->n_procs, nf->img.n_skipped,
@@ -903,13 +937,27 @@ fail:
 
 /* ---- reset-stale ---- */
 
-int net_freezer_reset_stale(struct net_freezer *nf, const struct net_conn_key *keys, size_t n,
-                            json_object **ret, struct qga_error *err)
+int net_freezer_reset_stale(struct net_freezer *nf, const struct net_conn_key *given,
+                            size_t n_given, const char *image_id, json_object **ret,
+                            struct qga_error *err)
 {
     if (nf->frozen) {
         qga_error_set(err, QGA_ERR_BUSY, "the network is frozen; thaw first");
         return -EBUSY;
     }
+    if (image_id && (!nf->last_image_id[0] || strcmp(image_id, nf->last_image_id))) {
+        qga_error_set(err, QGA_ERR_NOT_FOUND, "image %s is not this agent's last freeze (%s)",
+                      image_id, nf->last_image_id[0] ? nf->last_image_id : "none");
+        return -ENOENT;
+    }
+    size_t n = n_given + (image_id ? nf->n_last_keys : 0);
+    _cleanup_free_ struct net_conn_key *keys = calloc(n ? n : 1, sizeof(*keys));
+    if (!keys)
+        return qga_error_errno(err, -ENOMEM, "reset-stale");
+    if (n_given)
+        memcpy(keys, given, n_given * sizeof(*keys));
+    if (image_id && nf->n_last_keys)
+        memcpy(keys + n_given, nf->last_keys, nf->n_last_keys * sizeof(*keys));
     struct sock_diag_tcp *ents = NULL;
     size_t n_ents = 0;
     int r =

@@ -61,6 +61,24 @@ struct net_thaw_summary {
     size_t thawed, failed;
 };
 
+/* One connection named by guest-net-reset-stale. */
+struct net_conn_key {
+    struct tcp_endpoint local, remote;
+};
+
+/* guest-net-freeze's "include": freeze only connections whose remote end matches one. */
+struct net_freeze_filter {
+    bool has_addr;
+    struct in6_addr addr; /* v4 stored v4-mapped */
+    uint16_t port;        /* 0: any */
+};
+
+struct net_freeze_opts {
+    uint32_t timeout_ms; /* 0: the configured default */
+    const struct net_freeze_filter *include;
+    size_t n_include; /* 0: every external connection */
+};
+
 struct net_freezer {
     struct net_freezer_config cfg;
 
@@ -76,6 +94,10 @@ struct net_freezer {
 
     uint64_t n_freezes;
     struct net_thaw_summary last_thaw;
+    /* The connections of the last freeze, kept after the thaw for reset-stale by image id. */
+    char last_image_id[33];
+    struct net_conn_key *last_keys;
+    size_t n_last_keys;
     /* What start-up recovery from the state file did (NULL: nothing to recover). */
     json_object *recovery;
 };
@@ -88,10 +110,11 @@ bool net_freezer_is_frozen(const struct net_freezer *nf);
 /* CLOCK_MONOTONIC deadline of the watchdog, 0 when not frozen. */
 uint64_t net_freezer_deadline(const struct net_freezer *nf);
 
-/* guest-net-freeze. timeout_ms 0 means the configured default. On success *image is the
- * socket image (caller owns). On failure everything done so far is undone (sockets thawed,
- * processes released) and err says why; -EBUSY if already frozen. */
-int net_freezer_freeze(struct net_freezer *nf, uint32_t timeout_ms, json_object **image,
+/* guest-net-freeze (o may be NULL for the defaults). On success *image is the socket image
+ * (caller owns). On failure everything done so far is undone (sockets thawed, processes
+ * released) and err says why; -EBUSY if already frozen. Connections left out by o->include
+ * are neither frozen nor recorded. */
+int net_freezer_freeze(struct net_freezer *nf, const struct net_freeze_opts *o, json_object **image,
                        struct qga_error *err);
 
 /* guest-net-thaw (also the watchdog, signals, rollback). Idempotent: thawing when not frozen
@@ -109,15 +132,11 @@ json_object *net_freezer_status(const struct net_freezer *nf);
 int net_freezer_verify(struct net_freezer *nf, const char *image_id, json_object *image,
                        json_object **ret, struct qga_error *err);
 
-/* One connection named by guest-net-reset-stale. */
-struct net_conn_key {
-    struct tcp_endpoint local, remote;
-};
-
-/* guest-net-reset-stale: RST each listed connection (sock_diag destroy). Refused while
+/* guest-net-reset-stale: RST each listed connection (sock_diag destroy), plus, with image_id,
+ * every connection of the last freeze if it had that id (NotFound otherwise). Refused while
  * frozen. *ret = {"reset":N,"connections":[{"local","remote","result"[,"error"]}]}. */
 int net_freezer_reset_stale(struct net_freezer *nf, const struct net_conn_key *keys, size_t n,
-                            json_object **ret, struct qga_error *err);
+                            const char *image_id, json_object **ret, struct qga_error *err);
 
 /* At start-up: if the state file says a previous agent died frozen, find those sockets again
  * (by inode, through their owners) and thaw them, then record what happened (status shows it
