@@ -101,7 +101,7 @@ topo() {
 gate_on() {
     rx nft -f - <<'EOF'
 table inet ncagent_gate {
-    chain fwd {
+    chain hold {
         type filter hook forward priority -10; policy accept;
         counter drop
     }

@@ -1,7 +1,8 @@
 /* tests/tools/qga-call.c: run one qga command against an agent's UNIX socket.
  *
- *   qga-call [--timeout MS] [--max-reply BYTES] SOCKET COMMAND [JSON-ARGS]
+ *   qga-call [--timeout MS] [--max-reply BYTES] SOCKET COMMAND [JSON-ARGS|@FILE]
  *
+ * @FILE reads the arguments object from FILE (images are too big for a command line).
  * Prints the "return" value as one compact JSON line and exits 0; an error reply is printed
  * as {"error":{"class":..,"desc":..}} and exits 1; usage errors exit 2; transport failures
  * (connect, timeout, EOF, bad reply) exit 3. Built on agent/qga-client.h, so every call also
@@ -16,6 +17,7 @@
 #include <unistd.h>
 
 #include "agent/qga-client.h"
+#include <json-c/json_util.h>
 #include "common/macro.h"
 
 static int connect_unix(const char *path)
@@ -69,7 +71,8 @@ int main(int argc, char **argv)
     const char *path = argv[optind], *cmd = argv[optind + 1];
     json_object *args = NULL;
     if (argc - optind == 3) {
-        args = json_tokener_parse(argv[optind + 2]);
+        const char *a = argv[optind + 2];
+        args = a[0] == '@' ? json_object_from_file(a + 1) : json_tokener_parse(a);
         if (!args || !json_object_is_type(args, json_type_object)) {
             fprintf(stderr, "qga-call: JSON-ARGS must be a JSON object\n");
             json_object_put(args);
