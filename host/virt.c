@@ -54,6 +54,7 @@ static int verr_errno(void)
     case VIR_ERR_OPERATION_UNSUPPORTED:
         return -EOPNOTSUPP;
     case VIR_ERR_OPERATION_INVALID:
+    case VIR_ERR_INVALID_ARG:
         return -EINVAL;
     case VIR_ERR_OPERATION_ABORTED:
         return -ECANCELED;
@@ -105,6 +106,10 @@ int nc_virt_write_embed_conf(const char *root)
         return r;
     r = write_file_atomic(conf, embed_qemu_conf, sizeof(embed_qemu_conf) - 1, 0600);
     return r < 0 ? r : 1;
+}
+
+static void quiet_error(void *userdata, virErrorPtr e)
+{
 }
 
 static void wake_cb(int timer, void *opaque)
@@ -183,6 +188,8 @@ int nc_virt_open(struct nc_virt *v, const char *uri, const char *state_dir)
         stop_loop(v);
         return r;
     }
+    /* Errors reach the caller through v->err and return codes, not libvirt's stderr printer. */
+    virConnSetErrorFunc(v->conn, NULL, quiet_error);
     return 0;
 }
 

@@ -1,0 +1,274 @@
+/* virtctl: a test-only driver of host/virt, host/domain-xml and host/agent-link, running a
+ * sequence of commands in ONE process, because libvirt's embedded driver lives inside the
+ * process that opened it. Commands are separated by "::":
+ *
+ *   virtctl [-c URI] [-s STATE_DIR] CMD ARGS [:: CMD ARGS ...]
+ *
+ *   list                          active and inactive domains, one per line
+ *   define FILE                   define from an XML file
+ *   start NAME [--paused]
+ *   state NAME [EXPECTED]         print the state; fail when EXPECTED differs
+ *   xml NAME [AGENT_NAME]         parse the live XML; print taps and the agent socket
+ *   socket-exists NAME            the agent channel's UNIX socket exists
+ *   save NAME PATH                save with progress lines on stderr
+ *   restore PATH                  restore paused
+ *   resume NAME | suspend NAME | destroy NAME | undefine NAME
+ *   snapshot NAME SNAP            snapshot with memory (internal), then revert paused
+ *   agent-timeout NAME MS [KIND]  an agent call with no agent must time out (not hang);
+ *                                 KIND: auto (default), unix or stream
+ *   pid NAME FILE                 write QEMU's pid (from the embedded run dir) to FILE
+ *   versions
+ * Exit 0 when every command succeeded; the first failure stops the sequence. */
+#include "common/log.h"
+#include "common/util.h"
+#include "host/agent-link.h"
+#include "host/domain-xml.h"
+#include "host/virt.h"
+
+#include <errno.h>
+#include <libvirt/virterror.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+struct ctx {
+    struct nc_virt v;
+    unsigned progress_calls;
+};
+
+static void progress(void *ud, uint64_t done, uint64_t total)
+{
+    struct ctx *c = ud;
+    c->progress_calls++;
+    fprintf(stderr, "virtctl: save progress %" PRIu64 "/%" PRIu64 "\n", done, total);
+}
+
+static int lookup(struct ctx *c, const char *name, virDomainPtr *d)
+{
+    int r = nc_virt_lookup(&c->v, name, d);
+    if (r < 0)
+        fprintf(stderr, "virtctl: %s\n", c->v.err);
+    return r;
+}
+
+static int live_info(struct ctx *c, virDomainPtr d, const char *agent, struct domain_info *di,
+                     bool quiet)
+{
+    char *xml = NULL;
+    int r = nc_virt_xml(&c->v, d, 0, &xml);
+    if (r < 0)
+        return r;
+    char err[1024];
+    r = domain_xml_parse(xml, agent, di, err, sizeof(err));
+    free(xml);
+    if (r < 0 && !quiet)
+        fprintf(stderr, "virtctl: %s\n", err);
+    return r;
+}
+
+static int run(struct ctx *c, int argc, char **argv)
+{
+    const char *cmd = argv[0];
+    virDomainPtr d = NULL;
+    int r = -EINVAL;
+#define NEED(n)                                                                                    \
+    do {                                                                                           \
+        if (argc < (n) + 1) {                                                                      \
+            fprintf(stderr, "virtctl: %s needs %d argument(s)\n", cmd, n);                         \
+            return -EINVAL;                                                                        \
+        }                                                                                          \
+    } while (0)
+
+    if (!strcmp(cmd, "list")) {
+        virDomainPtr *doms = NULL;
+        int n = virConnectListAllDomains(c->v.conn, &doms, 0);
+        if (n < 0)
+            return -EIO;
+        for (int i = 0; i < n; i++) {
+            int st = 0;
+            nc_virt_state(&c->v, doms[i], &st, NULL);
+            printf("%s %s\n", virDomainGetName(doms[i]), nc_virt_state_name(st));
+            virDomainFree(doms[i]);
+        }
+        free(doms);
+        return 0;
+    }
+    if (!strcmp(cmd, "versions")) {
+        char a[32], b[32];
+        r = nc_virt_lib_version(&c->v, a, sizeof(a));
+        if (r == 0)
+            r = nc_virt_hv_version(&c->v, b, sizeof(b));
+        if (r == 0)
+            printf("libvirt %s hypervisor %s\n", a, b);
+        return r;
+    }
+    if (!strcmp(cmd, "define")) {
+        NEED(1);
+        char *xml = NULL;
+        r = read_file(argv[1], DOMAIN_XML_MAX, &xml, NULL);
+        if (r < 0)
+            return r;
+        d = virDomainDefineXML(c->v.conn, xml);
+        free(xml);
+        if (!d) {
+            fprintf(stderr, "virtctl: define: %s\n", virGetLastErrorMessage());
+            return -EIO;
+        }
+        virDomainFree(d);
+        return 0;
+    }
+    if (!strcmp(cmd, "restore")) {
+        NEED(1);
+        r = nc_virt_restore_paused(&c->v, argv[1], NULL, &d);
+        if (r < 0) {
+            fprintf(stderr, "virtctl: %s\n", c->v.err);
+            return r;
+        }
+        printf("restored %s paused\n", virDomainGetName(d));
+        virDomainFree(d);
+        return 0;
+    }
+
+    NEED(1);
+    r = lookup(c, argv[1], &d);
+    if (r < 0)
+        return r;
+    if (!strcmp(cmd, "start")) {
+        bool paused = argc > 2 && !strcmp(argv[2], "--paused");
+        r = virDomainCreateWithFlags(d, paused ? VIR_DOMAIN_START_PAUSED : 0) < 0 ? -EIO : 0;
+        if (r < 0)
+            fprintf(stderr, "virtctl: start: %s\n", virGetLastErrorMessage());
+    } else if (!strcmp(cmd, "state")) {
+        int st = 0;
+        r = nc_virt_state(&c->v, d, &st, NULL);
+        if (r == 0) {
+            printf("%s %s\n", argv[1], nc_virt_state_name(st));
+            if (argc > 2 && strcmp(argv[2], nc_virt_state_name(st)) != 0) {
+                fprintf(stderr, "virtctl: %s is %s, expected %s\n", argv[1], nc_virt_state_name(st),
+                        argv[2]);
+                r = -EPROTO;
+            }
+        }
+    } else if (!strcmp(cmd, "xml")) {
+        struct domain_info di;
+        r = live_info(c, d, argc > 2 ? argv[2] : NULL, &di, false);
+        if (r == 0) {
+            for (size_t i = 0; i < di.n_ifaces; i++)
+                printf("iface type=%s tap=%s mac=%s model=%s\n", di.ifaces[i].type,
+                       di.ifaces[i].tap, di.ifaces[i].mac, di.ifaces[i].model);
+            printf("agent name=%s socket=%s state=%s\n", di.agent_name, di.agent_socket,
+                   di.agent_state);
+        }
+    } else if (!strcmp(cmd, "socket-exists")) {
+        struct domain_info di;
+        r = live_info(c, d, NULL, &di, false);
+        struct stat st;
+        if (r == 0 &&
+            (!di.agent_socket[0] || stat(di.agent_socket, &st) < 0 || !S_ISSOCK(st.st_mode))) {
+            fprintf(stderr, "virtctl: agent socket '%s' does not exist\n", di.agent_socket);
+            r = -ENOENT;
+        }
+    } else if (!strcmp(cmd, "save")) {
+        NEED(2);
+        c->progress_calls = 0;
+        r = nc_virt_save(&c->v, d, argv[2], NULL, 0, progress, c, 20);
+        if (r < 0)
+            fprintf(stderr, "virtctl: %s\n", c->v.err);
+        else
+            printf("saved %s to %s (%u progress reports)\n", argv[1], argv[2], c->progress_calls);
+    } else if (!strcmp(cmd, "resume")) {
+        r = nc_virt_resume(&c->v, d);
+    } else if (!strcmp(cmd, "suspend")) {
+        r = nc_virt_suspend(&c->v, d);
+    } else if (!strcmp(cmd, "destroy")) {
+        r = virDomainDestroy(d) < 0 ? -EIO : 0;
+    } else if (!strcmp(cmd, "undefine")) {
+        r = virDomainUndefineFlags(d, VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA) < 0 ? -EIO : 0;
+    } else if (!strcmp(cmd, "snapshot")) {
+        NEED(2);
+        r = nc_virt_snapshot_create(&c->v, d, argv[2], false, progress, c, 20);
+        if (r == 0)
+            r = nc_virt_snapshot_revert_paused(&c->v, d, argv[2]);
+    } else if (!strcmp(cmd, "agent-timeout")) {
+        NEED(2);
+        struct domain_info di;
+        r = live_info(c, d, NULL, &di, false);
+        struct agent_link l;
+        enum agent_link_kind kind = AGENT_LINK_AUTO;
+        if (argc > 3 && !strcmp(argv[3], "unix"))
+            kind = AGENT_LINK_UNIX;
+        else if (argc > 3 && !strcmp(argv[3], "stream"))
+            kind = AGENT_LINK_STREAM;
+        if (r == 0)
+            r = agent_link_open_kind(&l, &c->v, d, &di, kind);
+        if (r == 0) {
+            json_object *ret = NULL;
+            struct qga_error e;
+            uint64_t t0 = now_monotonic_ns();
+            int q = agent_link_call(&l, "guest-ping", NULL, atoi(argv[2]), &ret, &e);
+            printf("agent over %s: call returned %d after %" PRIu64 " ms\n",
+                   agent_link_kind_name(l.kind), q, (now_monotonic_ns() - t0) / 1000000);
+            json_object_put(ret);
+            agent_link_close(&l);
+            r = q == -ETIMEDOUT ? 0 : -EPROTO;
+        }
+    } else if (!strcmp(cmd, "pid")) {
+        NEED(2);
+        char p[4200], *s = NULL;
+        snprintf(p, sizeof(p), "%s/libvirt/run/qemu/%s.pid", c->v.state_dir, argv[1]);
+        r = read_file(p, 64, &s, NULL);
+        if (r == 0)
+            r = write_file_atomic(argv[2], s, strlen(s), 0600);
+        free(s);
+    } else {
+        fprintf(stderr, "virtctl: unknown command %s\n", cmd);
+        r = -EINVAL;
+    }
+    if (r < 0 && c->v.err[0])
+        fprintf(stderr, "virtctl: %s: %s\n", cmd, c->v.err);
+    else if (r < 0)
+        fprintf(stderr, "virtctl: %s: %s\n", cmd, virGetLastErrorMessage());
+    virDomainFree(d);
+    return r;
+}
+
+int main(int argc, char **argv)
+{
+    const char *uri = NULL, *state_dir = NULL;
+    int opt;
+    while ((opt = getopt(argc, argv, "+c:s:")) != -1) {
+        if (opt == 'c')
+            uri = optarg;
+        else if (opt == 's')
+            state_dir = optarg;
+        else
+            return 2;
+    }
+    if (optind >= argc) {
+        fprintf(stderr, "usage: virtctl [-c URI] [-s STATE_DIR] CMD ARGS [:: CMD ARGS ...]\n");
+        return 2;
+    }
+    struct ctx c = {0};
+    int r = nc_virt_open(&c.v, uri, state_dir);
+    if (r < 0) {
+        fprintf(stderr, "virtctl: cannot open %s: %s\n", uri ? uri : "the default URI", c.v.err);
+        return 1;
+    }
+    int status = 0;
+    for (int i = optind; i < argc && status == 0;) {
+        int j = i;
+        while (j < argc && strcmp(argv[j], "::") != 0)
+            j++;
+        if (j > i) {
+            fprintf(stderr, "virtctl: >> %s\n", argv[i]);
+            if (run(&c, j - i, argv + i) < 0)
+                status = 1;
+        }
+        i = j + 1;
+    }
+    nc_virt_close(&c.v);
+    return status;
+}
