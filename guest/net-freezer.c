@@ -634,11 +634,24 @@ fail:
 
 /* ---- thaw ---- */
 
-static size_t owners_alive(const struct image_conn *c)
+/* Alive means not gone and not a zombie (a killed tracee waits for us to reap it). */
+static bool pid_alive(const char *proc, pid_t pid)
+{
+    char path[PATH_MAX];
+    snprintf(path, sizeof(path), "%s/%d/stat", proc, (int)pid);
+    _cleanup_free_ char *buf = NULL;
+    size_t len = 0;
+    if (read_file(path, 4096, &buf, &len) < 0)
+        return false;
+    const char *p = strrchr(buf, ')');
+    return p && p[1] == ' ' && p[2] != 'Z' && p[2] != 'X';
+}
+
+static size_t owners_alive(const struct net_freezer *nf, const struct image_conn *c)
 {
     size_t n = 0;
     for (size_t k = 0; k < c->n_owners; k++)
-        if (kill(c->owners[k].pid, 0) == 0 || errno == EPERM)
+        if (pid_alive(proc_root(nf), c->owners[k].pid))
             n++;
     return n;
 }
@@ -712,7 +725,7 @@ int net_freezer_thaw(struct net_freezer *nf, enum net_thaw_reason why,
                 thawed++;
             }
             json_object_object_add(e, "owners_alive",
-                                   json_object_new_int64((int64_t)owners_alive(c)));
+                                   json_object_new_int64((int64_t)owners_alive(nf, c)));
             json_object_array_add(list, e);
         }
         /* Our duplicates go before the owners run again; a socket whose owners all exited

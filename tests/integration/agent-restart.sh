@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# The agent dies while frozen. SIGKILL: ptrace releases the owners at once (tracer exit), but
+# their sockets stay in TCP_REPAIR; the next agent reads the state file, finds the sockets by
+# inode through their owners and thaws them. SIGTERM: the agent thaws before it exits.
+source "$(dirname "$0")/agent-lib.sh"
+
+topo
+
+traffic() { # PORT: start server+client (tolerant of repair-mode errors), wait until flowing
+    local port=$1
+    start_in "$NS_P" python3 "$PEER" server --listen 10.78.2.2 --port "$port" --conns 3 \
+        --bytes $((2 << 20)) --rate $((1 << 20)) --out "$TMP/s$port.json" --ready "$TMP/s$port.ready"
+    SRV=$STARTED
+    wait_file "$TMP/s$port.ready"
+    start_in "$NS_G" python3 "$PEER" client --connect 10.78.2.2 --port "$port" --conns 3 \
+        --bytes $((2 << 20)) --rate $((1 << 20)) --out "$TMP/c$port.json" --ready "$TMP/c$port.ready" \
+        --tolerate-repair
+    CLI=$STARTED
+    wait_file "$TMP/c$port.ready"
+}
+
+# --- SIGKILL while frozen, then a new agent thaws
+start_agent
+traffic 5001
+gate_on
+qga guest-net-freeze >"$TMP/img.json"
+validate_image "$TMP/img.json"
+[ "$(jq -r .frozen "$STATE")" = true ] && [ "$(jq -r .complete "$STATE")" = true ] ||
+    fail "state file does not record the freeze: $(head -c 300 "$STATE")"
+[ "$(jq '.sockets | length' "$STATE")" = 3 ] || fail "state file sockets"
+is_traced "$CLI" || fail "client not quiesced"
+kill -9 "$AGENT_PID"
+wait "$AGENT_PID" 2>/dev/null || true
+# Tracer exit detaches: the owner runs again without anyone resuming it.
+for i in $(seq 1 50); do is_traced "$CLI" || break; sleep 0.1; done
+! is_traced "$CLI" || fail "owner still stopped after its tracer died"
+grep -q '^TracerPid:[[:space:]]*0$' /proc/"$CLI"/status || fail "owner still has a tracer"
+ok "SIGKILL: owners released by the kernel"
+start_agent
+st=$(qga guest-net-status)
+[ "$(jget "$st" .frozen)" = false ] || fail "restarted agent: $st"
+[ "$(jget "$st" .recovery.thawed)" = 3 ] && [ "$(jget "$st" .recovery.failed)" = 0 ] ||
+    fail "recovery: $(jget "$st" .recovery)"
+[ "$(jget "$st" .recovery.image_id)" = "$(jq -r .image_id "$TMP/img.json")" ] || fail "recovery id"
+[ ! -e "$STATE" ] || fail "state file left after recovery"
+gate_off
+wait_pid "$CLI" || fail "client failed"
+wait_pid "$SRV" || fail "server failed"
+compare_streams "$TMP/c5001.json" "$TMP/s5001.json" || fail "streams differ after recovery"
+ok "restart after SIGKILL: state file recovery thawed 3 sockets; streams byte-exact"
+
+# --- SIGTERM while frozen: thaw, then exit 0
+traffic 5002
+gate_on
+qga guest-net-freeze >/dev/null
+is_traced "$CLI" || fail "client not quiesced"
+kill -TERM "$AGENT_PID"
+wait_pid "$AGENT_PID" || fail "agent exit status after SIGTERM"
+! is_traced "$CLI" || fail "owner still stopped after SIGTERM"
+[ ! -e "$STATE" ] || fail "state file left after SIGTERM"
+grep -q 'thawed 3 connections (0 failed).*(signal)' "$TMP/agent.log" || fail "no signal thaw logged"
+gate_off
+wait_pid "$CLI" || fail "client failed"
+wait_pid "$SRV" || fail "server failed"
+compare_streams "$TMP/c5002.json" "$TMP/s5002.json" || fail "streams differ after SIGTERM"
+ok "SIGTERM while frozen: thawed first, exit 0; streams byte-exact"
+
+# --- a stale or corrupt state file is harmless
+echo '{"version":1,"frozen":true,"boot_id":"00000000-0000-0000-0000-000000000000","sockets":[]}' >"$STATE"
+start_agent
+[ ! -e "$STATE" ] || fail "stale state file (other boot) kept"
+kill -TERM "$AGENT_PID"; wait_pid "$AGENT_PID" || true
+echo 'garbage{' >"$STATE"
+start_agent
+[ "$(jget "$(qga guest-net-status)" .frozen)" = false ] || fail "corrupt state file"
+ok "stale and corrupt state files ignored"
