@@ -104,7 +104,7 @@ int qga_error_from_json(json_object *j, struct qga_error *e)
         qga_error_set(e, QGA_ERR_GENERIC_ERROR, "malformed error reply (no string \"class\")");
         return -EBADMSG;
     }
-    const char *d = "";
+    const char *d = "(no description)";
     if (json_object_object_get_ex(j, "desc", &desc) && json_object_is_type(desc, json_type_string))
         d = json_object_get_string(desc);
     enum qga_error_class c;
