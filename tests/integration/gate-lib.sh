@@ -104,7 +104,7 @@ topo_routed() { # [n_guests (1 or 2)]
 }
 
 # ping from namespace $1 to $2: succeeds when any of a few echoes comes back.
-ping_ok() { ip netns exec "$1" busybox ping -c 3 -W 1 "$2" >/dev/null 2>&1; }
+ping_ok() { ip netns exec "$1" busybox ping -c 3 -i 0.2 -W 1 "$2" >/dev/null 2>&1; }
 
 # Wait (bounded) until a command succeeds; this is a deadline for a hang, not a timing assert.
 wait_for() { # tries(0.1 s each) cmd...
