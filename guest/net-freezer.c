@@ -487,6 +487,7 @@ int net_freezer_freeze(struct net_freezer *nf, const struct net_freeze_opts *o, 
             break;
     }
 
+    uint64_t t_disc = now_monotonic_ns();
     ps = calloc(n_ents ? n_ents : 1, sizeof(*ps));
     if (!ps) {
         r = qga_error_errno(err, -ENOMEM, "freeze");
@@ -523,6 +524,7 @@ int net_freezer_freeze(struct net_freezer *nf, const struct net_freeze_opts *o, 
         goto fail;
     }
 
+    uint64_t t_state = now_monotonic_ns();
     nf->img.conns = calloc(n_ps ? n_ps : 1, sizeof(*nf->img.conns));
     nf->fds = malloc((n_ps ? n_ps : 1) * sizeof(int));
     if (!nf->img.conns || !nf->fds) {
@@ -580,6 +582,7 @@ int net_freezer_freeze(struct net_freezer *nf, const struct net_freeze_opts *o, 
         repair_queue_none(fd);
     }
 
+    uint64_t t_dump = now_monotonic_ns();
     nf->frozen = true;
     nf->timeout_ms = timeout_ms;
     nf->deadline_mono_ns = now_monotonic_ns() + (uint64_t)timeout_ms * 1000000ull;
@@ -599,6 +602,11 @@ int net_freezer_freeze(struct net_freezer *nf, const struct net_freeze_opts *o, 
     }
     nf->n_freezes++;
     remember_keys(nf);
+    uint64_t t_end = now_monotonic_ns();
+    log_debug("freeze phases: discover+quiesce %.1f ms, state file %.1f ms, take+repair+dump "
+              "%.1f ms, state file + image JSON %.1f ms",
+              (double)(t_disc - t0) / 1e6, (double)(t_state - t_disc) / 1e6,
+              (double)(t_dump - t_state) / 1e6, (double)(t_end - t_dump) / 1e6);
     log_info("frozen %zu connections of %zu processes (%zu skipped) in %.1f ms, image %s, "
              "watchdog %u ms",
              nf->img.n_conns, nf->n_procs, nf->img.n_skipped,
@@ -822,6 +830,59 @@ static void copy_settings(struct tcp_conn_state *dst, const struct tcp_conn_stat
     dst->user_timeout_ms = src->user_timeout_ms;
 }
 
+static bool queues_equal(const struct tcp_repair_queue *a1, const struct tcp_repair_queue *a2,
+                         const struct tcp_repair_queue *b1, const struct tcp_repair_queue *b2)
+{
+    if ((uint64_t)a1->len + a2->len != (uint64_t)b1->len + b2->len)
+        return false;
+    /* Compare a1||a2 with b1||b2 without joining them. */
+    uint64_t total = (uint64_t)a1->len + a2->len;
+    for (uint64_t off = 0; off < total;) {
+        const struct tcp_repair_queue *qa = off < a1->len ? a1 : a2;
+        uint64_t oa = off < a1->len ? off : off - a1->len;
+        const struct tcp_repair_queue *qb = off < b1->len ? b1 : b2;
+        uint64_t ob = off < b1->len ? off : off - b1->len;
+        uint64_t n = qa->len - oa < qb->len - ob ? qa->len - oa : qb->len - ob;
+        if (memcmp(qa->data + oa, qb->data + ob, n))
+            return false;
+        off += n;
+    }
+    return true;
+}
+
+static int queue_dup(struct tcp_repair_queue *dst, const struct tcp_repair_queue *src)
+{
+    free(dst->data);
+    dst->data = NULL;
+    dst->len = 0;
+    if (!src->len)
+        return 0;
+    dst->data = malloc(src->len);
+    if (!dst->data)
+        return -ENOMEM;
+    memcpy(dst->data, src->data, src->len);
+    dst->len = src->len;
+    return 0;
+}
+
+/* In repair mode with the send queue selected, the kernel marks unsent data as sent without
+ * transmitting it whenever something runs tcp_write_xmit (a deferred TSQ flush on
+ * release_sock, the pacing timer), so the unacked/unsent split of a frozen socket can move
+ * between two dumps. The bytes and sequence numbers cannot: when those agree, report the split
+ * the freeze recorded. */
+static int normalize_split(struct tcp_conn_state *live, const struct tcp_conn_state *frozen)
+{
+    if (live->snd_seq != frozen->snd_seq ||
+        !queues_equal(&live->unacked, &live->unsent, &frozen->unacked, &frozen->unsent))
+        return 0;
+    if (live->unacked.len == frozen->unacked.len)
+        return 0;
+    int r = queue_dup(&live->unacked, &frozen->unacked);
+    if (r >= 0)
+        r = queue_dup(&live->unsent, &frozen->unsent);
+    return r < 0 ? r : 1;
+}
+
 int net_freezer_verify(struct net_freezer *nf, const char *image_id, json_object *image,
                        json_object **ret, struct qga_error *err)
 {
@@ -911,6 +972,8 @@ int net_freezer_verify(struct net_freezer *nf, const char *image_id, json_object
         }
         repair_queue_none(nf->fds[i]);
         copy_settings(&l->st, &c->st);
+        if (normalize_split(&l->st, &c->st) > 0)
+            log_debug("verify: connection %u: send queue split moved in repair mode", c->id);
         l->id = c->id;
         l->inode = c->inode;
         l->owners = calloc(c->n_owners ? c->n_owners : 1, sizeof(*l->owners));

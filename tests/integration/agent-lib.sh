@@ -140,7 +140,7 @@ qga_err() {
 }
 
 # jget JSON FILTER
-jget() { printf '%s\n' "$1" | jq -r "$2"; }
+jget() { printf '%s\n' "$1" | jq -r "${@:2}"; }
 
 validate_image() { # FILE...
     python3 "$VALIDATE" "$IMAGE_SCHEMA" "$@" >/dev/null || {
