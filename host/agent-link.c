@@ -44,6 +44,20 @@ static void link_init(struct agent_link *l)
 {
     memset(l, 0, sizeof(*l));
     l->fd = -1;
+    l->max_reply = AGENT_LINK_REPLY_MAX;
+}
+
+int agent_link_set_max_reply(struct agent_link *l, size_t bytes)
+{
+    if (bytes == 0)
+        return -EINVAL;
+    if (l->client) {
+        int r = qga_client_set_max_reply(l->client, bytes);
+        if (r < 0)
+            return r;
+    }
+    l->max_reply = bytes;
+    return 0;
 }
 
 /* --- UNIX socket ------------------------------------------------------------------------ */
@@ -72,7 +86,7 @@ static int make_client(struct agent_link *l)
     l->client = qga_client_new(&l->tr);
     if (!l->client)
         return -ENOMEM;
-    qga_client_set_max_reply(l->client, AGENT_LINK_REPLY_MAX);
+    qga_client_set_max_reply(l->client, l->max_reply);
     return 0;
 }
 
@@ -304,12 +318,12 @@ void agent_link_close(struct agent_link *l)
 /* --- calls ------------------------------------------------------------------------------ */
 
 /* Parse libvirt's copy of the agent's reply: untrusted, so size and depth limited. */
-static int parse_agent_reply(const char *reply, json_object **ret, struct qga_error *err)
+int agent_link_parse_reply(const char *reply, size_t max, json_object **ret, struct qga_error *err)
 {
-    size_t len = strlen(reply);
-    if (len > AGENT_LINK_REPLY_MAX) {
-        qga_error_set(err, QGA_ERR_GENERIC_ERROR, "agent reply of %zu bytes is over the limit",
-                      len);
+    *ret = NULL;
+    size_t len = strnlen(reply, max + 1);
+    if (len > max || len > INT_MAX) {
+        qga_error_set(err, QGA_ERR_GENERIC_ERROR, "agent reply over the %zu byte limit", max);
         return -EMSGSIZE;
     }
     json_tokener *tok = json_tokener_new_ex(QGA_MAX_DEPTH);
@@ -317,6 +331,10 @@ static int parse_agent_reply(const char *reply, json_object **ret, struct qga_er
         return -ENOMEM;
     json_object *j = json_tokener_parse_ex(tok, reply, (int)len);
     bool bad = json_tokener_get_error(tok) != json_tokener_success;
+    /* One object and nothing after it but whitespace. */
+    for (size_t i = bad ? len : json_tokener_get_parse_end(tok); i < len; i++)
+        if (reply[i] != ' ' && reply[i] != '\n' && reply[i] != '\r' && reply[i] != '\t')
+            bad = true;
     json_tokener_free(tok);
     if (bad || !json_object_is_type(j, json_type_object)) {
         json_object_put(j);
@@ -325,7 +343,7 @@ static int parse_agent_reply(const char *reply, json_object **ret, struct qga_er
     }
     json_object *v;
     int r;
-    if (json_object_object_get_ex(j, "return", &v)) {
+    if (json_object_object_get_ex(j, "return", &v) && v) {
         *ret = json_object_get(v);
         r = 0;
     } else if (json_object_object_get_ex(j, "error", &v)) {
@@ -368,7 +386,7 @@ static int call_qemu_agent(struct agent_link *l, const char *cmd, json_object *a
         qga_error_set(err, QGA_ERR_GENERIC_ERROR, "%s", m ? m : "agent command failed");
         return -EIO;
     }
-    int r = parse_agent_reply(reply, ret, err);
+    int r = agent_link_parse_reply(reply, l->max_reply, ret, err);
     free(reply);
     return r;
 }

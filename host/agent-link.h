@@ -36,11 +36,13 @@ struct agent_link {
     struct agent_link_stream *st; /* AGENT_LINK_STREAM */
     struct qga_transport tr;
     struct qga_client *client;
-    bool need_sync;
+    size_t max_reply;
     char agent_name[64];
 };
 
 const char *agent_link_kind_name(enum agent_link_kind k);
+
+/* The struct must not move in memory between open and close (the transport points into it). */
 
 /* Open the link for domain dom described by di (from its live XML). 0 or -errno. */
 int agent_link_open(struct agent_link *l, struct nc_virt *v, virDomainPtr dom,
@@ -58,3 +60,9 @@ int agent_link_call(struct agent_link *l, const char *cmd, json_object *args, in
 /* guest-sync-delimited now (after a reconnect or before a critical command). */
 int agent_link_sync(struct agent_link *l, int timeout_ms);
 void agent_link_close(struct agent_link *l);
+/* Raise or lower the reply size limit (default AGENT_LINK_REPLY_MAX; a big socket image may
+ * need more, capped by agent/qga-client.h). Applies to the qga paths and to libvirt's. */
+int agent_link_set_max_reply(struct agent_link *l, size_t bytes);
+/* Parse one reply as libvirt's agent API hands it over (exposed for tests): untrusted, limited
+ * to max bytes and QGA_MAX_DEPTH. 0 with *ret, -EREMOTEIO with err, or -EMSGSIZE/-EBADMSG. */
+int agent_link_parse_reply(const char *reply, size_t max, json_object **ret, struct qga_error *err);
