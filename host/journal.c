@@ -8,7 +8,10 @@
 #include <dirent.h>
 #include <errno.h>
 #include <json-c/json.h>
+#include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -135,6 +138,93 @@ static int proc_start_ticks(pid_t pid, uint64_t *ticks, bool *zombie)
     return 0;
 }
 
+/* Identity of a network namespace file (or of the calling thread's when path is NULL). */
+static int netns_id(const char *path, uint64_t *dev, uint64_t *ino)
+{
+    struct stat st;
+    if (stat(path ? path : "/proc/thread-self/ns/net", &st) < 0)
+        return negative_errno();
+    *dev = (uint64_t)st.st_dev;
+    *ino = (uint64_t)st.st_ino;
+    return 0;
+}
+
+static bool netns_is(const char *path, const struct journal_entry *e)
+{
+    uint64_t dev, ino;
+    return netns_id(path, &dev, &ino) >= 0 && dev == e->netns_dev && ino == e->netns_ino;
+}
+
+/* A path naming the entry's namespace: a bind mount under /run/netns (ip netns), else the
+ * namespace of any process in it. 0 and path set, or -ENOENT. */
+static int netns_find(const struct journal_entry *e, char *path, size_t len)
+{
+    static const char *const dirs[] = {"/run/netns", "/proc"};
+    for (size_t k = 0; k < ELEMENTSOF(dirs); k++) {
+        _cleanup_(closedirp) DIR *d = opendir(dirs[k]);
+        if (!d)
+            continue;
+        struct dirent *de;
+        while ((de = readdir(d))) {
+            if (de->d_name[0] == '.')
+                continue;
+            if (k == 1 && (de->d_name[0] < '0' || de->d_name[0] > '9'))
+                continue;
+            int n = snprintf(path, len, k == 0 ? "%s/%s" : "%s/%s/ns/net", dirs[k], de->d_name);
+            if (n < 0 || (size_t)n >= len)
+                continue;
+            if (netns_is(path, e))
+                return 0;
+        }
+    }
+    return -ENOENT;
+}
+
+struct lift_job {
+    int nsfd;
+    const char *domain;
+    int r;
+};
+
+/* setns() moves only the calling thread: a short-lived thread lifts the gate over there, and
+ * the caller's own namespace never changes. */
+static void *lift_in_ns_thread(void *p)
+{
+    struct lift_job *j = p;
+    if (setns(j->nsfd, CLONE_NEWNET) < 0)
+        j->r = negative_errno();
+    else
+        j->r = gate_lift(j->domain);
+    return NULL;
+}
+
+/* Lift the entry's gate where it lives. */
+static int lift_entry_gate(const struct journal_entry *e)
+{
+    if ((e->netns_dev == 0 && e->netns_ino == 0) || netns_is(NULL, e))
+        return gate_lift(e->domain);
+    char path[PATH_MAX];
+    if (netns_find(e, path, sizeof(path)) < 0) {
+        log_warn("journal: the network namespace of %s's gate no longer exists; its gate went "
+                 "with it",
+                 e->domain);
+        return 0;
+    }
+    log_info("journal: lifting the gate of %s in network namespace %s", e->domain, path);
+    struct lift_job j = {.nsfd = open(path, O_RDONLY | O_CLOEXEC), .domain = e->domain};
+    if (j.nsfd < 0)
+        return negative_errno();
+    pthread_t t;
+    int r = pthread_create(&t, NULL, lift_in_ns_thread, &j);
+    if (r != 0) {
+        close(j.nsfd);
+        return -r;
+    }
+    pthread_join(t, NULL);
+    close(j.nsfd);
+    return j.r;
+}
+
 int journal_owner_alive(const struct journal_entry *e)
 {
     if (e->pid <= 0)
@@ -174,6 +264,8 @@ static json_object *entry_to_json(const struct journal_entry *e, const char *tab
     json_object_object_add(o, "pid_start_ticks",
                            json_object_new_int64((int64_t)e->pid_start_ticks));
     json_object_object_add(o, "started_ns", json_object_new_int64((int64_t)e->started_ns));
+    json_object_object_add(o, "netns_dev", json_object_new_int64((int64_t)e->netns_dev));
+    json_object_object_add(o, "netns_ino", json_object_new_int64((int64_t)e->netns_ino));
     json_object_object_add(o, "vm_was_running", json_object_new_boolean(e->vm_was_running));
     return o;
 }
@@ -190,6 +282,11 @@ int journal_write(const char *state_dir, const struct journal_entry *in)
         return r;
     }
     if (e.started_ns > INT64_MAX || e.pid_start_ticks > INT64_MAX)
+        return -EINVAL;
+    if (e.netns_dev == 0 && e.netns_ino == 0 &&
+        (r = netns_id(NULL, &e.netns_dev, &e.netns_ino)) < 0)
+        return r;
+    if (e.netns_dev > INT64_MAX || e.netns_ino > INT64_MAX)
         return -EINVAL;
     if (e.pid_start_ticks == 0) {
         bool zombie;
@@ -294,6 +391,12 @@ static int entry_from_text(const char *text, size_t len, struct journal_entry *e
     if ((r = get_i64(o, "started_ns", 0, INT64_MAX, &x, why)) < 0)
         return r;
     e->started_ns = (uint64_t)x;
+    if ((r = get_i64(o, "netns_dev", 0, INT64_MAX, &x, why)) < 0)
+        return r;
+    e->netns_dev = (uint64_t)x;
+    if ((r = get_i64(o, "netns_ino", 0, INT64_MAX, &x, why)) < 0)
+        return r;
+    e->netns_ino = (uint64_t)x;
 
     json_object *v;
     if (!json_object_object_get_ex(o, "vm_was_running", &v) ||
@@ -473,7 +576,7 @@ int journal_recover(const char *state_dir, journal_recover_fn fn, void *userdata
         }
         log_warn("journal: recovering domain %s (step %s, owner pid %d is gone)", e->domain,
                  e->step, (int)e->pid);
-        r = gate_lift(e->domain);
+        r = lift_entry_gate(e);
         if (r < 0) {
             log_err("journal: cannot lift the gate of %s: %s", e->domain, strerror(-r));
             first_err = first_err ?: r;

@@ -28,6 +28,10 @@ struct journal_entry {
     /* Start time of pid in clock ticks since boot (/proc/PID/stat field 22) so a reused pid is
      * not taken for the owner. journal_write() fills it when 0 and pid is alive. */
     uint64_t pid_start_ticks;
+    /* The network namespace the gate was put in (st_dev/st_ino of /proc/thread-self/ns/net),
+     * so recovery lifts it there even when run from another namespace. journal_write() fills
+     * them when both are 0. */
+    uint64_t netns_dev, netns_ino;
 };
 
 /* Write or replace the domain's entry (validated first: -EINVAL for bad fields). Creates
@@ -52,7 +56,10 @@ int journal_owner_alive(const struct journal_entry *e);
  * or -errno to keep it for the next recovery. */
 typedef int (*journal_recover_fn)(const struct journal_entry *e, void *userdata);
 
-/* For every entry whose owner is dead: lift its gate (in the current network namespace), call
- * fn (may be NULL), then remove the entry. Entries with a live owner are left alone. Returns
- * the number of entries recovered, or the first -errno after trying all of them. */
+/* For every entry whose owner is dead: lift its gate, call fn (may be NULL), then remove the
+ * entry. Entries with a live owner are left alone. The gate is lifted in the entry's network
+ * namespace: the current one, else the one found under /run/netns or as some process's
+ * namespace (QEMU keeps the tap's). A namespace found nowhere is taken as destroyed, and its
+ * tables with it (logged). Returns the number of entries recovered, or the first -errno after
+ * trying all of them. */
 int journal_recover(const char *state_dir, journal_recover_fn fn, void *userdata);

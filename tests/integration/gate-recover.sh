@@ -58,4 +58,36 @@ ok "recover lifted the stale gate"
 out=$(gatectl recover "$STATE")
 [[ $out == *"recovered=0"* ]] || fail "second recover found something"
 ok "recover is idempotent"
+# Recovery run from another namespace lifts the gate where it lives: found under /run/netns ...
+start_in "$NS_H" "$GATECTL" hold "$STATE" dom-r hv
+holder=$STARTED
+wait_for 100 installed dom-r || fail "holder did not gate"
+kill -KILL "$holder"
+wait "$holder" 2>/dev/null || true
+out=$(px "$GATECTL" recover "$STATE" 2>&1)
+echo "$out"
+[[ $out == *"recovered=1 callbacks=1"* ]] || fail "recover from the peer namespace failed"
+! installed dom-r || fail "recover from another namespace left the gate"
+[[ -z $(px nft list ruleset) ]] || fail "recover touched the namespace it ran in"
+ping_ok "$NS_P" 10.77.1.2 || fail "traffic does not pass after the cross-namespace recover"
+ok "recover from another namespace (named) lifted the gate"
+
+# ... or as the namespace of a process only (QEMU keeps the tap's), with no name at all.
+start_in "$NS_H" unshare --net sh -c "ip tuntap add dev nctapu0 mode tap &&
+    '$GATECTL' hold '$STATE' dom-u nctapu0 >'$TMP/hold-u.out' & exec sleep 600"
+keeper=$STARTED
+held() { grep -q '^held pid=' "$TMP/hold-u.out" 2>/dev/null; }
+wait_for 100 held || fail "unnamed-namespace holder did not gate"
+hpid=$(sed -n 's/^held pid=//p' "$TMP/hold-u.out")
+kill -KILL "$hpid"
+# Its parent is sleep, which never reaps it: dead means gone or a zombie.
+dead() { [[ ! -e /proc/$hpid ]] || [[ $(awk '{ print $3 }' "/proc/$hpid/stat") == Z ]]; }
+wait_for 50 dead || fail "holder did not die"
+nsenter -t "$keeper" -n nft list tables netdev | grep -q . || fail "no gate in the unnamed namespace"
+out=$(px "$GATECTL" recover "$STATE" 2>&1)
+echo "$out"
+[[ $out == *"recovered=1 callbacks=1"* ]] || fail "recover of the unnamed namespace failed"
+[[ -z $(nsenter -t "$keeper" -n nft list ruleset) ]] || fail "gate left in the unnamed namespace"
+ok "recover found an unnamed namespace through a process in it"
+stop_group "$keeper"
 echo PASS

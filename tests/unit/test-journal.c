@@ -96,6 +96,7 @@ static void test_round_trip(void **state)
     assert_true(got.started_ns == e.started_ns);
     assert_true(got.vm_was_running);
     assert_true(got.pid_start_ticks != 0); /* filled by journal_write */
+    assert_true(got.netns_ino != 0);       /* this thread's namespace */
     assert_int_equal(journal_owner_alive(&got), 1);
 
     char path[PATH_MAX];
@@ -170,28 +171,35 @@ static void test_corrupt_refused(void **state)
         "{\"version\":1,\"domain\":\"victim\"",
         "[1,2,3]",
         "{\"version\":2,\"domain\":\"victim\",\"taps\":[],\"step\":\"gated\",\"pid\":1,"
-        "\"pid_start_ticks\":0,\"started_ns\":0,\"vm_was_running\":true}",
+        "\"pid_start_ticks\":0,\"started_ns\":0,\"netns_dev\":1,\"netns_ino\":1,\"vm_was_running\":"
+        "true}",
         /* wrong type */
         "{\"version\":1,\"domain\":\"victim\",\"taps\":[],\"step\":\"gated\",\"pid\":\"1\","
-        "\"pid_start_ticks\":0,\"started_ns\":0,\"vm_was_running\":true}",
+        "\"pid_start_ticks\":0,\"started_ns\":0,\"netns_dev\":1,\"netns_ino\":1,\"vm_was_running\":"
+        "true}",
         /* missing vm_was_running */
         "{\"version\":1,\"domain\":\"victim\",\"taps\":[],\"step\":\"gated\",\"pid\":1,"
-        "\"pid_start_ticks\":0,\"started_ns\":0}",
+        "\"pid_start_ticks\":0,\"started_ns\":0,\"netns_dev\":1,\"netns_ino\":1}",
         /* hostile tap */
         "{\"version\":1,\"domain\":\"victim\",\"taps\":[\"x; flush ruleset\"],\"step\":\"gated\","
-        "\"pid\":1,\"pid_start_ticks\":0,\"started_ns\":0,\"vm_was_running\":true}",
+        "\"pid\":1,\"pid_start_ticks\":0,\"started_ns\":0,\"netns_dev\":1,\"netns_ino\":1,\"vm_was_"
+        "running\":true}",
         /* embedded NUL in the domain */
         "{\"version\":1,\"domain\":\"victim\\u0000x\",\"taps\":[],\"step\":\"gated\",\"pid\":1,"
-        "\"pid_start_ticks\":0,\"started_ns\":0,\"vm_was_running\":true}",
+        "\"pid_start_ticks\":0,\"started_ns\":0,\"netns_dev\":1,\"netns_ino\":1,\"vm_was_running\":"
+        "true}",
         /* negative pid */
         "{\"version\":1,\"domain\":\"victim\",\"taps\":[],\"step\":\"gated\",\"pid\":-5,"
-        "\"pid_start_ticks\":0,\"started_ns\":0,\"vm_was_running\":true}",
+        "\"pid_start_ticks\":0,\"started_ns\":0,\"netns_dev\":1,\"netns_ino\":1,\"vm_was_running\":"
+        "true}",
         /* another domain's entry under this file name */
         "{\"version\":1,\"domain\":\"other\",\"taps\":[],\"step\":\"gated\",\"pid\":1,"
-        "\"pid_start_ticks\":0,\"started_ns\":0,\"vm_was_running\":true}",
+        "\"pid_start_ticks\":0,\"started_ns\":0,\"netns_dev\":1,\"netns_ino\":1,\"vm_was_running\":"
+        "true}",
         /* trailing garbage */
         "{\"version\":1,\"domain\":\"victim\",\"taps\":[],\"step\":\"gated\",\"pid\":1,"
-        "\"pid_start_ticks\":0,\"started_ns\":0,\"vm_was_running\":true} xx",
+        "\"pid_start_ticks\":0,\"started_ns\":0,\"netns_dev\":1,\"netns_ino\":1,\"vm_was_running\":"
+        "true} xx",
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         put_file(path, bad[i], strlen(bad[i]));
@@ -199,6 +207,15 @@ static void test_corrupt_refused(void **state)
         if (r != -EBADMSG)
             fail_msg("corrupt variant #%zu gave %d, not -EBADMSG", i, r);
     }
+
+    /* positive control: the same shape, well formed, is accepted */
+    static const char good[] =
+        "{\"version\":1,\"domain\":\"victim\",\"taps\":[\"vnet0\"],\"step\":\"gated\",\"pid\":1,"
+        "\"pid_start_ticks\":0,\"started_ns\":0,\"netns_dev\":1,\"netns_ino\":1,"
+        "\"vm_was_running\":true}";
+    put_file(path, good, strlen(good));
+    assert_int_equal(journal_read(f->dir, "victim", &got), 0);
+    assert_string_equal(got.taps[0], "vnet0");
 
     /* deep nesting must not recurse without bound */
     size_t deep = 10000;
@@ -335,6 +352,27 @@ static void test_recover_dead_only(void **state)
     assert_int_equal(journal_remove(f->dir, "alive"), 1);
 }
 
+/* An entry whose network namespace is gone: its tables went with it, so it is recovered. */
+static void test_recover_vanished_netns(void **state)
+{
+    struct fixture *f = *state;
+    if (unshare(CLONE_NEWNET) < 0) {
+        print_message("skipping: unshare(CLONE_NEWNET) needs root\n");
+        skip();
+    }
+    struct journal_entry e, got;
+    fill(&e, "elsewhere", dead_pid());
+    e.netns_dev = 1;
+    e.netns_ino = 1;
+    assert_int_equal(journal_write(f->dir, &e), 0);
+    assert_int_equal(journal_read(f->dir, "elsewhere", &got), 0);
+    assert_true(got.netns_dev == 1 && got.netns_ino == 1);
+    struct cb_log l = {.ret = 0};
+    assert_int_equal(journal_recover(f->dir, record_cb, &l), 1);
+    assert_int_equal(l.calls, 1);
+    assert_int_equal(journal_read(f->dir, "elsewhere", &got), -ENOENT);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -344,6 +382,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_list, setup, teardown),
         cmocka_unit_test_setup_teardown(test_owner_alive, setup, teardown),
         cmocka_unit_test_setup_teardown(test_recover_dead_only, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_recover_vanished_netns, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
