@@ -10,7 +10,7 @@ set -euo pipefail
 
 : "${NETCKPT_BUILD_DIR:?run through ctest, or set NETCKPT_BUILD_DIR}"
 : "${NETCKPT_SOURCE_DIR:=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}"
-AGENT=$NETCKPT_BUILD_DIR/guest/netckpt-agent
+AGENT=${NETCKPT_AGENT:-$NETCKPT_BUILD_DIR/guest/netckpt-agent}
 QGA_CALL=$NETCKPT_BUILD_DIR/tests/tools/qga-call
 PEER=$NETCKPT_SOURCE_DIR/tests/integration/agent-peer.py
 VALIDATE=$NETCKPT_SOURCE_DIR/tests/tools/validate-json-schema.py

@@ -9,3 +9,11 @@ foreach(_t proto traffic shared-exit watchdog restart many)
   netckpt_script_test(agent-${_t} SCRIPT ${CMAKE_CURRENT_SOURCE_DIR}/agent-${_t}.sh
     LABELS integration TIMEOUT 300)
 endforeach()
+
+# The static agent the test guest's initramfs carries: the same traffic test, run with it.
+if(TARGET netckpt-agent-static)
+  netckpt_script_test(agent-static SCRIPT ${CMAKE_CURRENT_SOURCE_DIR}/agent-traffic.sh
+    LABELS integration noasan TIMEOUT 300)
+  set_property(TEST agent-static APPEND PROPERTY ENVIRONMENT
+    "NETCKPT_AGENT=${CMAKE_BINARY_DIR}/guest/netckpt-agent-static")
+endif()
