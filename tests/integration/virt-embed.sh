@@ -72,6 +72,10 @@ cat >"$ROOT/dom.xml" <<XML
       <source mode='bind'/>
       <target type='virtio' name='org.netckpt.agent.0'/>
     </channel>
+    <channel type='unix'>
+      <source mode='bind'/>
+      <target type='virtio' name='org.qemu.guest_agent.0'/>
+    </channel>
     <video><model type='none'/></video>
     <memballoon model='none'/>
   </devices>
@@ -83,6 +87,7 @@ out=$(vx define "$ROOT/dom.xml" :: start "$DOM" --paused :: state "$DOM" paused 
     :: restore "$ROOT/vm.state" :: state "$DOM" paused :: xml "$DOM" :: socket-exists "$DOM" \
     :: resume "$DOM" :: state "$DOM" running \
     :: agent-timeout "$DOM" 300 unix :: agent-timeout "$DOM" 300 stream \
+    :: agent-timeout "$DOM" 1000 auto org.qemu.guest_agent.0 \
     :: destroy "$DOM" :: state "$DOM" "shut off" :: undefine "$DOM" :: versions 2>"$ROOT/err") ||
     {
         cat "$ROOT/err" >&2
@@ -105,7 +110,9 @@ grep -q "restored $DOM paused" <<<"$out" || fail "not restored paused"
 ok "restored paused, resumed, running"
 grep -q 'agent over unix-socket: call returned -110' <<<"$out" || fail "unix path did not time out"
 grep -q 'agent over libvirt-channel: call returned -110' <<<"$out" || fail "stream path did not time out"
-ok "agent calls with no agent time out on the UNIX socket and the libvirt stream"
+grep -q 'agent over libvirt-qemu-agent: call returned -110' <<<"$out" ||
+    fail "libvirt's agent API path (org.qemu.guest_agent.0) did not report the agent unreachable"
+ok "agent calls with no agent time out on the UNIX socket, the libvirt stream and libvirt's agent API"
 
 # An internal snapshot with memory needs a qcow2 disk (QEMU's savevm); no OS is needed on it.
 qemu-img create -q -f qcow2 "$ROOT/disk.qcow2" 16M

@@ -14,8 +14,9 @@
  *   restore PATH                  restore paused
  *   resume NAME | suspend NAME | destroy NAME | undefine NAME
  *   snapshot NAME SNAP            snapshot with memory (internal), then revert paused
- *   agent-timeout NAME MS [KIND]  an agent call with no agent must time out (not hang);
- *                                 KIND: auto (default), unix or stream
+ *   agent-timeout NAME MS [KIND [AGENT]]  an agent call with no agent must time out (not
+ *                                 hang); KIND: auto (default), unix, stream or qemu-agent;
+ *                                 AGENT: the channel name (default org.netckpt.agent.0)
  *   pid NAME FILE                 write QEMU's pid (from the embedded run dir) to FILE
  *   versions
  * Exit 0 when every command succeeded; the first failure stops the sequence. */
@@ -195,13 +196,15 @@ static int run(struct ctx *c, int argc, char **argv)
     } else if (!strcmp(cmd, "agent-timeout")) {
         NEED(2);
         struct domain_info di;
-        r = live_info(c, d, NULL, &di, false);
+        r = live_info(c, d, argc > 4 ? argv[4] : NULL, &di, false);
         struct agent_link l;
         enum agent_link_kind kind = AGENT_LINK_AUTO;
         if (argc > 3 && !strcmp(argv[3], "unix"))
             kind = AGENT_LINK_UNIX;
         else if (argc > 3 && !strcmp(argv[3], "stream"))
             kind = AGENT_LINK_STREAM;
+        else if (argc > 3 && !strcmp(argv[3], "qemu-agent"))
+            kind = AGENT_LINK_QEMU_AGENT;
         if (r == 0)
             r = agent_link_open_kind(&l, &c->v, d, &di, kind);
         if (r == 0) {
