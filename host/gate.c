@@ -290,7 +290,24 @@ static int table_matches(json_object *listing, const char *table, const char *co
         if (!found)
             return 0;
     }
-    return chains == 2 * n_taps;
+    if (chains != 2 * n_taps)
+        return 0;
+    /* and the counters the chains reference */
+    size_t counters = 0;
+    for (size_t i = 0; i < n; i++) {
+        json_object *ctr = item_of(items, i, "counter", table);
+        if (!ctr)
+            continue;
+        const char *name = str_field(ctr, "name");
+        for (size_t j = 0; j < n_taps; j++) {
+            char want[2][40];
+            snprintf(want[0], sizeof(want[0]), TO_GUEST "%s", taps[j]);
+            snprintf(want[1], sizeof(want[1]), FROM_GUEST "%s", taps[j]);
+            if (strcmp(name, want[0]) == 0 || strcmp(name, want[1]) == 0)
+                counters++;
+        }
+    }
+    return counters == 2 * n_taps;
 }
 
 int gate_install(const char *domain, const char *const *taps, size_t n_taps)

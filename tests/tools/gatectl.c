@@ -7,6 +7,7 @@
 
 #include <errno.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,7 +22,8 @@ static void usage(FILE *f)
                "       gatectl hold STATE_DIR DOMAIN TAP...   journal + gate, then wait for "
                "SIGTERM (lift) or SIGKILL\n"
                "       gatectl recover STATE_DIR\n"
-               "       gatectl journal-list STATE_DIR\n");
+               "       gatectl journal-list STATE_DIR\n"
+               "       gatectl bench DOMAIN ROUNDS TAP...   time install/read/lift\n");
 }
 
 static int fail(const char *what, int r)
@@ -85,6 +87,57 @@ static int cmd_hold(const char *state_dir, const char *domain, char **taps, size
     return 0;
 }
 
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+static void report(const char *what, uint64_t *ns, size_t n)
+{
+    qsort(ns, n, sizeof(*ns), cmp_u64);
+    printf("%s: n=%zu p50_us=%llu p90_us=%llu max_us=%llu\n", what, n,
+           (unsigned long long)(ns[n / 2] / 1000), (unsigned long long)(ns[n * 9 / 10] / 1000),
+           (unsigned long long)(ns[n - 1] / 1000));
+}
+
+/* Time install, counter read and lift, each in-process (no exec in the figures). */
+static int cmd_bench(const char *domain, int rounds, char **taps, size_t n)
+{
+    if (rounds < 1 || rounds > 100000)
+        return fail("bench", -EINVAL);
+    uint64_t *t[3];
+    for (int k = 0; k < 3; k++) {
+        t[k] = calloc((size_t)rounds, sizeof(uint64_t));
+        if (!t[k])
+            return fail("bench", -ENOMEM);
+    }
+    for (int i = 0; i < rounds; i++) {
+        struct gate_counters c;
+        uint64_t a = now_monotonic_ns();
+        int r = gate_install(domain, (const char *const *)taps, n);
+        uint64_t b = now_monotonic_ns();
+        if (r >= 0)
+            r = gate_read_counters(domain, &c);
+        uint64_t d = now_monotonic_ns();
+        if (r >= 0)
+            r = gate_lift(domain);
+        uint64_t e = now_monotonic_ns();
+        if (r < 0)
+            return fail("bench", r);
+        t[0][i] = b - a;
+        t[1][i] = d - b;
+        t[2][i] = e - d;
+    }
+    printf("taps=%zu\n", n);
+    report("install", t[0], (size_t)rounds);
+    report("read_counters", t[1], (size_t)rounds);
+    report("lift", t[2], (size_t)rounds);
+    for (int k = 0; k < 3; k++)
+        free(t[k]);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 3) {
@@ -132,6 +185,8 @@ int main(int argc, char **argv)
     }
     if (strcmp(cmd, "hold") == 0 && argc >= 5)
         return cmd_hold(argv[2], argv[3], argv + 4, (size_t)argc - 4);
+    if (strcmp(cmd, "bench") == 0 && argc >= 5)
+        return cmd_bench(argv[2], atoi(argv[3]), argv + 4, (size_t)argc - 4);
     if (strcmp(cmd, "recover") == 0 && argc == 3) {
         int calls = 0;
         r = journal_recover(argv[2], recover_cb, &calls);
