@@ -16,7 +16,8 @@
 #define TCP_REPAIR_MAX_QUEUE (64u << 20)
 
 struct tcp_endpoint {
-    int family;           /* AF_INET or AF_INET6 */
+    int family;           /* wire protocol: AF_INET (also for v4-mapped peers of an AF_INET6
+                             socket) or AF_INET6 */
     struct in6_addr addr; /* AF_INET: v4 address stored v4-mapped (::ffff:a.b.c.d) */
     uint16_t port;        /* host byte order */
 };
@@ -36,10 +37,10 @@ struct tcp_repair_win {
 };
 
 struct tcp_keepalive_cfg {
-    bool enabled;  /* SO_KEEPALIVE */
-    int idle;      /* TCP_KEEPIDLE, seconds */
-    int intvl;     /* TCP_KEEPINTVL, seconds */
-    int cnt;       /* TCP_KEEPCNT */
+    bool enabled; /* SO_KEEPALIVE */
+    int idle;     /* TCP_KEEPIDLE, seconds */
+    int intvl;    /* TCP_KEEPINTVL, seconds */
+    int cnt;      /* TCP_KEEPCNT */
 };
 
 struct tcp_conn_state {
@@ -49,7 +50,9 @@ struct tcp_conn_state {
     struct tcp_endpoint local, remote;
     uint8_t state; /* TCP_ESTABLISHED, TCP_FIN_WAIT1, ... (netinet/tcp.h values) */
 
-    /* Sequence numbers as TCP_QUEUE_SEQ reports them for each queue. */
+    /* Sequence numbers as TCP_QUEUE_SEQ reports them for each queue. A FIN takes one
+     * sequence number and is counted in them: snd_seq includes our FIN in FIN_WAIT1/2,
+     * CLOSING and LAST_ACK; rcv_seq includes the peer's FIN in CLOSE_WAIT, LAST_ACK, CLOSING. */
     uint32_t snd_seq; /* next sequence number to be queued (write_seq) */
     uint32_t rcv_seq; /* next sequence number expected (rcv_nxt) */
 
@@ -79,10 +82,16 @@ struct tcp_conn_state {
 };
 
 /* Enter repair mode and suspend keepalive and user-timeout deadlines so the connection cannot
- * die while frozen. Fills st with the settings it will restore. Idempotent per socket. */
+ * die while frozen. Fills only st's settings (nodelay, cork, keepalive, user_timeout_ms) with
+ * what thaw will restore. Idempotent per socket: on a socket already in repair mode it returns
+ * 0 and leaves st untouched (the first freeze's settings must be kept). */
 int tcp_repair_freeze(int fd, struct tcp_conn_state *st);
 
-/* Dump everything needed to rebuild the connection. The socket must be frozen. On failure st
+/* Dump everything needed to rebuild the connection. The socket must be frozen (-EPERM if
+ * not). Keeps st's settings from freeze, frees any queues st held, and fills the rest.
+ * -EOPNOTSUPP for states other than ESTABLISHED, FIN_WAIT1/2, CLOSE_WAIT, LAST_ACK and
+ * CLOSING (an fd never shows TIME_WAIT: the kernel moves that to a timewait mini-socket and
+ * leaves the fd in CLOSE). -EFBIG if a queue exceeds TCP_REPAIR_MAX_QUEUE. On failure st
  * holds no allocations. */
 int tcp_repair_dump(int fd, struct tcp_conn_state *st);
 
@@ -92,12 +101,25 @@ int tcp_repair_dump(int fd, struct tcp_conn_state *st);
 int tcp_repair_thaw(int fd, const struct tcp_conn_state *st, bool window_probe);
 
 /* Build a new socket that continues the dumped connection (CRIU-style restore): bind, set
- * sequence numbers, connect in repair mode, options, window, queues, then the half-closed
- * state. Returns the new fd (>= 0) still in repair mode; call tcp_repair_thaw() after the
- * old socket is gone and any gate allows it. */
+ * sequence numbers, connect in repair mode, options, queues, the half-closed state, then the
+ * window. Returns the new fd (>= 0) still in repair mode; call tcp_repair_thaw() after the
+ * old socket is gone and any gate allows it. Needs CAP_NET_ADMIN, and CAP_NET_RAW for the
+ * half-closed states (a FIN from the peer, or the ACK of ours, is replayed as a segment
+ * through the local stack; see docs/tcp-repair.md). st is validated first (-EINVAL,
+ * -EOPNOTSUPP, -EFBIG, -EAFNOSUPPORT). */
 int tcp_repair_rebuild(const struct tcp_conn_state *st);
 
-/* Close a frozen socket without sending FIN or RST (the peer must not notice). */
+/* Check a state (e.g. parsed from an untrusted image) before rebuilding it: families and
+ * addresses agree, the state is supported, queues are within limits and have data, options
+ * are in range. 0 or -errno as tcp_repair_rebuild() would return it. */
+int tcp_repair_validate(const struct tcp_conn_state *st);
+
+/* Whether dump and rebuild handle this TCP state. */
+bool tcp_repair_state_supported(uint8_t state);
+
+/* End a connection without sending FIN or RST (the peer must not notice): repair mode on,
+ * tcp_disconnect() through connect(AF_UNSPEC), then close(fd). The disconnect acts on the
+ * socket, so it ends the connection for every process holding it, not only this fd. */
 int tcp_repair_close_silently(int fd);
 
 void tcp_conn_state_free(struct tcp_conn_state *st);

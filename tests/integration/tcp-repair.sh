@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# tcp-repair: freeze, dump, thaw and rebuild real TCP connections (guest/tcp-repair.c).
+#
+# Topology, all in namespaces made here:  guest --veth-- router --veth-- peer
+# The peer is routed, so a drop (an nft netdev ingress+egress table on the router's veth
+# toward the guest, as the host gate sits on the tap) makes the peer really retransmit.
+#
+# Usage: tcp-repair.sh [live|rebuild|many|all]   (default all)
+set -euo pipefail
+what=${1:-all}
+build=${NETCKPT_BUILD_DIR:?}
+driver=$build/tests/integration/tcp-repair-driver
+[[ -x $driver ]] || { echo "missing $driver" >&2; exit 1; }
+
+pfx=ncktr$$
+G=${pfx}g R=${pfx}r P=${pfx}p
+cleanup() {
+  for ns in "$G" "$R" "$P"; do ip netns del "$ns" 2>/dev/null || true; done
+}
+trap cleanup EXIT
+
+for ns in "$G" "$R" "$P"; do ip netns add "$ns"; done
+ip link add ${pfx}a netns "$G" type veth peer name ${pfx}b netns "$R"
+ip link add ${pfx}c netns "$R" type veth peer name ${pfx}d netns "$P"
+inns() { ip netns exec "$@"; }
+for ns in "$G" "$R" "$P"; do inns "$ns" ip link set lo up; done
+inns "$G" ip link set ${pfx}a up
+inns "$R" ip link set ${pfx}b up
+inns "$R" ip link set ${pfx}c up
+inns "$P" ip link set ${pfx}d up
+inns "$G" ip addr add 10.77.1.2/24 dev ${pfx}a
+inns "$R" ip addr add 10.77.1.1/24 dev ${pfx}b
+inns "$R" ip addr add 10.77.2.1/24 dev ${pfx}c
+inns "$P" ip addr add 10.77.2.2/24 dev ${pfx}d
+inns "$G" ip -6 addr add fd77:1::2/64 dev ${pfx}a nodad
+inns "$R" ip -6 addr add fd77:1::1/64 dev ${pfx}b nodad
+inns "$R" ip -6 addr add fd77:2::1/64 dev ${pfx}c nodad
+inns "$P" ip -6 addr add fd77:2::2/64 dev ${pfx}d nodad
+inns "$G" ip route add default via 10.77.1.1
+inns "$P" ip route add default via 10.77.2.1
+inns "$G" ip -6 route add default via fd77:1::1
+inns "$P" ip -6 route add default via fd77:2::1
+inns "$R" sysctl -qw net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1
+
+port=20000
+rc=0
+run() { # family mode conns bytes cases
+  echo "== $2 $1 x$3: $5"
+  if ! inns "$G" "$driver" run --peer-ns "$P" --router-ns "$R" --gate-dev ${pfx}b \
+    --addr4 10.77.1.2,10.77.2.2 --addr6 fd77:1::2,fd77:2::2 --port $port \
+    --family "$1" --mode "$2" --conns "$3" --bytes "$4" --case "$5"; then
+    rc=1
+  fi
+  port=$((port + 100))
+}
+
+half=fin_wait1,fin_wait2,close_wait,last_ack,closing
+if [[ $what == live || $what == all ]]; then
+  run v4 live 4 262144 established,fullrecv,big,$half
+  run v6 live 2 262144 established,fullrecv,$half
+  run mapped live 2 262144 established,$half
+fi
+if [[ $what == rebuild || $what == all ]]; then
+  run v4 rebuild 4 262144 established,fullrecv,big,$half
+  run v6 rebuild 2 262144 established,big,$half
+  run mapped rebuild 2 262144 established,close_wait
+fi
+if [[ $what == many || $what == all ]]; then
+  run v4 live 1000 65536 established
+  run v4 rebuild 1000 65536 established
+fi
+exit $rc
