@@ -20,3 +20,8 @@ if(NETCKPT_STATIC_AGENT AND NOT NETCKPT_SANITIZE)
   set_target_properties(netckpt-agent-static PROPERTIES
     RUNTIME_OUTPUT_DIRECTORY ${CMAKE_BINARY_DIR}/guest)
 endif()
+
+# Guest integration: the unit and the udev rule that starts it when the port appears.
+install(FILES systemd/netckpt-agent.service DESTINATION lib/systemd/system)
+install(FILES udev/99-netckpt-agent.rules DESTINATION lib/udev/rules.d)
+install(FILES ${NETCKPT_SOURCE_DIR}/docs/man/netckpt-agent.8 DESTINATION share/man/man8)
