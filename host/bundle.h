@@ -20,7 +20,7 @@
 #define BUNDLE_MAX_STEPS        32
 #define BUNDLE_MAX_TAPS         16
 #define BUNDLE_MANIFEST_MAX     (1u << 20)
-#define BUNDLE_SOCKET_IMAGE_MAX (64u << 20)
+#define BUNDLE_SOCKET_IMAGE_MAX (1u << 30) /* the most agent/qga-client accepts */
 #define BUNDLE_FILE_NAME_MAX    64
 
 enum manifest_mode { MANIFEST_MODE_STOP, MANIFEST_MODE_CONTINUE };
