@@ -57,6 +57,7 @@ struct agent {
     int conn_fd;   /* the host connection (or the virtio port) */
     int sig_fd, timer_fd;
     uint64_t hup_until_ns; /* virtio: do not poll the port before this */
+    bool host_connected;   /* virtio: last thing we saw was data, not a hangup */
     bool quit;
     int exit_code;
 };
@@ -398,12 +399,17 @@ static int open_transport(struct agent *a)
  * connection is closed and the next one accepted. */
 static void host_gone(struct agent *a, const char *why)
 {
-    log_debug("host disconnected (%s)", why);
-    qga_server_reset(&a->srv);
     if (a->method == METHOD_VIRTIO) {
+        /* Polled every HUP_RETRY_MS while no host is there: log the transition only. */
+        if (a->host_connected)
+            log_debug("host disconnected (%s)", why);
+        a->host_connected = false;
+        qga_server_reset(&a->srv);
         a->hup_until_ns = now_monotonic_ns() + HUP_RETRY_MS * 1000000ull;
         return;
     }
+    log_debug("host disconnected (%s)", why);
+    qga_server_reset(&a->srv);
     if (a->conn_fd >= 0)
         close(a->conn_fd);
     a->conn_fd = -1;
@@ -428,6 +434,10 @@ static void handle_input(struct agent *a, short revents)
     if (revents & POLLIN) {
         ssize_t n = read(a->conn_fd, buf, sizeof(buf));
         if (n > 0) {
+            if (a->method == METHOD_VIRTIO && !a->host_connected) {
+                log_debug("host connected");
+                a->host_connected = true;
+            }
             int r = qga_server_feed(&a->srv, buf, (size_t)n, a->conn_fd);
             if (r < 0)
                 host_gone(a, strerror(-r));
