@@ -312,6 +312,11 @@ static int table_matches(json_object *listing, const char *table, const char *co
 
 int gate_install(const char *domain, const char *const *taps, size_t n_taps)
 {
+    return gate_install_flags(domain, taps, n_taps, 0);
+}
+
+int gate_install_flags(const char *domain, const char *const *taps, size_t n_taps, unsigned flags)
+{
     char table[GATE_TABLE_NAME_MAX];
     int r = gate_table_name(domain, table, sizeof(table));
     if (r < 0)
@@ -331,7 +336,7 @@ int gate_install(const char *domain, const char *const *taps, size_t n_taps)
             }
         /* Recent kernels accept a netdev hook on a device that does not exist yet; the gate
          * would then hold nothing, so insist on the device being here. */
-        if (if_nametoindex(taps[i]) == 0) {
+        if (!(flags & GATE_ALLOW_MISSING_TAP) && if_nametoindex(taps[i]) == 0) {
             log_err("gate: tap %s does not exist in this network namespace", taps[i]);
             return -ENODEV;
         }
@@ -362,6 +367,8 @@ int gate_install(const char *domain, const char *const *taps, size_t n_taps)
             return r;
     }
     r = nft_run_json(root, NULL);
+    if (r == -ENOENT && (flags & GATE_ALLOW_MISSING_TAP))
+        r = -ENODEV; /* a kernel that hooks only existing devices */
     if (r < 0) {
         log_err("gate: installing %s failed: %s", table, strerror(-r));
         return r;

@@ -42,4 +42,14 @@ cat "$TMP/open.out"
 n=$(sed -n 's/^received=//p' "$TMP/open.out")
 ((n >= 1)) || fail "nothing reached the tap after the lift"
 ok "frames reach the tap after the lift"
+# A tap gated before it exists (the restore case): the hooks attach when it appears.
+gatectl install --allow-missing dom-late nctap1
+hx ip tuntap add dev nctap1 mode tap
+hx ip link set nctap1 up
+start_in "$NS_H" "$TAPIO" nctap1 4 0 >"$TMP/late.out"
+wait "$STARTED" || fail "tapio on nctap1 failed"
+late=$(counter dom-late from_guest_pkts)
+((late >= 4)) || fail "a tap created after the gate was not gated ($late frames counted)"
+[[ $(gatectl lift dom-late) == lifted ]] || fail "lift dom-late"
+ok "a tap created after the gate is gated from its first frame"
 echo PASS

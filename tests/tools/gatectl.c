@@ -14,7 +14,7 @@
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: gatectl install DOMAIN TAP...\n"
+    fprintf(f, "usage: gatectl install [--allow-missing] DOMAIN TAP...\n"
                "       gatectl lift DOMAIN\n"
                "       gatectl counters DOMAIN\n"
                "       gatectl installed DOMAIN\n"
@@ -146,6 +146,11 @@ int main(int argc, char **argv)
     }
     const char *cmd = argv[1];
     int r;
+    if (strcmp(cmd, "install") == 0 && argc >= 5 && strcmp(argv[2], "--allow-missing") == 0) {
+        r = gate_install_flags(argv[3], (const char *const *)argv + 4, (size_t)argc - 4,
+                               GATE_ALLOW_MISSING_TAP);
+        return r < 0 ? fail("install", r) : 0;
+    }
     if (strcmp(cmd, "install") == 0 && argc >= 4) {
         r = gate_install(argv[2], (const char *const *)argv + 3, (size_t)argc - 3);
         return r < 0 ? fail("install", r) : 0;
