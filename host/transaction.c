@@ -260,6 +260,15 @@ static void image_summary(json_object *img, struct manifest *m)
         m->n_connections = (uint32_t)json_object_array_length(v);
 }
 
+static void watch(struct run *x)
+{
+    if (!x->ctx->ops->watch_begin)
+        return;
+    int q = x->ctx->ops->watch_begin(x->ctx->ud, x->r->image);
+    if (q < 0)
+        warn(x, "cannot watch the taps for the report: %s", strerror(-q));
+}
+
 static void init_result(struct txn_result *r)
 {
     memset(r, 0, sizeof(*r));
@@ -601,6 +610,7 @@ enum txn_outcome txn_checkpoint(struct txn_ctx *ctx, const struct txn_checkpoint
     }
     if (check_cancel(&x))
         goto rollback;
+    watch(&x);
     begin(&x, TXN_STEP_LIFT);
     block_signals(&x);
     q = ops->gate_lift(ud, x.domain, x.err, sizeof(x.err));
@@ -891,6 +901,7 @@ enum txn_outcome txn_restore(struct txn_ctx *ctx, const struct txn_restore_opts 
         goto out_state;
     }
 
+    watch(&x);
     begin(&x, TXN_STEP_LIFT);
     block_signals(&x);
     q = ops->gate_lift(ud, x.domain, x.err, sizeof(x.err));

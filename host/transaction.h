@@ -111,6 +111,9 @@ struct txn_ops {
     /* guest-net-verify: 1 when the live sockets match image, 0 on a mismatch (*diff says how;
      * caller puts), or -errno. */
     int (*agent_verify)(void *ud, json_object *image, json_object **diff, char *err, size_t errlen);
+    /* Optional: start watching the taps for the image's connections, before the gate lifts
+     * (so the report sees the first frames). Failure is only a warning. */
+    int (*watch_begin)(void *ud, json_object *image);
     /* After thaw: per-connection outcome {"connections":[{..,"result":"survived"|"reset"|
      * "stalled","stall_ms":N}],...}; stale "auto" resets stalled connections. May be NULL. */
     int (*agent_report)(void *ud, json_object *image, json_object *thaw_reply, bool reset_stale,

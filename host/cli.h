@@ -1,0 +1,152 @@
+/* host/cli.h: the netckpt command line: exit codes, the virsh-style command and option
+ * tables, the parser, and the output helpers the command handlers share.
+ *
+ * Owns: the exit-code contract (also in docs/man/netckpt.1 and docs/cli.md), argument parsing
+ * and the per-invocation struct cli_ctx. Handlers live in host/cli-*.c; main is in
+ * host/netckpt.c. Nothing here holds global state: main builds one cli_ctx and passes it. */
+#pragma once
+#include <signal.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include <json-c/json.h>
+
+/* Exit codes. Stable: scripts and the e2e tests rely on them. Keep in sync with the man page. */
+enum nc_exit {
+    NC_EXIT_OK = 0,
+    NC_EXIT_FAILURE = 1,         /* failed; nothing was changed, or nothing needed undoing */
+    NC_EXIT_USAGE = 2,           /* bad command line */
+    NC_EXIT_REFUSED = 3,         /* bundle or image refused: incomplete, corrupt, tampered, or the
+                                    live sockets do not match the image */
+    NC_EXIT_ROLLED_BACK = 4,     /* a transaction failed after the gate went up and was rolled
+                                    back: VM running as before, network open, agent thawed */
+    NC_EXIT_ROLLBACK_FAILED = 5, /* rollback incomplete; the journal keeps the gate on record
+                                    so that `netckpt unblock DOMAIN` can finish it */
+    NC_EXIT_INTERRUPTED = 6,     /* SIGINT/SIGTERM; rolled back as for 4 */
+    NC_EXIT_BUSY = 7,            /* another live netckpt process holds this domain */
+};
+
+const char *nc_exit_name(int code);
+
+/* ---- option and command tables (virsh's vshCmdDef/vshCmdOptDef, in our own words) ---- */
+
+enum cli_opt_type {
+    CLI_OPT_BOOL,   /* --name */
+    CLI_OPT_STRING, /* --name VALUE or --name=VALUE */
+    CLI_OPT_INT,    /* like STRING, parsed as a non-negative integer */
+};
+
+enum cli_opt_flags {
+    CLI_OPT_REQUIRED = 1 << 0,
+    CLI_OPT_POSITIONAL = 1 << 1, /* may be given without --name, in table order */
+};
+
+/* What bash completion offers for an option's value. */
+enum cli_complete {
+    CLI_COMPLETE_NONE,
+    CLI_COMPLETE_DOMAIN,
+    CLI_COMPLETE_DIR,
+    CLI_COMPLETE_FILE,
+};
+
+struct cli_opt {
+    const char *name; /* without the leading "--" */
+    enum cli_opt_type type;
+    unsigned flags;
+    const char *help;
+    const char *choices; /* for STRING: "auto|keep", checked by the parser; NULL: any */
+    enum cli_complete complete;
+};
+
+#define CLI_MAX_OPTS 16
+
+struct cli_ctx;
+struct cli_args;
+
+struct cli_cmd {
+    const char *name;
+    const char *summary;        /* one line for `netckpt help` */
+    const char *description;    /* paragraph for `netckpt help CMD` */
+    const struct cli_opt *opts; /* terminated by {NULL} */
+    bool needs_conn;            /* open libvirt before the handler */
+    bool raw_args;              /* pass the arguments through unparsed (demo) */
+    bool no_setup;              /* no state dir, no journal recovery (help) */
+    int (*handler)(struct cli_ctx *ctx, const struct cli_args *args); /* returns nc_exit */
+};
+
+struct cli_args {
+    const struct cli_cmd *cmd;
+    const char *val[CLI_MAX_OPTS]; /* by index into cmd->opts; "1" for a set bool */
+    bool help;                     /* CMD --help */
+    int raw_argc;                  /* raw_args commands */
+    char **raw_argv;
+};
+
+/* Parse argv (argv[0] is the command's first argument, not its name). Returns 0, or
+ * NC_EXIT_USAGE with a message in err. */
+int cli_parse(const struct cli_cmd *cmd, int argc, char *const *argv, struct cli_args *out,
+              char *err, size_t errlen);
+
+const char *cli_arg_str(const struct cli_args *a, const char *name);
+bool cli_arg_bool(const struct cli_args *a, const char *name);
+/* 1 and *out set when given, 0 when absent (*out untouched), -EINVAL on a bad number. */
+int cli_arg_uint(const struct cli_args *a, const char *name, uint64_t *out);
+
+/* The table itself (host/cli-commands.c). */
+extern const struct cli_cmd cli_commands[];
+const struct cli_cmd *cli_find_command(const char *name);
+
+/* ---- the per-invocation context ---- */
+
+struct nc_virt;
+
+struct cli_ctx {
+    const char *uri;       /* -c, or NULL for the default */
+    const char *state_dir; /* $NETCKPT_STATE_DIR or /var/lib/netckpt */
+    bool json;
+    bool quiet;
+    bool tty;                                 /* stderr is a terminal: show progress */
+    const volatile sig_atomic_t *interrupted; /* owned by main; set by SIGINT/SIGTERM */
+    struct nc_virt *virt;                     /* open when cmd->needs_conn */
+    const char *argv0;
+};
+
+/* Output helpers. With --json, print obj to stdout (pretty, stable key order as built);
+ * takes ownership of obj. */
+void cli_print_json(json_object *obj);
+/* A message for humans on stdout, suppressed by -q and --json. */
+void cli_out(const struct cli_ctx *ctx, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Progress line on a TTY (stderr, carriage return); cleared by cli_progress_done(). */
+void cli_progress(const struct cli_ctx *ctx, const char *step, uint64_t done, uint64_t total);
+void cli_progress_done(const struct cli_ctx *ctx);
+
+/* --json error object for a failed command: {"error":{"code":N,"name":..,"message":..}}. */
+json_object *cli_error_json(int code, const char *message);
+
+/* The manifest as JSON (stable keys; see docs/cli.md). */
+struct manifest;
+json_object *cli_manifest_json(const struct manifest *m);
+/* ns since the epoch as "2026-12-03T14:06:26Z". */
+void cli_iso_time(uint64_t realtime_ns, char *buf, size_t len);
+
+/* The last successful checkpoint of a domain, under <state_dir>/checkpoints/. */
+int cli_last_checkpoint_write(const struct cli_ctx *ctx, const char *domain, json_object *rec);
+json_object *cli_last_checkpoint_read(const struct cli_ctx *ctx, const char *domain);
+
+/* Command handlers (host/cli-commands.c, host/cli-txn.c). */
+int cli_cmd_checkpoint(struct cli_ctx *ctx, const struct cli_args *a);
+int cli_cmd_restore(struct cli_ctx *ctx, const struct cli_args *a);
+int cli_cmd_status(struct cli_ctx *ctx, const struct cli_args *a);
+int cli_cmd_inspect(struct cli_ctx *ctx, const struct cli_args *a);
+int cli_cmd_verify(struct cli_ctx *ctx, const struct cli_args *a);
+int cli_cmd_list(struct cli_ctx *ctx, const struct cli_args *a);
+int cli_cmd_unblock(struct cli_ctx *ctx, const struct cli_args *a);
+int cli_cmd_policy(struct cli_ctx *ctx, const struct cli_args *a);
+int cli_cmd_demo(struct cli_ctx *ctx, const struct cli_args *a);
+int cli_cmd_help(struct cli_ctx *ctx, const struct cli_args *a);
+
+/* Usage and help text. */
+void cli_usage(FILE *f);
+void cli_command_help(FILE *f, const struct cli_cmd *cmd);

@@ -1,0 +1,196 @@
+/* host/netckpt.c: main of the netckpt CLI. Parses the global options, owns the signal flag
+ * and the libvirt connection, runs journal recovery, and dispatches to the command table
+ * (host/cli-commands.c). */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common/log.h"
+#include "host/cli.h"
+#include "host/journal.h"
+#include "host/txn-real.h"
+#include "host/virt.h"
+#include "version.h"
+
+/* The only process-wide state: a signal handler can reach nothing else. Everything else gets
+ * its address through struct cli_ctx. */
+static volatile sig_atomic_t interrupted;
+
+static void on_signal(int sig)
+{
+    interrupted = sig;
+}
+
+static int install_signals(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = SA_RESTART;
+    if (sigaction(SIGINT, &sa, NULL) < 0 || sigaction(SIGTERM, &sa, NULL) < 0)
+        return -errno;
+    signal(SIGPIPE, SIG_IGN);
+    return 0;
+}
+
+/* Signals go to the main thread only: threads libvirt starts inherit a blocked mask. */
+static void block_term_signals(sigset_t *old)
+{
+    sigset_t s;
+    sigemptyset(&s);
+    sigaddset(&s, SIGINT);
+    sigaddset(&s, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &s, old);
+}
+
+static int open_conn(struct cli_ctx *ctx, struct nc_virt *v)
+{
+    sigset_t old;
+    block_term_signals(&old);
+    int r = nc_virt_open(v, ctx->uri, ctx->state_dir);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (r < 0) {
+        log_err("cannot connect to %s: %s", ctx->uri ? ctx->uri : "the embedded QEMU driver",
+                v->err[0] ? v->err : strerror(-r));
+        return r;
+    }
+    ctx->virt = v;
+    return 0;
+}
+
+/* Lift the gates of netckpt processes that died, and bring their VMs back. Needs libvirt only
+ * when there is something to recover. */
+static void recover(struct cli_ctx *ctx, struct nc_virt *v)
+{
+    struct journal_entry *list = NULL;
+    size_t n = 0;
+    int r = journal_list(ctx->state_dir, &list, &n);
+    if (r < 0) {
+        if (r != -ENOENT && r != -EACCES && r != -EPERM)
+            log_debug("journal: cannot list %s: %s", ctx->state_dir, strerror(-r));
+        return;
+    }
+    size_t stale = 0;
+    for (size_t i = 0; i < n; i++)
+        stale += journal_owner_alive(&list[i]) == 0;
+    free(list);
+    if (!stale)
+        return;
+    if (!ctx->virt && open_conn(ctx, v) < 0) {
+        log_warn("journal: %zu stale entr%s not recovered: no libvirt connection", stale,
+                 stale == 1 ? "y" : "ies");
+        return;
+    }
+    r = txn_real_recover(ctx->virt, ctx->state_dir);
+    if (r < 0)
+        log_warn("journal recovery incomplete: %s", strerror(-r));
+    else if (r > 0)
+        log_info("journal recovery: %d domain%s cleaned up", r, r == 1 ? "" : "s");
+}
+
+static int usage_error(const char *what, const char *arg)
+{
+    fprintf(stderr, "netckpt: %s%s%s%s\nTry 'netckpt --help'.\n", what, arg ? " '" : "",
+            arg ? arg : "", arg ? "'" : "");
+    return NC_EXIT_USAGE;
+}
+
+int main(int argc, char **argv)
+{
+    struct cli_ctx ctx = {.interrupted = &interrupted, .argv0 = argv[0]};
+    struct nc_virt v;
+    memset(&v, 0, sizeof(v));
+    char state_dir[4096];
+    int i;
+
+    for (i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (a[0] != '-')
+            break;
+        if (!strcmp(a, "-c") || !strcmp(a, "--connect")) {
+            if (++i >= argc)
+                return usage_error("a URI is missing after", a);
+            ctx.uri = argv[i];
+        } else if (!strncmp(a, "--connect=", 10)) {
+            ctx.uri = a + 10;
+        } else if (!strcmp(a, "--json")) {
+            ctx.json = true;
+        } else if (!strcmp(a, "-q") || !strcmp(a, "--quiet")) {
+            ctx.quiet = true;
+        } else if (!strcmp(a, "-v") || !strcmp(a, "--verbose")) {
+            setenv("NETCKPT_LOG", "debug", 1);
+        } else if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+            cli_usage(stdout);
+            return NC_EXIT_OK;
+        } else if (!strcmp(a, "-V") || !strcmp(a, "--version")) {
+            printf("netckpt %s\n", NETCKPT_VERSION);
+            return NC_EXIT_OK;
+        } else {
+            return usage_error("unknown option", a);
+        }
+    }
+    if (ctx.uri && !ctx.uri[0])
+        return usage_error("the URI is empty", NULL);
+    if (i >= argc) {
+        cli_usage(stderr);
+        return NC_EXIT_USAGE;
+    }
+    const struct cli_cmd *cmd = cli_find_command(argv[i]);
+    if (!cmd)
+        return usage_error("unknown command", argv[i]);
+
+    struct cli_args args;
+    char err[512];
+    if (cmd->raw_args) {
+        memset(&args, 0, sizeof(args));
+        args.cmd = cmd;
+        args.raw_argc = argc - i - 1;
+        args.raw_argv = argv + i + 1;
+    } else {
+        int r = cli_parse(cmd, argc - i - 1, argv + i + 1, &args, err, sizeof(err));
+        if (r) {
+            fprintf(stderr, "netckpt: %s\n", err);
+            if (ctx.json)
+                cli_print_json(cli_error_json(NC_EXIT_USAGE, err));
+            return NC_EXIT_USAGE;
+        }
+        if (args.help) {
+            cli_command_help(stdout, cmd);
+            return NC_EXIT_OK;
+        }
+    }
+    if (!cmd->no_setup) {
+        if (nc_virt_default_state_dir(state_dir, sizeof(state_dir)) < 0) {
+            fprintf(stderr, "netckpt: $NETCKPT_STATE_DIR is too long\n");
+            return NC_EXIT_USAGE;
+        }
+        ctx.state_dir = state_dir;
+    }
+    ctx.tty = isatty(STDERR_FILENO) && !ctx.json;
+    if (install_signals() < 0) {
+        log_err("cannot install signal handlers: %s", strerror(errno));
+        return NC_EXIT_FAILURE;
+    }
+
+    int rc;
+    if (cmd->no_setup) {
+        rc = cmd->handler(&ctx, &args);
+    } else {
+        if (cmd->needs_conn && open_conn(&ctx, &v) < 0) {
+            if (ctx.json)
+                cli_print_json(cli_error_json(NC_EXIT_FAILURE,
+                                              v.err[0] ? v.err : "cannot connect to libvirt"));
+            nc_virt_close(&v);
+            return NC_EXIT_FAILURE;
+        }
+        recover(&ctx, &v);
+        rc = cmd->handler(&ctx, &args);
+    }
+    if (ctx.virt)
+        nc_virt_close(ctx.virt);
+    return rc;
+}
