@@ -41,8 +41,8 @@ int gate_table_name(const char *domain, char *buf, size_t len);
 int gate_install(const char *domain, const char *const *taps, size_t n_taps);
 
 /* gate_install() with flags. GATE_ALLOW_MISSING_TAP gates a tap name that does not exist yet:
- * kernels from 6.16 (these hosts run 6.18) hook the device the moment it appears, so a restore
- * can gate the tap before libvirt creates it. Older kernels refuse: -ENODEV. */
+ * recent kernels (verified on these hosts' 6.18) hook the device the moment it appears, so a
+ * restore can gate the tap before libvirt creates it. Older kernels refuse: -ENODEV. */
 #define GATE_ALLOW_MISSING_TAP (1u << 0)
 int gate_install_flags(const char *domain, const char *const *taps, size_t n_taps, unsigned flags);
 
