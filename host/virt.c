@@ -108,6 +108,20 @@ int nc_virt_write_embed_conf(const char *root)
     return r < 0 ? r : 1;
 }
 
+int nc_virt_log_to_file(const char *state_dir)
+{
+    if (getenv("LIBVIRT_LOG_OUTPUTS"))
+        return 0;
+    char dir[PATH_MAX], val[PATH_MAX + 32];
+    if (snprintf(dir, sizeof(dir), "%s/libvirt/log", state_dir) >= (int)sizeof(dir) ||
+        snprintf(val, sizeof(val), "3:file:%s/libvirt.log", dir) >= (int)sizeof(val))
+        return -ENAMETOOLONG;
+    int r = mkdir_p(dir, 0700);
+    if (r < 0)
+        return r;
+    return setenv("LIBVIRT_LOG_OUTPUTS", val, 0) < 0 ? negative_errno() : 1;
+}
+
 static void quiet_error(void *userdata, virErrorPtr e)
 {
 }

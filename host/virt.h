@@ -38,6 +38,11 @@ int nc_virt_default_uri(const char *state_dir, char *buf, size_t len);
  * Returns 1 when written, 0 when it already existed. */
 int nc_virt_write_embed_conf(const char *root);
 
+/* For main() only, before any thread or libvirt call: send libvirt's own log lines (warnings
+ * such as "tainted: high-privileges") to <state_dir>/libvirt/log/libvirt.log instead of stderr,
+ * by setting LIBVIRT_LOG_OUTPUTS unless the user already set it. Changes the environment. */
+int nc_virt_log_to_file(const char *state_dir);
+
 /* Open uri (NULL: the embedded default under state_dir; state_dir NULL: the default one).
  * Starts the event loop thread first. On failure v is left closed. */
 int nc_virt_open(struct nc_virt *v, const char *uri, const char *state_dir);

@@ -254,6 +254,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "usage: virtctl [-c URI] [-s STATE_DIR] CMD ARGS [:: CMD ARGS ...]\n");
         return 2;
     }
+    if (state_dir)
+        nc_virt_log_to_file(state_dir);
     struct ctx c = {0};
     int r = nc_virt_open(&c.v, uri, state_dir);
     if (r < 0) {
