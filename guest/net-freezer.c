@@ -381,12 +381,15 @@ static int discover(struct net_freezer *nf, const struct net_freeze_opts *o,
                     const struct local_addrs *la, struct sock_diag_tcp **ents, size_t *n_ents,
                     struct proc_owner_map *map, struct qga_error *err)
 {
+    uint64_t t0 = now_monotonic_ns();
     int r = sock_diag_tcp_list(SOCK_DIAG_ALL_STATES, ents, n_ents);
     if (r < 0)
         return qga_error_errno(err, r, "listing TCP sockets (sock_diag)");
+    uint64_t t1 = now_monotonic_ns();
     r = proc_owner_scan(proc_root(nf), getpid(), map);
     if (r < 0)
         return qga_error_errno(err, r, "scanning %s for socket owners", proc_root(nf));
+    uint64_t t2 = now_monotonic_ns();
     int added = 0;
     for (size_t i = 0; i < *n_ents; i++) {
         const struct sock_diag_tcp *e = &(*ents)[i];
@@ -406,6 +409,10 @@ static int discover(struct net_freezer *nf, const struct net_freeze_opts *o,
                 added++;
         }
     }
+    log_debug("discover: %zu sockets listed in %.1f ms, %zu fds scanned in %.1f ms, %d "
+              "processes quiesced in %.1f ms",
+              *n_ents, (double)(t1 - t0) / 1e6, map->n, (double)(t2 - t1) / 1e6, added,
+              (double)(now_monotonic_ns() - t2) / 1e6);
     return added;
 }
 
@@ -715,6 +722,7 @@ int net_freezer_thaw(struct net_freezer *nf, enum net_thaw_reason why,
     json_object_object_add(rep, "connections", list);
 
     size_t thawed = 0, failed = 0, released = 0;
+    uint64_t t0 = now_monotonic_ns();
     uint64_t frozen_ms = 0;
     if (was) {
         for (size_t i = 0; i < nf->img.n_conns; i++) {
@@ -749,8 +757,9 @@ int net_freezer_thaw(struct net_freezer *nf, enum net_thaw_reason why,
             log_err("releasing quiesced processes: %s", strerror(-r));
         frozen_ms = (now_monotonic_ns() - nf->since_mono_ns) / 1000000ull;
         state_file_clear(nf);
-        log_info("thawed %zu connections (%zu failed) after %" PRIu64 " ms (%s)", thawed, failed,
-                 frozen_ms, net_thaw_reason_name(why));
+        log_info("thawed %zu connections (%zu failed) in %.1f ms, frozen for %" PRIu64 " ms (%s)",
+                 thawed, failed, (double)(now_monotonic_ns() - t0) / 1e6, frozen_ms,
+                 net_thaw_reason_name(why));
         json_object_object_add(rep, "image_id", json_object_new_string(nf->img.image_id));
         socket_image_free(&nf->img);
         memset(&nf->img, 0, sizeof(nf->img));

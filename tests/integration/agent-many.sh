@@ -30,6 +30,8 @@ wait_pid "$cli" 3000 || fail "client failed"
 wait_pid "$srv" 3000 || fail "server failed"
 compare_streams "$TMP/c.json" "$TMP/s.json" || fail "streams differ"
 echo "measured: $(grep -o 'frozen [0-9]* connections.* in [0-9.]* ms' "$TMP/agent.log" | tail -1)"
+echo "measured: $(grep -o "freeze phases.*" "$TMP/agent.log" | tail -1)"
+grep -o 'discover: .*' "$TMP/agent.log" | sed 's/^/measured: /' || true
 echo "measured: $(grep -o 'thawed [0-9]* connections.*' "$TMP/agent.log" | tail -1)"
 echo "measured: image $(stat -c %s "$TMP/img.json") bytes, $(jq '[.connections[] | .unacked.len + .unsent.len + .recv.len] | add' "$TMP/img.json") queued bytes"
 ok "$N connections frozen, verified, thawed; all streams byte-exact both ways"
