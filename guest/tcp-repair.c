@@ -429,9 +429,11 @@ int tcp_repair_thaw(int fd, const struct tcp_conn_state *st, bool window_probe)
     return 0;
 }
 
-static bool queue_ok(const struct tcp_repair_queue *q)
+static int queue_check(const struct tcp_repair_queue *q)
 {
-    return q->len <= TCP_REPAIR_MAX_QUEUE && (q->len == 0 || q->data);
+    if (q->len > TCP_REPAIR_MAX_QUEUE)
+        return -EFBIG;
+    return q->len == 0 || q->data ? 0 : -EINVAL;
 }
 
 static bool endpoint_ok(int sock_family, bool v6only, const struct tcp_endpoint *ep)
@@ -461,8 +463,10 @@ int tcp_repair_validate(const struct tcp_conn_state *st)
         return -EINVAL;
     if (!tcp_repair_state_supported(st->state))
         return -EOPNOTSUPP;
-    if (!queue_ok(&st->unacked) || !queue_ok(&st->unsent) || !queue_ok(&st->recv))
-        return -EFBIG;
+    int r;
+    if ((r = queue_check(&st->unacked)) < 0 || (r = queue_check(&st->unsent)) < 0 ||
+        (r = queue_check(&st->recv)) < 0)
+        return r;
     if ((uint64_t)st->unacked.len + st->unsent.len > TCP_REPAIR_MAX_QUEUE)
         return -EFBIG;
     /* Once our FIN is acknowledged, nothing before it can be outstanding. */

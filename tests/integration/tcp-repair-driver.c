@@ -306,8 +306,9 @@ static bool cond_met(struct ctx *x, enum cond cd, int arg)
 static int pump(struct ctx *x, enum cond cd, int arg, int timeout_ms)
 {
     if (getenv("TCPR_DEBUG"))
-        fprintf(stderr, "pump cond %d arg %d; guest sent %llu rcvd %llu, peer sent %llu rcvd %llu\n",
-                cd, arg, (unsigned long long)x->c[0].s[0].sent, (unsigned long long)x->c[0].s[0].rcvd,
+        fprintf(stderr,
+                "pump cond %d arg %d; guest sent %llu rcvd %llu, peer sent %llu rcvd %llu\n", cd,
+                arg, (unsigned long long)x->c[0].s[0].sent, (unsigned long long)x->c[0].s[0].rcvd,
                 (unsigned long long)x->c[0].s[1].sent, (unsigned long long)x->c[0].s[1].rcvd);
     _cleanup_free_ struct pollfd *pf = calloc((size_t)x->n * 2, sizeof(*pf));
     _cleanup_free_ uint32_t *who = calloc((size_t)x->n * 2, sizeof(*who));
@@ -672,6 +673,56 @@ static int check_dump(struct ctx *x, struct conn *c, uint8_t want_state)
     return 0;
 }
 
+static bool queue_eq(const struct tcp_repair_queue *a, const struct tcp_repair_queue *b)
+{
+    return a->len == b->len && (a->len == 0 || memcmp(a->data, b->data, a->len) == 0);
+}
+
+/* A rebuilt socket (still in repair mode) must dump to the image it was built from. */
+static int check_rebuilt(struct ctx *x, struct conn *c)
+{
+    struct tcp_conn_state now = c->st, *was = &c->st;
+    now.unacked = now.unsent = now.recv = (struct tcp_repair_queue){0};
+    int r = tcp_repair_dump(c->s[0].fd, &now);
+    if (r < 0)
+        return fail(x, "conn %u: dump of the rebuilt socket: %s", c->id, strerror(-r));
+    const char *what = NULL;
+    if (now.state != was->state)
+        what = "state";
+    else if (now.snd_seq != was->snd_seq || now.rcv_seq != was->rcv_seq)
+        what = "sequence numbers";
+    else if (!queue_eq(&now.unacked, &was->unacked) || !queue_eq(&now.unsent, &was->unsent) ||
+             !queue_eq(&now.recv, &was->recv))
+        what = "queues";
+    else if (now.mss != was->mss || now.opt_sack != was->opt_sack ||
+             now.opt_timestamps != was->opt_timestamps || now.opt_wscale != was->opt_wscale ||
+             now.snd_wscale != was->snd_wscale || now.rcv_wscale != was->rcv_wscale)
+        what = "options";
+    else if (now.has_window != was->has_window ||
+             memcmp(&now.window, &was->window, sizeof(now.window)) != 0)
+        what = "window";
+    else if (memcmp(&now.local, &was->local, sizeof(now.local)) != 0 ||
+             memcmp(&now.remote, &was->remote, sizeof(now.remote)) != 0 ||
+             now.sock_family != was->sock_family || now.v6only != was->v6only)
+        what = "addresses";
+    else if (now.timestamp - was->timestamp > 60000) /* TSval (ms) moves on, never back */
+        what = "timestamp";
+    if (what && getenv("TCPR_DEBUG"))
+        fprintf(stderr,
+                "was: %s snd %u rcv %u q %u/%u/%u win %u %u %u %u %u ts %u\n"
+                "now: %s snd %u rcv %u q %u/%u/%u win %u %u %u %u %u ts %u\n",
+                tcp_state_name(was->state), was->snd_seq, was->rcv_seq, was->unacked.len,
+                was->unsent.len, was->recv.len, was->window.snd_wl1, was->window.snd_wnd,
+                was->window.max_window, was->window.rcv_wnd, was->window.rcv_wup, was->timestamp,
+                tcp_state_name(now.state), now.snd_seq, now.rcv_seq, now.unacked.len,
+                now.unsent.len, now.recv.len, now.window.snd_wl1, now.window.snd_wnd,
+                now.window.max_window, now.window.rcv_wnd, now.window.rcv_wup, now.timestamp);
+    tcp_conn_state_free(&now);
+    if (what)
+        return fail(x, "conn %u: rebuilt socket differs from its image in %s", c->id, what);
+    return 0;
+}
+
 /* Bring every guest end into cd->state with data queued, the gate dropping both ways. */
 static int shape(struct ctx *x, const struct case_def *cd)
 {
@@ -850,6 +901,9 @@ static int run_case(struct ctx *x, const struct case_def *cd, int port, const ch
     double t_rebuild = 0;
     if (rebuild && rebuild_elsewhere(x, self, &t_rebuild) < 0)
         return -1;
+    for (uint32_t i = 0; rebuild && i < x->n; i++)
+        if (check_rebuilt(x, &x->c[i]) < 0)
+            return -1;
     if (gate_set(x, GATE_OFF) < 0)
         return fail(x, "gate off");
     t0 = now_s();
