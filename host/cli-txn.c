@@ -58,7 +58,7 @@ static void on_event(void *nud, enum txn_event ev, enum txn_step step, uint64_t 
     }
 }
 
-static int exit_code(enum txn_outcome o)
+int cli_exit_for_outcome(enum txn_outcome o)
 {
     switch (o) {
     case TXN_OK:
@@ -105,7 +105,7 @@ static uint64_t total_ns(const struct manifest *m)
 }
 
 /* The common report of both transactions (stable keys, docs/cli.md). */
-static json_object *result_json(const char *command, const struct txn_result *r, int code)
+json_object *cli_txn_result_json(const char *command, const struct txn_result *r, int code)
 {
     json_object *o = json_object_new_object();
     json_object_object_add(o, "command", json_object_new_string(command));
@@ -235,7 +235,7 @@ int cli_cmd_checkpoint(struct cli_ctx *ctx, const struct cli_args *a)
     struct txn_result r;
     txn_checkpoint(&tc, &o, &r);
     txn_real_done(&t);
-    int code = exit_code(r.outcome);
+    int code = cli_exit_for_outcome(r.outcome);
 
     if (r.outcome == TXN_OK) {
         json_object *rec = json_object_new_object();
@@ -253,7 +253,7 @@ int cli_cmd_checkpoint(struct cli_ctx *ctx, const struct cli_args *a)
         json_object_put(rec);
     }
     if (ctx->json) {
-        cli_print_json(result_json("checkpoint", &r, code));
+        cli_print_json(cli_txn_result_json("checkpoint", &r, code));
     } else if (r.outcome == TXN_OK) {
         if (!ctx->quiet) {
             printf("checkpoint of %s complete: %s\n", r.m.domain_name, r.bundle_path);
@@ -301,9 +301,9 @@ int cli_cmd_restore(struct cli_ctx *ctx, const struct cli_args *a)
     struct txn_result r;
     txn_restore(&tc, &o, &r);
     txn_real_done(&t);
-    int code = exit_code(r.outcome);
+    int code = cli_exit_for_outcome(r.outcome);
     if (ctx->json) {
-        cli_print_json(result_json("restore", &r, code));
+        cli_print_json(cli_txn_result_json("restore", &r, code));
     } else if (r.outcome == TXN_OK) {
         if (!ctx->quiet) {
             if (o.leave_paused) {

@@ -13,6 +13,8 @@
 
 #include <json-c/json.h>
 
+#include "host/transaction.h"
+
 /* Exit codes. Stable: scripts and the e2e tests rely on them. Keep in sync with the man page. */
 enum nc_exit {
     NC_EXIT_OK = 0,
@@ -134,6 +136,10 @@ void cli_iso_time(uint64_t realtime_ns, char *buf, size_t len);
 /* The last successful checkpoint of a domain, under <state_dir>/checkpoints/. */
 int cli_last_checkpoint_write(const struct cli_ctx *ctx, const char *domain, json_object *rec);
 json_object *cli_last_checkpoint_read(const struct cli_ctx *ctx, const char *domain);
+
+/* A transaction's outcome as an exit code, and its report as JSON (stable keys). */
+int cli_exit_for_outcome(enum txn_outcome o);
+json_object *cli_txn_result_json(const char *command, const struct txn_result *r, int code);
 
 /* Command handlers (host/cli-commands.c, host/cli-txn.c). */
 int cli_cmd_checkpoint(struct cli_ctx *ctx, const struct cli_args *a);

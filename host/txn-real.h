@@ -59,6 +59,7 @@ struct txn_real {
     char open_path[4096];
     struct manifest open_m;
     bool open_ok;
+    bool restored; /* restore_bundle ran: taps must exist from now on */
 };
 
 extern const struct txn_ops txn_real_ops;
