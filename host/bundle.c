@@ -12,6 +12,7 @@
 #include <limits.h>
 #include <stdarg.h>
 #include <string.h>
+#include <stdio.h>
 #include <sys/stat.h>
 
 #include <json-c/json.h>
@@ -384,8 +385,16 @@ int bundle_commit(struct bundle *b, struct manifest *m)
         r = write_file_atomic(mpath, xml, strlen(xml), 0600);
     if (r == 0)
         r = fsync_dir(b->tmp_path);
-    if (r == 0 && rename(b->tmp_path, b->path) < 0)
+    /* rename(2) would replace an empty directory that appeared meanwhile: never replace. */
+    if (r == 0 && renameat2(AT_FDCWD, b->tmp_path, AT_FDCWD, b->path, RENAME_NOREPLACE) < 0) {
         r = negative_errno();
+        if (r == -EINVAL) { /* a filesystem without RENAME_NOREPLACE */
+            struct stat st;
+            r = lstat(b->path, &st) == 0 ? -EEXIST : 0;
+            if (r == 0 && rename(b->tmp_path, b->path) < 0)
+                r = negative_errno();
+        }
+    }
     if (r < 0) {
         bundle_abort(b);
         return r;

@@ -270,3 +270,12 @@ size_t domain_info_taps(const struct domain_info *di, const char *taps[], size_t
             taps[n++] = di->ifaces[i].tap;
     return n;
 }
+
+size_t domain_info_ungated(const struct domain_info *di)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < di->n_ifaces; i++)
+        if (!di->ifaces[i].tap[0])
+            n++;
+    return n;
+}

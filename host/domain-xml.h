@@ -42,6 +42,10 @@ struct domain_info {
 int domain_xml_parse(const char *xml, const char *want_agent_name, struct domain_info *out,
                      char *err, size_t errlen);
 
+/* Interfaces without a tap (user-mode, vhost-user, or not yet started): the gate cannot hold
+ * their traffic, so a checkpoint should refuse or warn. Returns their count. */
+size_t domain_info_ungated(const struct domain_info *di);
+
 /* The taps of di (non-empty <target dev>) into taps[], at most max. Returns the count. */
 size_t domain_info_taps(const struct domain_info *di, const char *taps[], size_t max);
 

@@ -377,6 +377,11 @@ int nc_virt_save(struct nc_virt *v, virDomainPtr dom, const char *path, const ch
     return r;
 }
 
+int nc_virt_abort_job(struct nc_virt *v, virDomainPtr dom)
+{
+    return virDomainAbortJob(dom) < 0 ? fail(v, "abort job") : 0;
+}
+
 int nc_virt_restore_paused(struct nc_virt *v, const char *path, const char *dxml, virDomainPtr *out)
 {
     if (out)

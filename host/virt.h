@@ -69,6 +69,10 @@ typedef void (*nc_virt_progress_fn)(void *userdata, uint64_t done, uint64_t tota
  * afterwards, as with virsh save. */
 int nc_virt_save(struct nc_virt *v, virDomainPtr dom, const char *path, const char *dxml,
                  unsigned int flags, nc_virt_progress_fn progress, void *userdata, int poll_ms);
+/* Ask libvirt to abort the domain's running job (a save or snapshot in progress: the call then
+ * fails with -ECANCELED and the domain keeps running). Safe from the progress callback. */
+int nc_virt_abort_job(struct nc_virt *v, virDomainPtr dom);
+
 /* Restore a save file, leaving the domain paused, and look it up (out may be NULL). */
 int nc_virt_restore_paused(struct nc_virt *v, const char *path, const char *dxml,
                            virDomainPtr *out);

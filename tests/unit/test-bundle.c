@@ -339,6 +339,16 @@ static void test_partial(void **state)
     assert_int_equal(bundle_begin(f->path, &b2), 0);
     bundle_abort(&b2);
 
+    /* a directory that appears at the final path before the commit is not replaced */
+    assert_int_equal(bundle_begin(f->path, &b2), 0);
+    assert_int_equal(bundle_add_buffer(&b2, BUNDLE_DOMAIN_XML, "<x/>", 4), 0);
+    assert_int_equal(mkdir(f->path, 0700), 0);
+    struct manifest m0;
+    fill_manifest(&m0);
+    assert_int_equal(bundle_commit(&b2, &m0), -EEXIST);
+    assert_int_not_equal(stat(partial, &st), 0); /* aborted */
+    assert_int_equal(rmdir(f->path), 0);
+
     /* a bundle that exists is never overwritten */
     struct manifest m;
     write_bundle(f, &m);

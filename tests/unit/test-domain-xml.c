@@ -58,6 +58,7 @@ static void test_ethernet(void **state)
     const char *taps[4];
     assert_int_equal(domain_info_taps(&di, taps, 4), 1);
     assert_string_equal(taps[0], "nctap0");
+    assert_int_equal(domain_info_ungated(&di), 0);
 }
 
 static void test_bridge(void **state)
@@ -96,6 +97,7 @@ static void test_no_tap(void **state)
     /* still filled as far as possible */
     assert_int_equal(di.n_ifaces, 1);
     assert_string_equal(di.ifaces[0].tap, "");
+    assert_int_equal(domain_info_ungated(&di), 1);
 
     assert_int_equal(parse("domain-nonet.xml", NULL, &di, err, sizeof(err)), -ENODEV);
     assert_non_null(strstr(err, "no network interface"));
