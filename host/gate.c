@@ -5,7 +5,6 @@
 #include "common/macro.h"
 #include "common/util.h"
 
-#include <ctype.h>
 #include <errno.h>
 #include <json-c/json.h>
 #include <net/if.h>
