@@ -541,9 +541,23 @@ int net_freezer_freeze(struct net_freezer *nf, const struct net_freeze_opts *o, 
     for (size_t i = 0; i < n_ps; i++) {
         const struct pending_sock *p = &ps[i];
         int fd = take_socket(p);
+        struct sock_diag_tcp now_diag = p->diag;
+        if (fd >= 0) {
+            /* It may have moved on since the listing (a timer reset it, its owner shut it
+             * down): freeze it only in a state that carries a stream. */
+            struct tcp_info ti;
+            socklen_t tl = sizeof(ti);
+            if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &tl) == 0) {
+                now_diag.state = ti.tcpi_state;
+                if (!state_freezable(ti.tcpi_state)) {
+                    close(fd);
+                    fd = -1;
+                }
+            }
+        }
         if (fd < 0) {
-            /* Closed before its owner stopped: nothing left to freeze. */
-            r = add_skipped(&nf->img, &skipped_cap, &p->diag, SKIP_NOT_OWNED);
+            /* Closed or finished before its owner stopped: nothing left to freeze. */
+            r = add_skipped(&nf->img, &skipped_cap, &now_diag, SKIP_NOT_OWNED);
             if (r < 0) {
                 qga_error_errno(err, r, "freeze");
                 goto fail;
@@ -728,6 +742,11 @@ int net_freezer_thaw(struct net_freezer *nf, enum net_thaw_reason why,
         for (size_t i = 0; i < nf->img.n_conns; i++) {
             const struct image_conn *c = &nf->img.conns[i];
             int r = tcp_repair_thaw(nf->fds[i], &c->st, o->window_probe);
+            if (r < 0) {
+                /* Whatever failed, never hand a socket in repair mode back to its owner. */
+                int off = TCP_REPAIR_OFF;
+                (void)setsockopt(nf->fds[i], IPPROTO_TCP, TCP_REPAIR, &off, sizeof(off));
+            }
             json_object *e = json_object_new_object();
             add_conn_ident(e, c->id, c->inode, &c->st);
             json_object_object_add(e, "result",
