@@ -180,6 +180,27 @@ int qga_reader_next(struct qga_reader *r, json_object **msg, struct qga_error *e
 
         case QGA_READER_MESSAGE:
         case QGA_READER_SKIP:
+            if (r->in_string && !r->escaped) {
+                /* Fast path through string content, where the bulk (base64) lives. */
+                const unsigned char *p = (const unsigned char *)r->buf + r->scan;
+                const unsigned char *q = (const unsigned char *)r->buf + r->end;
+                const unsigned char *p0 = p;
+                while (p < q && *p >= 0x20 && *p != '"' && *p != '\\' && *p != QGA_SENTINEL)
+                    p++;
+                if (p != p0) {
+                    r->scan += (size_t)(p - p0);
+                    if (r->mode == QGA_READER_SKIP) {
+                        drop_scanned(r);
+                    } else if (r->scan - r->start > r->max_bytes) {
+                        r->mode = QGA_READER_SKIP;
+                        drop_scanned(r);
+                        return fail(r, -EMSGSIZE, err,
+                                    "JSON message larger than %zu bytes; discarding it",
+                                    r->max_bytes);
+                    }
+                    continue;
+                }
+            }
             r->scan++;
             if (r->in_string) {
                 if (r->escaped)
