@@ -15,8 +15,15 @@ s4=$STARTED
 start_in "$NS_P" python3 "$PEER" server --listen fd78:2::2 --port 5002 --conns 2 \
     --bytes $BYTES --rate $RATE --out "$TMP/s6.json" --ready "$TMP/s6.ready"
 s6=$STARTED
-wait_file "$TMP/s4.ready"
-wait_file "$TMP/s6.ready"
+# Half-closed: the peer finishes first (guest in CLOSE_WAIT), the guest finishes first
+# (guest in FIN_WAIT2); the other direction keeps streaming through the freeze.
+start_in "$NS_P" python3 "$PEER" server --listen 10.78.2.2 --port 5003 --conns 1 \
+    --bytes 1000 --out "$TMP/shc.json" --ready "$TMP/shc.ready"
+shc=$STARTED
+start_in "$NS_P" python3 "$PEER" server --listen 10.78.2.2 --port 5004 --conns 1 \
+    --bytes $BYTES --rate $RATE --out "$TMP/shf.json" --ready "$TMP/shf.ready"
+shf=$STARTED
+for f in s4 s6 shc shf; do wait_file "$TMP/$f.ready"; done
 start_in "$NS_G" python3 "$PEER" client --connect 10.78.2.2 --port 5001 --conns 2 \
     --bytes $BYTES --rate $RATE --out "$TMP/c4.json" --ready "$TMP/c4.ready" \
     --loopback-pair "$TMP/lo.json"
@@ -27,14 +34,23 @@ cm=$STARTED
 start_in "$NS_G" python3 "$PEER" client --connect fd78:2::2 --port 5002 --conns 2 \
     --bytes $BYTES --rate $RATE --out "$TMP/c6.json" --ready "$TMP/c6.ready"
 c6=$STARTED
-for f in c4 cm c6; do wait_file "$TMP/$f.ready"; done
+start_in "$NS_G" python3 "$PEER" client --connect 10.78.2.2 --port 5003 --conns 1 \
+    --bytes $BYTES --rate $RATE --out "$TMP/chc.json" --ready "$TMP/chc.ready"
+chc=$STARTED
+start_in "$NS_G" python3 "$PEER" client --connect 10.78.2.2 --port 5004 --conns 1 \
+    --bytes 1000 --out "$TMP/chf.json" --ready "$TMP/chf.ready"
+chf=$STARTED
+for f in c4 cm c6 chc chf; do wait_file "$TMP/$f.ready"; done
 sleep 0.3
 
 gate_on
 qga guest-net-freeze >"$TMP/img.json"
 validate_image "$TMP/img.json"
 n=$(jq '.connections | length' "$TMP/img.json")
-[ "$n" = 5 ] || fail "expected 5 frozen connections, got $n"
+[ "$n" = 7 ] || fail "expected 7 frozen connections, got $n"
+states=$(jq -r '[.connections[].state] | sort | unique | join(",")' "$TMP/img.json")
+# (FIN_WAIT1 only if the peer's ACK of our FIN is slow on a loaded machine)
+[[ "$states" =~ ^CLOSE_WAIT,ESTABLISHED,FIN_WAIT[12]$ ]] || fail "states: $states"
 [ "$(jq '[.connections[] | select(.family=="ipv6")] | length' "$TMP/img.json")" = 3 ] ||
     fail "expected 3 AF_INET6 sockets (2 IPv6, 1 v4-mapped)"
 [ "$(jq '[.connections[] | select(.family=="ipv6" and (.remote.addr|test("10\\.78\\.2\\.2")))] | length' "$TMP/img.json")" = 1 ] ||
@@ -43,7 +59,7 @@ n=$(jq '.connections | length' "$TMP/img.json")
     fail "loopback pair not recorded as skipped"
 jq -e '[.connections[] | .unacked.len + .unsent.len + .recv.len] | add > 0' "$TMP/img.json" \
     >/dev/null || fail "no queued data in the image: traffic was not flowing"
-for p in $c4 $cm $c6; do is_traced "$p" || fail "owner $p not quiesced"; done
+for p in $c4 $cm $c6 $chc $chf; do is_traced "$p" || fail "owner $p not quiesced"; done
 id=$(jq -r .image_id "$TMP/img.json")
 ok "frozen: $n connections, $(jq '[.connections[] | .unacked.len + .unsent.len + .recv.len] | add' "$TMP/img.json") queued bytes"
 
@@ -62,16 +78,18 @@ v=$(qga guest-net-verify "@$TMP/verify-args.json")
 [ "$(jget "$v" .match)" = false ] && [ "$(jget "$v" '.differences | length')" -ge 1 ] ||
     fail "tampered image matched: $v"
 st=$(qga guest-net-status)
-[ "$(jget "$st" .sockets)" = 5 ] && [ "$(jget "$st" .processes)" = 3 ] || fail "status: $st"
+[ "$(jget "$st" .sockets)" = 7 ] && [ "$(jget "$st" .processes)" = 5 ] || fail "status: $st"
 ok "verify (id, image, tampered image), status"
 
 t=$(qga guest-net-thaw '{"kick":true}')
-[ "$(jget "$t" .thawed)" = 5 ] && [ "$(jget "$t" .failed)" = 0 ] || fail "thaw: $t"
-for p in $c4 $cm $c6; do ! is_traced "$p" || fail "owner $p still quiesced after thaw"; done
+[ "$(jget "$t" .thawed)" = 7 ] && [ "$(jget "$t" .failed)" = 0 ] || fail "thaw: $t"
+for p in $c4 $cm $c6 $chc $chf; do ! is_traced "$p" || fail "owner $p still quiesced after thaw"; done
 [ ! -e "$STATE" ] || fail "state file left after thaw"
 gate_off
 
-for p in $c4 $cm $c6 $s4 $s6; do wait_pid "$p" || fail "peer $p failed"; done
+for p in $c4 $cm $c6 $chc $chf $s4 $s6 $shc $shf; do wait_pid "$p" || fail "peer $p failed"; done
+compare_streams "$TMP/chc.json" "$TMP/shc.json" || fail "CLOSE_WAIT stream differs"
+compare_streams "$TMP/chf.json" "$TMP/shf.json" || fail "FIN_WAIT2 stream differs"
 python3 - "$TMP" <<'EOF' || fail "streams differ"
 import json, sys, os
 t = sys.argv[1]
@@ -91,4 +109,4 @@ for c, s in ((c4, s4), (c6, s6)):
         assert c[k]["sent"] == c[k]["recv"] == 3 << 20
 sys.exit(1 if bad else 0)
 EOF
-ok "all 5 streams byte-exact both ways (sha256) after freeze, gate and thaw"
+ok "all 7 streams (ESTABLISHED, CLOSE_WAIT, FIN_WAIT2) byte-exact both ways (sha256) after freeze, gate and thaw"
