@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# netckpt against libvirt's test:/// driver: list and status as JSON with stable keys, the
+# usage and refusal exit codes, help, and a checkpoint that fails cleanly at discover.
+set -euo pipefail
+NC=${NETCKPT_BUILD_DIR:?}/host/netckpt
+tmp=$(mktemp -d /tmp/nc-cli-lv-XXXXXX)
+trap 'rm -rf "$tmp"' EXIT
+export NETCKPT_STATE_DIR=$tmp/state
+fail() { echo "FAIL: $*" >&2; exit 1; }
+ok() { echo "ok - $*"; }
+rc() { set +e; "$@" >"$tmp/out" 2>"$tmp/err"; echo $? >"$tmp/rc"; set -e; cat "$tmp/rc"; }
+
+out=$($NC -c test:///default --json list)
+echo "$out" | jq -e '.domains | length == 1' >/dev/null || fail "list: $out"
+echo "$out" | jq -e '.domains[0] | .name == "test" and .state == "running" and .id == 1' \
+  >/dev/null || fail "list: test domain: $out"
+echo "$out" | jq -e '.domains[0] | has("uuid") and has("persistent") and has("gated") and has("journal")' \
+  >/dev/null || fail "list keys: $out"
+ok "list --json shows the test domain"
+
+$NC -c test:///default list | grep -q ' test .*running' || fail "list text"
+ok "list text"
+
+out=$($NC -c test:///default --json status test)
+echo "$out" | jq -e 'has("domain") and has("uuid") and has("state") and has("gate") and has("journal") and has("agent") and has("last_checkpoint")' >/dev/null || fail "status keys: $out"
+echo "$out" | jq -e '.gate | has("installed") and has("counters")' >/dev/null || fail "gate keys"
+echo "$out" | jq -e '.agent | has("reachable") and has("frozen") and has("status") and has("error")' \
+  >/dev/null || fail "agent keys"
+echo "$out" | jq -e '.agent.reachable == false and (.agent.error | contains("org.netckpt.agent.0"))' \
+  >/dev/null || fail "agent error should show the channel to add: $out"
+ok "status --json keys, with a clear agent error"
+
+out=$($NC -c test:///default --json status no-such-domain)
+echo "$out" | jq -e '.state == "absent"' >/dev/null || fail "status of an absent domain: $out"
+ok "status of an absent domain"
+
+[[ $(rc $NC -c test:///default --json checkpoint test --dir "$tmp/b1") == 1 ]] || fail "checkpoint rc"
+jq -e '.outcome == "failed" and .failed_step == "discover" and .rolled_back == false' "$tmp/out" \
+  >/dev/null || fail "checkpoint json: $(cat "$tmp/out")"
+[[ ! -e $tmp/b1 ]] || fail "a failed checkpoint left a bundle"
+ls -A "$tmp" | grep -q partial && fail "a failed checkpoint left a partial bundle"
+ok "checkpoint of a domain without tap/agent fails at discover, exit 1, nothing left"
+
+[[ $(rc $NC bogus) == 2 ]] || fail "unknown command rc"
+[[ $(rc $NC checkpoint) == 2 ]] || fail "missing args rc"
+[[ $(rc $NC --json checkpoint vm) == 2 ]] || fail "missing --dir rc"
+jq -e '.error.code == 2 and .error.name == "usage"' "$tmp/out" >/dev/null || fail "usage json"
+[[ $(rc $NC restore /x --stale=maybe) == 2 ]] || fail "bad choice rc"
+[[ $(rc $NC checkpoint vm --dir /x --freeze-timeout 0) == 2 ]] || fail "freeze-timeout 0 rc"
+[[ $(rc $NC --frob list) == 2 ]] || fail "unknown global option rc"
+ok "usage errors exit 2"
+
+[[ $(rc $NC -c test:///default restore "$tmp/missing") == 3 ]] || fail "restore of a missing bundle rc"
+ok "restore of a missing bundle is refused (3)"
+
+[[ $(rc $NC help) == 0 ]] && grep -q checkpoint "$tmp/out" || fail "help"
+[[ $(rc $NC help restore) == 0 ]] && grep -q -- '--stale=auto|keep' "$tmp/out" || fail "help restore"
+[[ $(rc $NC unblock --help) == 0 ]] || fail "unblock --help"
+[[ $(rc $NC policy) == 1 ]] && grep -q 'not yet' "$tmp/out" || fail "policy"
+[[ $(rc $NC --version) == 0 ]] && grep -q '^netckpt ' "$tmp/out" || fail "version"
+ok "help, policy, version"
+echo "cli-libvirt: all passed"

@@ -1,0 +1,97 @@
+#!/usr/bin/env bash
+# netckpt unblock and start-up recovery against real gates on a real tap, in a private netns:
+#  * a live holder's gate is refused (7) unless --force;
+#  * a SIGKILLed holder's gate is lifted by the next netckpt start (any command);
+#  * a gate with no journal (a refused restore leaves one) is lifted by unblock.
+set -euo pipefail
+B=${NETCKPT_BUILD_DIR:?}
+NC=$B/host/netckpt
+GATECTL=$B/tests/tools/gatectl
+tmp=$(mktemp -d /tmp/nc-cli-u-XXXXXX)
+ns=nccliu$$
+tap=ncu$$
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill -KILL "$p" 2>/dev/null || true; done
+  ip netns del "$ns" 2>/dev/null || true
+  rm -rf "$tmp"
+}
+trap cleanup EXIT
+export NETCKPT_STATE_DIR=$tmp/state
+fail() { echo "FAIL: $*" >&2; exit 1; }
+ok() { echo "ok - $*"; }
+in_ns() { ip netns exec "$ns" "$@"; }
+installed() { in_ns "$GATECTL" installed "$1" >/dev/null 2>&1; }
+wait_installed() {
+  for _ in $(seq 100); do installed "$1" && return 0; sleep 0.05; done
+  return 1
+}
+journal_files() { ls -A "$NETCKPT_STATE_DIR/journal" 2>/dev/null | wc -l; }
+nc_rc() { set +e; in_ns "$NC" -c test:///default "$@" >"$tmp/out" 2>"$tmp/err"; echo $?; set -e; }
+
+ip netns add "$ns"
+in_ns ip link set lo up
+in_ns ip tuntap add dev "$tap" mode tap
+in_ns ip link set "$tap" up
+
+# A live holder.
+ip netns exec "$ns" "$GATECTL" hold "$NETCKPT_STATE_DIR" dom-live "$tap" &
+pids+=($!)
+holder=$!
+wait_installed dom-live || fail "holder did not gate"
+[[ $(nc_rc unblock dom-live) == 7 ]] || fail "unblock of a live holder: $(cat "$tmp/err")"
+installed dom-live || fail "unblock lifted a live holder's gate"
+[[ $(nc_rc --json list) == 0 ]] || fail "list"
+installed dom-live || fail "start-up recovery lifted a live holder's gate"
+ok "a live holder is left alone (unblock exits 7, recovery skips it)"
+
+[[ $(nc_rc --json unblock --force dom-live) == 0 ]] || fail "unblock --force: $(cat "$tmp/err")"
+jq -e '.journal == true and .gate_was_installed == true and (.actions | index("gate-lifted")) != null' \
+  "$tmp/out" >/dev/null || fail "unblock json: $(cat "$tmp/out")"
+! installed dom-live || fail "gate still installed after unblock --force"
+[[ $(journal_files) == 0 ]] || fail "journal left after unblock --force"
+kill -KILL "$holder" 2>/dev/null || true
+wait "$holder" 2>/dev/null || true
+ok "unblock --force lifts a live holder's gate and forgets it"
+
+# A killed holder: the next start of netckpt (here: status) lifts its gate.
+ip netns exec "$ns" "$GATECTL" hold "$NETCKPT_STATE_DIR" dom-dead "$tap" &
+pids+=($!)
+holder=$!
+wait_installed dom-dead || fail "holder did not gate"
+kill -KILL "$holder"
+wait "$holder" 2>/dev/null || true
+installed dom-dead || fail "SIGKILL lifted the gate?"
+[[ $(journal_files) == 1 ]] || fail "no journal entry after SIGKILL"
+[[ $(nc_rc --json status dom-dead) == 0 ]] || fail "status: $(cat "$tmp/err")"
+! installed dom-dead || fail "start-up recovery did not lift a dead holder's gate"
+[[ $(journal_files) == 0 ]] || fail "recovery left the journal entry"
+jq -e '.gate.installed == false and .journal == null' "$tmp/out" >/dev/null ||
+  fail "status after recovery: $(cat "$tmp/out")"
+ok "a SIGKILLed holder's gate is lifted by the next netckpt start"
+
+# A killed holder, then unblock right away: recovery or unblock, the gate goes.
+ip netns exec "$ns" "$GATECTL" hold "$NETCKPT_STATE_DIR" dom-k2 "$tap" &
+pids+=($!)
+holder=$!
+wait_installed dom-k2 || fail "holder did not gate"
+kill -KILL "$holder"
+wait "$holder" 2>/dev/null || true
+[[ $(nc_rc unblock dom-k2) == 0 ]] || fail "unblock after SIGKILL: $(cat "$tmp/err")"
+! installed dom-k2 || fail "gate left after unblock"
+[[ $(journal_files) == 0 ]] || fail "journal left after unblock"
+ok "unblock after a SIGKILL leaves nothing"
+
+# A gate without a journal entry (what a refused restore leaves).
+in_ns "$GATECTL" install dom-refused "$tap" >/dev/null
+[[ $(nc_rc --json status dom-refused) == 0 ]] || fail "status"
+jq -e '.gate.installed == true and .gate.counters != null' "$tmp/out" >/dev/null ||
+  fail "status shows the gate: $(cat "$tmp/out")"
+[[ $(nc_rc --json unblock dom-refused) == 0 ]] || fail "unblock: $(cat "$tmp/err")"
+jq -e '.journal == false and (.actions | index("gate-lifted")) != null' "$tmp/out" >/dev/null ||
+  fail "unblock json: $(cat "$tmp/out")"
+! installed dom-refused || fail "gate left"
+[[ $(nc_rc unblock dom-refused) == 0 ]] && grep -q 'nothing to unblock' "$tmp/out" ||
+  fail "second unblock: $(cat "$tmp/out")"
+ok "unblock lifts a gate that has no journal entry, and is idempotent"
+echo "cli-unblock: all passed"
