@@ -111,13 +111,15 @@ static void stream_cb(virStreamPtr st, int events, void *opaque)
     struct agent_link_stream *s = opaque;
     pthread_mutex_lock(&s->lock);
     s->events |= events;
-    /* Level-triggered: stop watching until the caller waits again. */
-    virStreamEventUpdateCallback(st, 0);
     pthread_cond_signal(&s->cond);
     pthread_mutex_unlock(&s->lock);
 }
 
-/* Wait until the stream is readable/writable (events) or timeout_ms passes (<0: forever). */
+/* Wait until the stream is readable/writable (events) or timeout_ms passes (<0: forever).
+ * libvirt's stream calls are never made while s->lock is held: the callback may run with
+ * libvirt's own stream lock held, so the two locks are only ever taken in that order. The
+ * watch is on only while waiting (it is level-triggered: left on, unread data would spin the
+ * event loop). */
 static int stream_wait(struct agent_link_stream *s, int events, int timeout_ms)
 {
     struct timespec deadline;
@@ -130,10 +132,14 @@ static int stream_wait(struct agent_link_stream *s, int events, int timeout_ms)
             deadline.tv_nsec -= 1000000000L;
         }
     }
-    int r = 0;
     pthread_mutex_lock(&s->lock);
     s->events = 0;
-    virStreamEventUpdateCallback(s->st, events | VIR_STREAM_EVENT_ERROR | VIR_STREAM_EVENT_HANGUP);
+    pthread_mutex_unlock(&s->lock);
+    if (virStreamEventUpdateCallback(s->st,
+                                     events | VIR_STREAM_EVENT_ERROR | VIR_STREAM_EVENT_HANGUP) < 0)
+        return -EIO;
+    int r = 0;
+    pthread_mutex_lock(&s->lock);
     while (!s->events) {
         if (timeout_ms < 0) {
             pthread_cond_wait(&s->cond, &s->lock);
@@ -144,9 +150,8 @@ static int stream_wait(struct agent_link_stream *s, int events, int timeout_ms)
             break;
         }
     }
-    if (r < 0)
-        virStreamEventUpdateCallback(s->st, 0);
     pthread_mutex_unlock(&s->lock);
+    virStreamEventUpdateCallback(s->st, 0);
     return r;
 }
 
@@ -296,7 +301,16 @@ fail:
 int agent_link_open(struct agent_link *l, struct nc_virt *v, virDomainPtr dom,
                     const struct domain_info *di)
 {
-    return agent_link_open_kind(l, v, dom, di, AGENT_LINK_AUTO);
+    /* Lets tests and operators pin one path (e.g. the e2e test exercising the stream). */
+    const char *e = getenv("NETCKPT_AGENT_LINK");
+    enum agent_link_kind k = AGENT_LINK_AUTO;
+    if (e && !strcmp(e, "unix"))
+        k = AGENT_LINK_UNIX;
+    else if (e && !strcmp(e, "stream"))
+        k = AGENT_LINK_STREAM;
+    else if (e && !strcmp(e, "qemu-agent"))
+        k = AGENT_LINK_QEMU_AGENT;
+    return agent_link_open_kind(l, v, dom, di, k);
 }
 
 void agent_link_close(struct agent_link *l)

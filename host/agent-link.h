@@ -44,7 +44,8 @@ const char *agent_link_kind_name(enum agent_link_kind k);
 
 /* The struct must not move in memory between open and close (the transport points into it). */
 
-/* Open the link for domain dom described by di (from its live XML). 0 or -errno. */
+/* Open the link for domain dom described by di (from its live XML). 0 or -errno.
+ * $NETCKPT_AGENT_LINK=unix|stream|qemu-agent pins one path instead of trying them in order. */
 int agent_link_open(struct agent_link *l, struct nc_virt *v, virDomainPtr dom,
                     const struct domain_info *di);
 /* Same, forcing one path (AGENT_LINK_AUTO = agent_link_open). */
