@@ -182,6 +182,51 @@ s.close()
 print("ok: disconnect mid-message and mid-reply, reconnect")
 EOF
 
+# reset-stale on live connections: by image id (the last freeze), and by endpoints.
+start_in "$NS_P" python3 -c '
+import socket, time
+l = socket.socket(); l.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+l.bind(("10.78.2.2", 5009)); l.listen(8)
+open("'"$TMP"'/rs.ready", "w").close()
+cs = [l.accept()[0] for _ in range(2)]
+time.sleep(600)'
+wait_file "$TMP/rs.ready"
+start_in "$NS_G" python3 -c '
+import socket, sys
+cs = [socket.create_connection(("10.78.2.2", 5009)) for _ in range(2)]
+open("'"$TMP"'/rc.ready", "w").close()
+for i, c in enumerate(cs):
+    try:
+        c.recv(10)
+        r = "eof"
+    except OSError as e:
+        r = e.__class__.__name__
+    open("'"$TMP"'/rc.%d" % i, "w").write(r)'
+rcli=$STARTED
+wait_file "$TMP/rc.ready"
+# "include" picks connections by remote endpoint; the rest are neither frozen nor recorded.
+i=$(qga guest-net-freeze '{"include":[{"port":1},{"addr":"10.78.2.3"}]}')
+[ "$(jget "$i" '.connections | length')" = 0 ] || fail "include matched nothing, froze some"
+qga guest-net-thaw >/dev/null
+[ "$(qga_err guest-net-freeze '{"include":[{"addr":"not-an-ip"}]}')" = InvalidParameter ] ||
+    fail "include with a bad address"
+qga guest-net-freeze '{"include":[{"addr":"10.78.2.2","port":5009}]}' >"$TMP/img1.json"
+validate_image "$TMP/img1.json"
+[ "$(jq '.connections | length' "$TMP/img1.json")" = 2 ] || fail "reset-stale setup"
+qga guest-net-thaw >/dev/null
+c0=$(jq -c '.connections[0] | {local, remote}' "$TMP/img1.json")
+r=$(qga guest-net-reset-stale "{\"connections\":[$c0]}")
+[ "$(jget "$r" .reset)" = 1 ] && [ "$(jget "$r" '.connections[0].result')" = reset ] ||
+    fail "reset-stale by endpoints: $r"
+r=$(qga guest-net-reset-stale "{\"image_id\":\"$(jq -r .image_id "$TMP/img1.json")\"}")
+[ "$(jget "$r" .reset)" = 1 ] || fail "reset-stale by image id (one left): $r"
+wait_pid "$rcli" || fail "reset client"
+for i in 0 1; do
+    grep -qE 'ConnectionAbortedError|ConnectionResetError' "$TMP/rc.$i" ||
+        fail "connection $i was not aborted: $(cat "$TMP/rc.$i")"
+done
+ok "reset-stale: live connections aborted by endpoints and by image id"
+
 kill -0 "$AGENT_PID" || fail "agent died"
 kill -TERM "$AGENT_PID"
 wait_pid "$AGENT_PID" || fail "agent exit status on SIGTERM"
