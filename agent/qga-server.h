@@ -52,8 +52,9 @@ void qga_server_free(struct qga_server *s);
 void qga_server_reset(struct qga_server *s);
 
 /* Parse buf, dispatch every complete request, write each reply to out_fd. Framing errors get
- * an error reply too (no id) and the stream resynchronises. Returns the number of requests
- * handled, or -errno if writing to out_fd failed (the caller should reconnect and reset). */
+ * an error reply too (no id) and the stream resynchronises. out_fd < 0 drops the replies (for
+ * fuzzing). Returns the number of requests handled, or -errno if writing to out_fd failed or
+ * timed out (the caller should reconnect and reset). */
 int qga_server_feed(struct qga_server *s, const void *buf, size_t len, int out_fd);
 
 /* Dispatch one parsed request (borrowed) and build its reply (caller owns). *delimited is set

@@ -5,6 +5,9 @@
  * balance, with strings and escapes respected; newlines and other whitespace between messages
  * are ignored. A 0xFF byte, anywhere, silently discards half-read input (qemu-ga's resync).
  *
+ * Parsing is strict JSON (json-c strict mode; raw control characters inside strings are
+ * refused by the framer, since json-c would accept them).
+ *
  * Everything here is untrusted input: a message over max_bytes or nested deeper than
  * max_depth, and bytes outside any message, give one clear error and then the reader skips
  * to the end of that message (or the next '{', '[' or 0xFF for stray bytes). Memory stays
