@@ -267,6 +267,44 @@ static void state_file_clear(struct net_freezer *nf)
         log_warn("cannot remove state file %s: %m", nf->cfg.state_file);
 }
 
+/* Alive means not gone and not a zombie (a killed tracee waits for us to reap it). */
+static bool pid_alive(const char *proc, pid_t pid)
+{
+    char path[PATH_MAX];
+    snprintf(path, sizeof(path), "%s/%d/stat", proc, (int)pid);
+    _cleanup_free_ char *buf = NULL;
+    size_t len = 0;
+    if (read_file(path, 4096, &buf, &len) < 0)
+        return false;
+    const char *p = strrchr(buf, ')');
+    return p && p[1] == ' ' && p[2] != 'Z' && p[2] != 'X';
+}
+
+/* pid of another live netckpt-agent that holds a frozen state file, else 0. Two agents may
+ * share a guest (one on org.netckpt.agent.0, one on org.qemu.guest_agent.0); neither may
+ * thaw or overwrite what the other froze. */
+static pid_t state_file_other_agent(const struct net_freezer *nf)
+{
+    if (!nf->cfg.state_file)
+        return 0;
+    _cleanup_free_ char *buf = NULL;
+    size_t len = 0;
+    if (read_file(nf->cfg.state_file, STATE_FILE_MAX, &buf, &len) < 0)
+        return 0;
+    json_object *root = json_tokener_parse(buf);
+    pid_t pid = (pid_t)get_int(root, "agent_pid", 0);
+    bool frozen = get_bool(root, "frozen", false);
+    json_object_put(root);
+    if (!frozen || pid <= 0 || pid == getpid())
+        return 0;
+    char path[PATH_MAX];
+    snprintf(path, sizeof(path), "%s/%d/comm", proc_root(nf), (int)pid);
+    _cleanup_free_ char *comm = NULL;
+    if (!pid_alive(proc_root(nf), pid) || read_file(path, 64, &comm, &len) < 0)
+        return 0;
+    return strncmp(comm, "netckpt-agent", 13) == 0 ? pid : 0;
+}
+
 /* ---- freeze ---- */
 
 static bool state_freezable(uint8_t s)
@@ -454,6 +492,13 @@ int net_freezer_freeze(struct net_freezer *nf, const struct net_freeze_opts *o, 
     }
     if (timeout_ms == 0)
         timeout_ms = nf->cfg.freeze_timeout_ms;
+    pid_t other = state_file_other_agent(nf);
+    if (other) {
+        qga_error_set(err, QGA_ERR_BUSY,
+                      "another netckpt-agent (pid %d) has the network frozen (state file %s)",
+                      (int)other, nf->cfg.state_file);
+        return -EBUSY;
+    }
 
     struct local_addrs la = {0};
     struct sock_diag_tcp *ents = NULL;
@@ -662,19 +707,6 @@ fail:
 }
 
 /* ---- thaw ---- */
-
-/* Alive means not gone and not a zombie (a killed tracee waits for us to reap it). */
-static bool pid_alive(const char *proc, pid_t pid)
-{
-    char path[PATH_MAX];
-    snprintf(path, sizeof(path), "%s/%d/stat", proc, (int)pid);
-    _cleanup_free_ char *buf = NULL;
-    size_t len = 0;
-    if (read_file(path, 4096, &buf, &len) < 0)
-        return false;
-    const char *p = strrchr(buf, ')');
-    return p && p[1] == ' ' && p[2] != 'Z' && p[2] != 'X';
-}
 
 static size_t owners_alive(const struct net_freezer *nf, const struct image_conn *c)
 {
@@ -1191,6 +1223,14 @@ int net_freezer_recover(struct net_freezer *nf)
         log_info("state file %s: nothing frozen in this boot", nf->cfg.state_file);
         json_object_put(root);
         state_file_clear(nf);
+        return 0;
+    }
+    pid_t other = state_file_other_agent(nf);
+    if (other) {
+        log_info("state file %s belongs to netckpt-agent pid %d, which is alive and frozen; "
+                 "leaving it alone",
+                 nf->cfg.state_file, (int)other);
+        json_object_put(root);
         return 0;
     }
     bool complete = get_bool(root, "complete", false);

@@ -74,3 +74,29 @@ echo 'garbage{' >"$STATE"
 start_agent
 [ "$(jget "$(qga guest-net-status)" .frozen)" = false ] || fail "corrupt state file"
 ok "stale and corrupt state files ignored"
+
+# --- two agents in one guest share the state file (org.netckpt.agent.0 and
+# org.qemu.guest_agent.0): a second agent starting, or freezing, leaves the first's freeze alone.
+kill -TERM "$AGENT_PID"; wait_pid "$AGENT_PID" || true
+rm -f "$STATE"
+traffic 5003
+start_agent
+first=$AGENT_PID
+gate_on
+qga guest-net-freeze >/dev/null
+SOCK1=$SOCK
+SOCK=$TMP/agent2.sock
+start_agent
+second=$AGENT_PID
+st=$(qga guest-net-status)
+[ "$(jget "$st" .recovery)" = null ] || fail "second agent recovered the first's live freeze: $st"
+is_traced "$CLI" || fail "second agent's start released the first's freeze"
+[ "$(qga_err guest-net-freeze)" = Busy ] || fail "second agent froze over the first"
+[ "$(jq -r .agent_pid "$STATE")" = "$first" ] || fail "state file overwritten"
+SOCK=$SOCK1
+[ "$(jget "$(qga guest-net-thaw)" .thawed)" = 3 ] || fail "first agent's thaw"
+gate_off
+wait_pid "$CLI" || fail "client failed"
+wait_pid "$SRV" || fail "server failed"
+compare_streams "$TMP/c5003.json" "$TMP/s5003.json" || fail "streams differ (two agents)"
+ok "two agents sharing a state file: the second neither recovers nor overrides a live freeze"
