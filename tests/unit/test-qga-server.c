@@ -185,8 +185,6 @@ static void test_frozen_refusal(void **state)
     const char *o = RT(f, "{\"execute\":\"guest-net-freeze\"}");
     assert_non_null(strstr(o, "\"class\":\"CommandDisabled\""));
     assert_non_null(strstr(o, "frozen"));
-    o = RT(f, "{\"execute\":\"guest-net-verify\",\"arguments\":{\"image_id\":\"x\"}}");
-    assert_non_null(strstr(o, "CommandDisabled"));
     o = RT(f, "{\"execute\":\"guest-net-reset-stale\"}");
     assert_non_null(strstr(o, "CommandDisabled"));
     assert_int_equal(f->calls, 1);
@@ -194,6 +192,9 @@ static void test_frozen_refusal(void **state)
     /* The allowlist still works while frozen. */
     assert_string_equal(RT(f, "{\"execute\":\"guest-net-status\"}"),
                         "{\"return\":{\"frozen\":true}}\n");
+    /* verify runs while frozen (its handler here answers NotFound). */
+    o = RT(f, "{\"execute\":\"guest-net-verify\",\"arguments\":{\"image_id\":\"x\"}}");
+    assert_non_null(strstr(o, "NotFound"));
     assert_string_equal(RT(f, "{\"execute\":\"guest-ping\"}"), "{\"return\":{}}\n");
     assert_string_equal(RT(f, "{\"execute\":\"guest-sync\",\"arguments\":{\"id\":1}}"),
                         "{\"return\":1}\n");
@@ -282,6 +283,8 @@ static void test_table_validation(void **state)
     assert_non_null(agent_command_find("guest-net-thaw"));
     assert_true(agent_command_find("guest-net-thaw")->allowed_while_frozen);
     assert_false(agent_command_find("guest-net-freeze")->allowed_while_frozen);
+    assert_false(agent_command_find("guest-net-reset-stale")->allowed_while_frozen);
+    assert_true(agent_command_find("guest-net-verify")->allowed_while_frozen);
     assert_null(agent_command_find("guest-exec"));
 }
 
