@@ -124,19 +124,30 @@ static int push_thread(struct quiesce_set *s, pid_t tid, pid_t tgid)
     return 0;
 }
 
-/* Reap a thread that died while traced, so its parent learns of the exit. */
-static void reap(pid_t tid)
+/* Reap threads that died while traced, so their parent learns of the exit. A traced
+ * thread-group leader can only be reaped after its other threads, so all are polled together
+ * until every one is gone or the deadline passes. */
+static void reap_all(pid_t *tids, size_t n)
 {
     uint64_t deadline = now_monotonic_ns() + (uint64_t)REAP_TIMEOUT_MS * 1000000u;
     unsigned us = 20;
-    for (;;) {
-        int st;
-        pid_t r = waitpid(tid, &st, __WALL | WNOHANG);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r < 0 || (r > 0 && (WIFEXITED(st) || WIFSIGNALED(st))))
-            return;
-        if (now_monotonic_ns() > deadline)
+    size_t left = n;
+    while (left > 0) {
+        for (size_t i = 0; i < n; i++) {
+            if (tids[i] <= 0)
+                continue;
+            int st;
+            pid_t r = waitpid(tids[i], &st, __WALL | WNOHANG);
+            if (r < 0 && errno == EINTR) {
+                i--;
+                continue;
+            }
+            if (r < 0 || (r > 0 && (WIFEXITED(st) || WIFSIGNALED(st)))) {
+                tids[i] = 0;
+                left--;
+            }
+        }
+        if (left == 0 || now_monotonic_ns() > deadline)
             return;
         nap(&us);
     }
@@ -145,15 +156,19 @@ static void reap(pid_t tid)
 static int release_range(struct quiesce_set *s, size_t from)
 {
     int resumed = 0;
+    size_t dying = 0;
+    _cleanup_free_ pid_t *tids = s->n > from ? calloc(s->n - from, sizeof(*tids)) : NULL;
     for (size_t i = from; i < s->n; i++) {
         struct quiesce_thread *t = &s->threads[i];
         if (t->exited)
             continue;
         if (ptrace(PTRACE_DETACH, t->tid, NULL, (void *)(long)t->pending_sig) == 0)
             resumed++;
-        else if (errno == ESRCH)
-            reap(t->tid); /* killed while held: it is exiting, not stopped */
+        else if (errno == ESRCH && tids)
+            tids[dying++] = t->tid; /* killed while held: exiting, not stopped */
     }
+    if (dying)
+        reap_all(tids, dying);
     s->n = from;
     return resumed;
 }
