@@ -17,6 +17,8 @@
  *   agent-timeout NAME MS [KIND [AGENT]]  an agent call with no agent must time out (not
  *                                 hang); KIND: auto (default), unix, stream or qemu-agent;
  *                                 AGENT: the channel name (default org.netckpt.agent.0)
+ *   agent-call NAME CMD MS KIND [AGENT]  run CMD (no arguments) over path KIND; must succeed
+ *   agent-bench NAME N KIND [AGENT]  N guest-ping round trips over KIND: median, p99, max (us)
  *   pid NAME FILE                 write QEMU's pid (from the embedded run dir) to FILE
  *   versions
  * Exit 0 when every command succeeded; the first failure stops the sequence. */
@@ -34,11 +36,18 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 
 struct ctx {
     struct nc_virt v;
     unsigned progress_calls;
 };
+
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
 
 static void progress(void *ud, uint64_t done, uint64_t total)
 {
@@ -217,6 +226,70 @@ static int run(struct ctx *c, int argc, char **argv)
             json_object_put(ret);
             agent_link_close(&l);
             r = q == -ETIMEDOUT ? 0 : -EPROTO;
+        }
+    } else if (!strcmp(cmd, "agent-call")) {
+        NEED(4);
+        struct domain_info di;
+        r = live_info(c, d, argc > 5 ? argv[5] : NULL, &di, false);
+        enum agent_link_kind kind = AGENT_LINK_AUTO;
+        if (!strcmp(argv[4], "unix"))
+            kind = AGENT_LINK_UNIX;
+        else if (!strcmp(argv[4], "stream"))
+            kind = AGENT_LINK_STREAM;
+        else if (!strcmp(argv[4], "qemu-agent"))
+            kind = AGENT_LINK_QEMU_AGENT;
+        struct agent_link l;
+        if (r == 0)
+            r = agent_link_open_kind(&l, &c->v, d, &di, kind);
+        if (r == 0) {
+            json_object *ret = NULL;
+            struct qga_error e;
+            /* Right after opening, the embedded driver may still be reconnecting the agent. */
+            for (int tries = 0; tries < 20; tries++) {
+                r = agent_link_call(&l, argv[2], NULL, atoi(argv[3]), &ret, &e);
+                if (r != -ETIMEDOUT || l.kind != AGENT_LINK_QEMU_AGENT)
+                    break;
+                struct timespec ts = {0, 250 * 1000000L};
+                nanosleep(&ts, NULL);
+            }
+            printf("agent over %s: %s returned %d: %s\n", agent_link_kind_name(l.kind), argv[2], r,
+                   r == 0 ? json_object_to_json_string(ret) : e.desc);
+            json_object_put(ret);
+            agent_link_close(&l);
+        }
+    } else if (!strcmp(cmd, "agent-bench")) {
+        NEED(3);
+        int n = atoi(argv[2]);
+        if (n < 1 || n > 100000)
+            n = 100;
+        struct domain_info di;
+        r = live_info(c, d, argc > 4 ? argv[4] : NULL, &di, false);
+        enum agent_link_kind kind = !strcmp(argv[3], "unix")         ? AGENT_LINK_UNIX
+                                    : !strcmp(argv[3], "stream")     ? AGENT_LINK_STREAM
+                                    : !strcmp(argv[3], "qemu-agent") ? AGENT_LINK_QEMU_AGENT
+                                                                     : AGENT_LINK_AUTO;
+        struct agent_link l;
+        if (r == 0)
+            r = agent_link_open_kind(&l, &c->v, d, &di, kind);
+        if (r == 0) {
+            uint64_t *us = calloc((size_t)n, sizeof(*us));
+            json_object *ret = NULL;
+            struct qga_error e;
+            r = agent_link_sync(&l, 5000);
+            for (int i = 0; i < n && r == 0; i++) {
+                uint64_t t0 = now_monotonic_ns();
+                r = agent_link_call(&l, "guest-ping", NULL, 5000, &ret, &e);
+                us[i] = (now_monotonic_ns() - t0) / 1000;
+                json_object_put(ret);
+            }
+            if (r == 0) {
+                qsort(us, (size_t)n, sizeof(*us), cmp_u64);
+                printf("agent-bench %s n=%d median_us=%" PRIu64 " p99_us=%" PRIu64
+                       " max_us=%" PRIu64 "\n",
+                       agent_link_kind_name(l.kind), n, us[n / 2], us[(n * 99) / 100], us[n - 1]);
+            }
+            free(us);
+            agent_link_close(&l);
         }
     } else if (!strcmp(cmd, "pid")) {
         NEED(2);
