@@ -170,6 +170,21 @@ int nc_virt_open(struct nc_virt *v, const char *uri, const char *state_dir)
     if (uri) {
         if (snprintf(v->uri, sizeof(v->uri), "%s", uri) >= (int)sizeof(v->uri))
             return -ENAMETOOLONG;
+        /* An explicit embedded URI gets the same qemu.conf when it has none. */
+        const char *p = strstr(uri, "root=");
+        if (!strncmp(uri, "qemu:///embed?", 14) && p && p[5] == '/') {
+            char root[PATH_MAX];
+            size_t n = strcspn(p + 5, "&#");
+            if (n < sizeof(root)) {
+                memcpy(root, p + 5, n);
+                root[n] = 0;
+                r = nc_virt_write_embed_conf(root);
+                if (r < 0) {
+                    nc_virt_set_err(v, "cannot write %s/etc/qemu.conf: %s", root, strerror(-r));
+                    return r;
+                }
+            }
+        }
     } else {
         r = nc_virt_default_uri(v->state_dir, v->uri, sizeof(v->uri));
         if (r < 0) {

@@ -44,6 +44,7 @@ int nc_virt_write_embed_conf(const char *root);
 int nc_virt_log_to_file(const char *state_dir);
 
 /* Open uri (NULL: the embedded default under state_dir; state_dir NULL: the default one).
+ * Any qemu:///embed?root=DIR URI gets DIR/etc/qemu.conf written when it has none.
  * Starts the event loop thread first. On failure v is left closed. */
 int nc_virt_open(struct nc_virt *v, const char *uri, const char *state_dir);
 /* Close the connection and stop the event loop thread. Safe on a closed or zeroed struct. */

@@ -134,7 +134,16 @@ static void test_embed_conf_and_uri(void **state)
     assert_string_equal(s, "# mine\n");
     free(s);
 
-    char uri[256];
+    /* an explicit embedded URI gets its qemu.conf too (the open itself may fail here) */
+    char uri[256], conf2[200];
+    snprintf(uri, sizeof(uri), "qemu:///embed?root=%s/explicit", dir);
+    snprintf(conf2, sizeof(conf2), "%s/explicit/etc/qemu.conf", dir);
+    struct nc_virt v;
+    if (nc_virt_open(&v, uri, dir) == 0)
+        nc_virt_close(&v);
+    struct stat sb;
+    assert_int_equal(stat(conf2, &sb), 0);
+
     assert_int_equal(nc_virt_default_uri("/var/lib/netckpt", uri, sizeof(uri)), 0);
     assert_string_equal(uri, "qemu:///embed?root=/var/lib/netckpt/libvirt");
     assert_int_equal(nc_virt_default_uri("/tmp/a&b", uri, sizeof(uri)), -EINVAL);
