@@ -103,8 +103,16 @@ topo_routed() { # [n_guests (1 or 2)]
     fi
 }
 
-# ping from namespace $1 to $2: succeeds when any of a few echoes comes back.
+# ping from namespace $1 to $2: succeeds when any of a few echoes comes back. A gated path
+# must fail this; an open one can lose a round on a loaded machine, so "up" retries.
 ping_ok() { ip netns exec "$1" busybox ping -c 3 -i 0.2 -W 1 "$2" >/dev/null 2>&1; }
+ping_up() {
+    local i
+    for i in 1 2 3 4 5; do
+        ping_ok "$1" "$2" && return 0
+    done
+    return 1
+}
 
 # Wait (bounded) until a command succeeds; this is a deadline for a hang, not a timing assert.
 wait_for() { # tries(0.1 s each) cmd...

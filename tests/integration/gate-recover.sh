@@ -10,7 +10,7 @@ JDIR=$STATE/journal
 installed() { gatectl installed "$1" >/dev/null 2>&1; }
 jcount() { find "$JDIR" -name '*.json' 2>/dev/null | wc -l; }
 
-ping_ok "$NS_P" 10.77.1.2 || fail "no baseline connectivity"
+ping_up "$NS_P" 10.77.1.2 || fail "no baseline connectivity"
 
 # Clean path: SIGTERM makes the holder lift and remove its entry.
 start_in "$NS_H" "$GATECTL" hold "$STATE" dom-r hv
@@ -51,8 +51,8 @@ echo "$out"
 [[ $out == *"recovered=1 callbacks=1"* ]] || fail "recover did not recover one entry"
 ! installed dom-r || fail "recover left the gate"
 [[ $(jcount) == 0 ]] || fail "recover left the journal entry"
-ping_ok "$NS_P" 10.77.1.2 || fail "traffic does not pass after recover"
-ping_ok "$NS_G" 10.77.2.2 || fail "guest traffic does not pass after recover"
+ping_up "$NS_P" 10.77.1.2 || fail "traffic does not pass after recover"
+ping_up "$NS_G" 10.77.2.2 || fail "guest traffic does not pass after recover"
 ok "recover lifted the stale gate"
 
 out=$(gatectl recover "$STATE")
@@ -69,7 +69,7 @@ echo "$out"
 [[ $out == *"recovered=1 callbacks=1"* ]] || fail "recover from the peer namespace failed"
 ! installed dom-r || fail "recover from another namespace left the gate"
 [[ -z $(px nft list ruleset) ]] || fail "recover touched the namespace it ran in"
-ping_ok "$NS_P" 10.77.1.2 || fail "traffic does not pass after the cross-namespace recover"
+ping_up "$NS_P" 10.77.1.2 || fail "traffic does not pass after the cross-namespace recover"
 ok "recover from another namespace (named) lifted the gate"
 
 # ... or as the namespace of a process only (QEMU keeps the tap's), with no name at all.

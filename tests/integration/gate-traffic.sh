@@ -5,8 +5,8 @@
 source "$(dirname "$0")/gate-lib.sh"
 topo_routed 1
 
-ping_ok "$NS_G" 10.77.2.2 || fail "no baseline guest->peer connectivity"
-ping_ok "$NS_P" 10.77.1.2 || fail "no baseline peer->guest connectivity"
+ping_up "$NS_G" 10.77.2.2 || fail "no baseline guest->peer connectivity"
+ping_up "$NS_P" 10.77.1.2 || fail "no baseline peer->guest connectivity"
 ok "baseline pings"
 
 # Two numbered line streams: guest -> peer (port 5001) and peer -> guest (port 5002).
@@ -23,16 +23,25 @@ nonempty() { [[ $(size at_peer) -gt 0 && $(size at_guest) -gt 0 ]]; }
 wait_for 300 nonempty || fail "streams did not start"
 ok "streams flowing both ways"
 
+# Bytes the receiving socket took in, from the kernel (ss), so a slow socat cannot fake it.
+rx() { # ns port
+    local v
+    v=$(ip netns exec "$1" ss -tinH state established "( sport = :$2 )" |
+        grep -o 'bytes_received:[0-9]*' | head -n1 | cut -d: -f2)
+    echo "${v:-0}"
+}
+
 gatectl install dom-a hv || fail "install"
 gatectl installed dom-a >/dev/null || fail "installed says no"
-# Whatever crossed hv before the gate drains in microseconds; give it a second.
-sleep 1
-p1=$(size at_peer) g1=$(size at_guest)
+# Whatever crossed hv before the gate is received within microseconds; wait a little anyway.
+sleep 0.5
+p1=$(rx "$NS_P" 5001) g1=$(rx "$NS_G" 5002)
 sleep 2
-p2=$(size at_peer) g2=$(size at_guest)
-[[ $p1 == "$p2" ]] || fail "guest->peer stream moved through the gate ($p1 -> $p2)"
-[[ $g1 == "$g2" ]] || fail "peer->guest stream moved through the gate ($g1 -> $g2)"
-ok "TCP streams stopped both ways"
+p2=$(rx "$NS_P" 5001) g2=$(rx "$NS_G" 5002)
+((p1 > 0 && g1 > 0)) || fail "no receiving sockets found ($p1, $g1)"
+[[ $p1 == "$p2" ]] || fail "guest->peer stream moved through the gate ($p1 -> $p2 bytes)"
+[[ $g1 == "$g2" ]] || fail "peer->guest stream moved through the gate ($g1 -> $g2 bytes)"
+ok "TCP streams stopped both ways ($p2 and $g2 bytes received before the gate)"
 ! ping_ok "$NS_G" 10.77.2.2 || fail "guest->peer ping passed the gate"
 ! ping_ok "$NS_P" 10.77.1.2 || fail "peer->guest ping passed the gate"
 ok "pings stopped both ways"
@@ -56,10 +65,10 @@ ok "install is idempotent"
 ! gatectl installed dom-a >/dev/null || fail "table still there after lift"
 ok "gate lifted (and lift is idempotent)"
 
-ping_ok "$NS_G" 10.77.2.2 || fail "guest->peer ping after lift"
-ping_ok "$NS_P" 10.77.1.2 || fail "peer->guest ping after lift"
+ping_up "$NS_G" 10.77.2.2 || fail "guest->peer ping after lift"
+ping_up "$NS_P" 10.77.1.2 || fail "peer->guest ping after lift"
 ok "pings resume"
-moved() { [[ $(size at_peer) -gt $p2 && $(size at_guest) -gt $g2 ]]; }
+moved() { (($(rx "$NS_P" 5001) > p2 && $(rx "$NS_G" 5002) > g2)); }
 # Retransmission backoff decides when; 60 s bounds a hang only.
 wait_for 600 moved || fail "streams did not resume after lift"
 sleep 0.5
