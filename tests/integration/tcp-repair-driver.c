@@ -751,6 +751,54 @@ static int check_rebuilt(struct ctx *x, struct conn *c)
     return 0;
 }
 
+/* Application settings the guest sockets carry through freeze/thaw and rebuild. Cork only
+ * on odd connections (it delays partial segments), nodelay on even ones. */
+static int setting(int fd, int level, int name)
+{
+    int v = -1;
+    socklen_t l = sizeof(v);
+    getsockopt(fd, level, name, &v, &l);
+    return v;
+}
+
+static int apply_settings(struct ctx *x, struct conn *c)
+{
+    int fd = c->s[0].fd, on = 1, idle = 7, intvl = 3, cnt = 4, uto = 12345;
+    int odd = (int)(c->id & 1);
+    if (setsockopt(fd, IPPROTO_TCP, odd ? TCP_CORK : TCP_NODELAY, &on, sizeof(on)) < 0 ||
+        setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof(on)) < 0 ||
+        setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof(idle)) < 0 ||
+        setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof(intvl)) < 0 ||
+        setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof(cnt)) < 0 ||
+        setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &uto, sizeof(uto)) < 0)
+        return fail(x, "conn %u: settings: %m", c->id);
+    return 0;
+}
+
+/* frozen: deadlines suspended; otherwise: all settings as applied. */
+static int check_settings(struct ctx *x, struct conn *c, bool frozen)
+{
+    int fd = c->s[0].fd, odd = (int)(c->id & 1);
+    if (frozen) {
+        if (setting(fd, SOL_SOCKET, SO_KEEPALIVE) != 0 ||
+            setting(fd, IPPROTO_TCP, TCP_USER_TIMEOUT) != 0 ||
+            setting(fd, IPPROTO_TCP, TCP_REPAIR) != 1)
+            return fail(x, "conn %u: keepalive or user timeout not suspended while frozen", c->id);
+        if (!c->st.keepalive.enabled || c->st.user_timeout_ms != 12345 || c->st.nodelay != !odd ||
+            c->st.cork != odd || c->st.keepalive.idle != 7)
+            return fail(x, "conn %u: freeze saved the wrong settings", c->id);
+        return 0;
+    }
+    if (setting(fd, IPPROTO_TCP, TCP_REPAIR) != 0 || setting(fd, SOL_SOCKET, SO_KEEPALIVE) != 1 ||
+        setting(fd, IPPROTO_TCP, TCP_KEEPIDLE) != 7 ||
+        setting(fd, IPPROTO_TCP, TCP_KEEPINTVL) != 3 ||
+        setting(fd, IPPROTO_TCP, TCP_KEEPCNT) != 4 ||
+        setting(fd, IPPROTO_TCP, TCP_USER_TIMEOUT) != 12345 ||
+        setting(fd, IPPROTO_TCP, TCP_NODELAY) != !odd || setting(fd, IPPROTO_TCP, TCP_CORK) != odd)
+        return fail(x, "conn %u: settings not restored by thaw", c->id);
+    return 0;
+}
+
 /* Bring every guest end into cd->state with data queued, the gate dropping both ways. */
 static int shape(struct ctx *x, const struct case_def *cd)
 {
@@ -884,6 +932,9 @@ static int run_case(struct ctx *x, const struct case_def *cd, int port, const ch
     }
     if (gate_set(x, GATE_OFF) < 0 || establish(x, cd, port) < 0)
         return -1;
+    for (uint32_t i = 0; i < x->n; i++)
+        if (apply_settings(x, &x->c[i]) < 0)
+            return -1;
 
     /* Warm up: both directions flowing and read. */
     limit_all(x, 0, total / 4, false);
@@ -902,6 +953,13 @@ static int run_case(struct ctx *x, const struct case_def *cd, int port, const ch
             return fail(x, "conn %u: freeze/dump: %s", i, strerror(-r));
     }
     double t_freeze = now_s() - t0;
+    for (uint32_t i = 0; i < x->n; i++) {
+        /* A second freeze is a no-op that keeps the first one's settings. */
+        if (i == 0 && tcp_repair_freeze(x->c[i].s[0].fd, &x->c[i].st) < 0)
+            return fail(x, "second freeze failed");
+        if (check_settings(x, &x->c[i], true) < 0)
+            return -1;
+    }
     uint64_t q_unacked = 0, q_unsent = 0, q_recv = 0, max_snd = 0, max_rcv = 0;
     uint32_t both = 0;
     for (uint32_t i = 0; i < x->n; i++) {
@@ -943,6 +1001,9 @@ static int run_case(struct ctx *x, const struct case_def *cd, int port, const ch
             return fail(x, "conn %u: thaw: %s", i, strerror(-r));
     }
     double t_thaw = now_s() - t0;
+    for (uint32_t i = 0; i < x->n; i++)
+        if (check_settings(x, &x->c[i], false) < 0)
+            return -1;
 
     /* Finish both streams; every byte must arrive once and in order. */
     set_all(x, 0, true);
