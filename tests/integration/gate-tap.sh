@@ -26,6 +26,12 @@ exchange() { # output file name
     wait "$tp" || fail "tapio failed"
 }
 
+# The layout takes held-traffic capture (issue 5) as one more egress rule before the policy
+# drop, on an installed gate, without touching anything else.
+t=$(gatectl table-name dom-t)
+hx nft add rule netdev "$t" to_guest_nctap0 log group 7 || fail "egress chain refused a log rule"
+hx nft list chain netdev "$t" to_guest_nctap0 | grep -q 'log group 7' || fail "log rule missing"
+
 exchange gated.out
 cat "$TMP/gated.out"
 grep -qx 'received=0' "$TMP/gated.out" || fail "frames reached the tap's guest end through the gate"
