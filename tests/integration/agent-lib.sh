@@ -193,3 +193,9 @@ for k in c:
 sys.exit(1 if bad else 0)
 EOF
 }
+
+# stop_agent: SIGTERM and require exit 0 (under ASan this is also the leak check).
+stop_agent() {
+    kill -TERM "$AGENT_PID"
+    wait_pid "$AGENT_PID" || fail "agent exited with status $? (see the log)"
+}

@@ -35,3 +35,4 @@ grep -o 'discover: .*' "$TMP/agent.log" | sed 's/^/measured: /' || true
 echo "measured: $(grep -o 'thawed [0-9]* connections.*' "$TMP/agent.log" | tail -1)"
 echo "measured: image $(stat -c %s "$TMP/img.json") bytes, $(jq '[.connections[] | .unacked.len + .unsent.len + .recv.len] | add' "$TMP/img.json") queued bytes"
 ok "$N connections frozen, verified, thawed; all streams byte-exact both ways"
+stop_agent

@@ -70,3 +70,4 @@ wait_pid "$sink" || fail "sink failed"
 [ "$(jq -r .recv_sha "$TMP/sink.json")" = "$(jq -r .sent_sha "$TMP/sender.json")" ] ||
     fail "peer did not get the dead owner's queued bytes: $(cat "$TMP/sink.json")"
 ok "owner killed while frozen ($q bytes queued): thawed, peer got every byte and EOF"
+stop_agent

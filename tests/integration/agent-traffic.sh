@@ -110,3 +110,4 @@ for c, s in ((c4, s4), (c6, s6)):
 sys.exit(1 if bad else 0)
 EOF
 ok "all 7 streams (ESTABLISHED, CLOSE_WAIT, FIN_WAIT2) byte-exact both ways (sha256) after freeze, gate and thaw"
+stop_agent
