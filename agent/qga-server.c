@@ -10,6 +10,8 @@
 #include "common/log.h"
 #include "common/util.h"
 
+#define SMALL_REPLY 4096 /* replies up to this size go out in one write */
+
 enum builtin { BUILTIN_NONE, BUILTIN_SYNC, BUILTIN_SYNC_DELIMITED, BUILTIN_PING };
 
 static const char *const builtin_names[] = {
@@ -433,12 +435,18 @@ static int write_reply(struct qga_server *s, json_object *reply, bool delimited,
         return -ENOMEM;
     if (out_fd < 0)
         return 0;
-    _cleanup_free_ char *line = malloc(len + 2);
-    if (!line)
-        return -ENOMEM;
+    const char sentinel = (char)QGA_SENTINEL;
+    if (len > SMALL_REPLY) {
+        /* A socket image can be most of the guest's spare memory: never copy it. */
+        int r = delimited ? send_all(out_fd, &sentinel, 1, s->write_timeout_ms) : 0;
+        if (r == 0)
+            r = send_all(out_fd, txt, len, s->write_timeout_ms);
+        return r < 0 ? r : send_all(out_fd, "\n", 1, s->write_timeout_ms);
+    }
+    char line[SMALL_REPLY + 2];
     size_t off = 0;
     if (delimited)
-        line[off++] = (char)QGA_SENTINEL;
+        line[off++] = sentinel;
     memcpy(line + off, txt, len);
     off += len;
     line[off++] = '\n';

@@ -15,6 +15,8 @@ void qga_reader_init(struct qga_reader *r, size_t max_bytes, unsigned max_depth)
 {
     memset(r, 0, sizeof(*r));
     r->max_bytes = max_bytes ? max_bytes : QGA_MAX_MESSAGE_BYTES;
+    if (r->max_bytes > QGA_READER_MAX_BYTES) /* json-c takes an int length */
+        r->max_bytes = QGA_READER_MAX_BYTES;
     r->max_depth = max_depth ? max_depth : QGA_MAX_DEPTH;
 }
 

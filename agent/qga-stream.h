@@ -23,6 +23,7 @@
 #define QGA_MAX_MESSAGE_BYTES (16u << 20) /* one request or reply, 16 MiB */
 #define QGA_MAX_DEPTH         1024        /* nesting of objects and arrays */
 #define QGA_SENTINEL          0xFF        /* resync byte (guest-sync-delimited) */
+#define QGA_READER_MAX_BYTES  (1u << 30)  /* highest max_bytes accepted (replies with images) */
 #define QGA_READER_MIN_WINDOW (64u << 10) /* feed() always takes this much unscanned input */
 
 enum qga_reader_mode {
@@ -53,8 +54,8 @@ struct qga_reader {
     uint64_t n_discarded; /* bytes thrown away (errors, 0xFF, garbage) */
 };
 
-/* max_bytes 0 means QGA_MAX_MESSAGE_BYTES, max_depth 0 means QGA_MAX_DEPTH. Never fails;
- * memory is allocated on demand. */
+/* max_bytes 0 means QGA_MAX_MESSAGE_BYTES (at most QGA_READER_MAX_BYTES), max_depth 0 means
+ * QGA_MAX_DEPTH. Never fails; memory is allocated on demand. */
 void qga_reader_init(struct qga_reader *r, size_t max_bytes, unsigned max_depth);
 /* Free the buffers; the reader may be re-initialised afterwards. */
 void qga_reader_free(struct qga_reader *r);

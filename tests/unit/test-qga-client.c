@@ -168,6 +168,16 @@ static void test_call_and_sync(void **state)
     json_object_put(ret);
     /* args was borrowed, still ours. */
     assert_int_equal(json_object_object_length(args), 1);
+
+    /* A big request (like a full image) goes out uncopied and arrives whole. */
+    char *pad = malloc(50001);
+    memset(pad, 'q', 50000);
+    pad[50000] = 0;
+    json_object_object_add(args, "pad", json_object_new_string(pad));
+    free(pad);
+    assert_int_equal(qga_client_call(c, "guest-net-verify", args, 5000, &ret, &err), 0);
+    assert_true(json_object_get_boolean(json_object_object_get(ret, "match")));
+    json_object_put(ret);
     json_object_put(args);
 }
 
