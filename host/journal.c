@@ -421,6 +421,22 @@ static int entry_from_text(const char *text, size_t len, struct journal_entry *e
     return 0;
 }
 
+int journal_parse(const char *text, size_t len, struct journal_entry *e, char *err, size_t errlen)
+{
+    if (!text || !e)
+        return -EINVAL;
+    const char *why = "?";
+    int r = entry_from_text(text, len, e, &why);
+    if (r == -ENODATA) {
+        if (err && errlen)
+            snprintf(err, errlen, "field '%s' missing or invalid", why);
+        return -EBADMSG;
+    }
+    if (r == -EBADMSG && err && errlen)
+        snprintf(err, errlen, "%s", why);
+    return r;
+}
+
 /* Read path, expecting an entry whose file name is file_table (or any when NULL). */
 static int read_entry_file(const char *path, const char *file_table, struct journal_entry *e)
 {
@@ -436,14 +452,13 @@ static int read_entry_file(const char *path, const char *file_table, struct jour
             log_err("journal: cannot read %s: %s", path, strerror(-r));
         return r;
     }
-    const char *why = "?";
-    r = entry_from_text(text, len, e, &why);
-    if (r == -EBADMSG || r == -ENODATA) {
-        log_err("journal: %s is corrupt (%s%s%s); it is left alone: lift its gate with 'nft "
-                "delete table netdev %s' if present, then remove the file",
-                path, r == -ENODATA ? "field '" : "", why,
-                r == -ENODATA ? "' missing or invalid" : "", file_table ? file_table : "<table>");
-        return -EBADMSG;
+    char why[128];
+    r = journal_parse(text, len, e, why, sizeof(why));
+    if (r == -EBADMSG) {
+        log_err("journal: %s is corrupt (%s); it is left alone: lift its gate with 'nft delete "
+                "table netdev %s' if present, then remove the file",
+                path, why, file_table ? file_table : "<table>");
+        return r;
     }
     if (r < 0)
         return r;

@@ -44,6 +44,10 @@ int journal_read(const char *state_dir, const char *domain, struct journal_entry
 /* Remove the domain's entry. 1 if removed, 0 if there was none, or -errno. */
 int journal_remove(const char *state_dir, const char *domain);
 
+/* Parse and validate the text of one journal file (no file name check). 0, or -EBADMSG with
+ * the fault in err. */
+int journal_parse(const char *text, size_t len, struct journal_entry *e, char *err, size_t errlen);
+
 /* All valid entries (caller frees *out). Corrupt files are logged and skipped; their count is
  * returned (0 when all were good), or -errno. A missing journal dir is an empty list. */
 int journal_list(const char *state_dir, struct journal_entry **out, size_t *n);

@@ -208,6 +208,14 @@ static void test_corrupt_refused(void **state)
             fail_msg("corrupt variant #%zu gave %d, not -EBADMSG", i, r);
     }
 
+    /* the fault is named */
+    char err[128] = "";
+    struct journal_entry pe;
+    assert_int_equal(journal_parse(bad[5], strlen(bad[5]), &pe, err, sizeof(err)), -EBADMSG);
+    assert_string_equal(err, "field 'pid' missing or invalid");
+    assert_int_equal(journal_parse("{", 1, &pe, err, sizeof(err)), -EBADMSG);
+    assert_string_equal(err, "not valid JSON");
+
     /* positive control: the same shape, well formed, is accepted */
     static const char good[] =
         "{\"version\":1,\"domain\":\"victim\",\"taps\":[\"vnet0\"],\"step\":\"gated\",\"pid\":1,"
