@@ -683,6 +683,11 @@ int main(int argc, char **argv)
         return 2;
     }
     cfg.set_clock = a.clock_step;
+    const char *fault = getenv("NETCKPT_AGENT_FAULT_FREEZE_AT");
+    if (fault && *fault) {
+        cfg.fault_freeze_at = strtoul(fault, NULL, 10);
+        log_warn("test hook: the dump of socket %zu will fail", cfg.fault_freeze_at);
+    }
     raise_nofile();
 
     net_freezer_init(&a.nf, &cfg);

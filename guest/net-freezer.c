@@ -634,6 +634,8 @@ int net_freezer_freeze(struct net_freezer *nf, const struct net_freeze_opts *o, 
             (void)setsockopt(fd, IPPROTO_TCP, TCP_REPAIR, &off, sizeof(off));
             nf->fds[k] = -1;
             close(fd);
+        } else if (nf->cfg.fault_freeze_at && nf->img.n_conns == nf->cfg.fault_freeze_at) {
+            r = -EIO; /* injected */
         } else {
             r = tcp_repair_dump(fd, &c->st);
         }

@@ -35,6 +35,9 @@ struct net_freezer_config {
     uint32_t freeze_timeout_ms; /* watchdog default; 0 means NET_FREEZER_DEFAULT_TIMEOUT_MS */
     bool set_clock;             /* apply thaw's host_time_ns (false: only report the step) */
     const char *proc_root;      /* NULL means "/proc" */
+    /* Test hook (NETCKPT_AGENT_FAULT_FREEZE_AT=N): the dump of the Nth socket fails after it
+     * entered repair mode, to exercise the rollback. 0: off. */
+    size_t fault_freeze_at;
 };
 
 enum net_thaw_reason {

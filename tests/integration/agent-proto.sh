@@ -12,6 +12,27 @@ start_agent
 rc=0
 "$AGENT" --method carrier-pigeon 2>/dev/null || rc=$?
 [ "$rc" = 2 ] || fail "bad --method should exit 2, got $rc"
+rc=0
+err=$(gx "$AGENT" --method virtio-serial --port-name org.netckpt.nonexistent.0 --state-file '' 2>&1) || rc=$?
+[ "$rc" = 1 ] && grep -q 'no virtio-serial port named org.netckpt.nonexistent.0' <<<"$err" ||
+    fail "missing virtio port: rc=$rc $err"
+# virtio-serial on a device path (a raw pty stands in for the port): answers, and a host that
+# hangs up is waited for without spinning.
+python3 - "$AGENT" <<'PY' || fail "virtio-serial over a pty"
+import os, pty, select, subprocess, sys, time, tty
+m, s = pty.openpty()
+tty.setraw(s)
+ag = subprocess.Popen([sys.argv[1], "--method", "virtio-serial", "--path", os.ttyname(s),
+                       "--state-file", ""], stderr=subprocess.DEVNULL)
+os.write(m, b'{"execute":"guest-sync","arguments":{"id":31}}')
+r, _, _ = select.select([m], [], [], 30)
+assert r and os.read(m, 100) == b'{"return":31}\n'
+os.close(m)
+time.sleep(1)
+assert ag.poll() is None, "agent exited on hangup"
+ag.terminate()
+assert ag.wait() == 0
+PY
 
 # guest-sync / guest-ping / guest-info
 [ "$(qga guest-sync '{"id":4242}')" = 4242 ] || fail "guest-sync"

@@ -5,7 +5,7 @@ add_executable(qga-call ${NETCKPT_SOURCE_DIR}/tests/tools/qga-call.c)
 target_link_libraries(qga-call PRIVATE netckpt-proto)
 set_target_properties(qga-call PROPERTIES RUNTIME_OUTPUT_DIRECTORY ${CMAKE_BINARY_DIR}/tests/tools)
 
-foreach(_t proto traffic shared-exit watchdog restart many)
+foreach(_t proto traffic shared-exit watchdog restart rollback many)
   netckpt_script_test(agent-${_t} SCRIPT ${CMAKE_CURRENT_SOURCE_DIR}/agent-${_t}.sh
     LABELS integration TIMEOUT 300)
 endforeach()
