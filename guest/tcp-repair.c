@@ -132,6 +132,15 @@ static int repair_get(int fd)
     return r < 0 ? r : !!v;
 }
 
+static int get_state(int fd)
+{
+    struct tcp_info ti;
+    socklen_t sl = sizeof(ti);
+    if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &sl) < 0)
+        return negative_errno();
+    return ti.tcpi_state;
+}
+
 static int read_settings(int fd, struct tcp_conn_state *st)
 {
     int v, r;
@@ -168,6 +177,11 @@ int tcp_repair_freeze(int fd, struct tcp_conn_state *st)
         return r;
     if (r == 1)
         return 0; /* already frozen: st still holds the settings of the first freeze */
+    /* Refuse what dump cannot handle before changing anything. */
+    if ((r = get_state(fd)) < 0)
+        return r;
+    if (!tcp_repair_state_supported((uint8_t)r))
+        return -EOPNOTSUPP;
 
     struct tcp_conn_state saved = {0};
     if ((r = read_settings(fd, &saved)) < 0)
@@ -400,6 +414,10 @@ int tcp_repair_thaw(int fd, const struct tcp_conn_state *st, bool window_probe)
         return -EINVAL;
     if ((r = check_tcp_socket(fd)) < 0)
         return r;
+    /* Not in repair mode: never frozen, or already thawed. Touch nothing, so a repeated thaw
+     * neither overwrites settings the application changed since nor sends another probe. */
+    if ((r = repair_get(fd)) <= 0)
+        return r;
     /* Timers first: re-arming keepalive or the user timeout sends nothing. */
     if ((r = sopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, (int)st->user_timeout_ms)) < 0)
         return r;
@@ -621,15 +639,6 @@ static int write_queue(int fd, int q, const struct tcp_repair_queue *data)
         off += (uint32_t)n;
     }
     return 0;
-}
-
-static int get_state(int fd)
-{
-    struct tcp_info ti;
-    socklen_t sl = sizeof(ti);
-    if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &sl) < 0)
-        return negative_errno();
-    return ti.tcpi_state;
 }
 
 /* Queue our FIN after all data, as shutdown() does. If it had been sent, mark it sent with

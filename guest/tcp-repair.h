@@ -84,7 +84,9 @@ struct tcp_conn_state {
 /* Enter repair mode and suspend keepalive and user-timeout deadlines so the connection cannot
  * die while frozen. Fills only st's settings (nodelay, cork, keepalive, user_timeout_ms) with
  * what thaw will restore. Idempotent per socket: on a socket already in repair mode it returns
- * 0 and leaves st untouched (the first freeze's settings must be kept). */
+ * 0 and leaves st untouched (the first freeze's settings must be kept). A socket in a state
+ * dump cannot handle (LISTEN, SYN_SENT, CLOSE, ...) is refused with -EOPNOTSUPP, untouched.
+ * Needs CAP_NET_ADMIN (-EPERM otherwise). */
 int tcp_repair_freeze(int fd, struct tcp_conn_state *st);
 
 /* Dump everything needed to rebuild the connection. The socket must be frozen (-EPERM if
@@ -97,7 +99,10 @@ int tcp_repair_dump(int fd, struct tcp_conn_state *st);
 
 /* Restore the saved settings and leave repair mode. With window_probe, the kernel sends a
  * window probe on leaving repair (TCP_REPAIR_OFF) so the peer answers at once; otherwise
- * TCP_REPAIR_OFF_NO_WP. Safe to call on a socket that is not frozen. */
+ * TCP_REPAIR_OFF_NO_WP. The kernel sends that probe only in ESTABLISHED; half-closed
+ * connections move again on their next timer or on the peer's retransmission. On a socket
+ * that is not in repair mode (never frozen, or already thawed) it does nothing and returns 0,
+ * so it is idempotent. */
 int tcp_repair_thaw(int fd, const struct tcp_conn_state *st, bool window_probe);
 
 /* Build a new socket that continues the dumped connection (CRIU-style restore): bind, set

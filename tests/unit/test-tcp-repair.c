@@ -215,6 +215,15 @@ static void test_arguments(void **unused)
     assert_int_equal(tcp_repair_thaw(tcp, NULL, false), -EINVAL);
     /* Dumping a socket that is not frozen would race the live stack. */
     assert_int_equal(tcp_repair_dump(tcp, &st), -EPERM);
+    /* An unconnected socket (CLOSE) is refused before repair mode is touched. */
+    assert_int_equal(tcp_repair_freeze(tcp, &st), -EOPNOTSUPP);
+    /* Thaw of a socket that is not frozen does nothing (its settings stay). */
+    int on = 1, v = 0;
+    socklen_t vl = sizeof(v);
+    assert_int_equal(setsockopt(tcp, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof(on)), 0);
+    assert_int_equal(tcp_repair_thaw(tcp, &st, true), 0);
+    assert_int_equal(getsockopt(tcp, SOL_SOCKET, SO_KEEPALIVE, &v, &vl), 0);
+    assert_int_equal(v, 1);
     close(tcp);
 
     int udp = socket(AF_INET, SOCK_DGRAM, 0), sp[2];
