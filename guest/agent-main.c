@@ -271,11 +271,6 @@ static int build_table(struct agent *a)
     int r = agent_commands_table(&h, a->table);
     if (r < 0)
         return r;
-    /* guest-net-verify compares the image with the *frozen* sockets (the host runs it on a
-     * restored, still frozen guest), so it must be accepted while frozen. */
-    for (size_t i = 0; i < AGENT_COMMAND_COUNT; i++)
-        if (a->table[i].name && !strcmp(a->table[i].name, AGENT_CMD_NET_VERIFY))
-            a->table[i].allowed_while_frozen = true;
     return qga_server_init(&a->srv, a->table, AGENT_COMMAND_COUNT, a, agent_is_frozen);
 }
 
