@@ -916,12 +916,6 @@ void socket_image_free(struct socket_image *img)
 
 /* ---------------------------------------------------------------- diff */
 
-static bool endpoint_eq(const struct tcp_endpoint *a, const struct tcp_endpoint *b)
-{
-    return a->family == b->family && a->port == b->port &&
-           memcmp(&a->addr, &b->addr, sizeof(a->addr)) == 0;
-}
-
 static void conn_key(const struct tcp_conn_state *st, char *buf, size_t len)
 {
     char l[INET6_ADDRSTRLEN] = "?", r[INET6_ADDRSTRLEN] = "?";
@@ -1044,33 +1038,67 @@ static void diff_conn(struct differ *d, const struct tcp_conn_state *a,
     diff_u64(d, "settings.user_timeout_ms", a->user_timeout_ms, b->user_timeout_ms);
 }
 
-static const struct image_conn *find_conn(const struct socket_image *img,
-                                          const struct tcp_conn_state *st)
+static int cmp_endpoint(const struct tcp_endpoint *a, const struct tcp_endpoint *b)
 {
+    if (a->family != b->family)
+        return a->family < b->family ? -1 : 1;
+    int r = memcmp(&a->addr, &b->addr, sizeof(a->addr));
+    if (r)
+        return r;
+    return (a->port > b->port) - (a->port < b->port);
+}
+
+static int cmp_tuple(const struct tcp_conn_state *a, const struct tcp_conn_state *b)
+{
+    int r = cmp_endpoint(&a->local, &b->local);
+    return r ? r : cmp_endpoint(&a->remote, &b->remote);
+}
+
+static int cmp_conn_ptr(const void *a, const void *b)
+{
+    const struct image_conn *x = *(const struct image_conn *const *)a;
+    const struct image_conn *y = *(const struct image_conn *const *)b;
+    return cmp_tuple(&x->st, &y->st);
+}
+
+/* Connections sorted by 4-tuple, so matching is n log n even at SOCKET_IMAGE_MAX_CONNS. */
+static const struct image_conn **sorted_conns(const struct socket_image *img)
+{
+    const struct image_conn **v = calloc(img->n_conns ? img->n_conns : 1, sizeof(*v));
+    if (!v)
+        return NULL;
     for (size_t i = 0; i < img->n_conns; i++)
-        if (endpoint_eq(&img->conns[i].st.local, &st->local) &&
-            endpoint_eq(&img->conns[i].st.remote, &st->remote))
-            return &img->conns[i];
-    return NULL;
+        v[i] = &img->conns[i];
+    if (img->n_conns > 1)
+        qsort(v, img->n_conns, sizeof(*v), cmp_conn_ptr);
+    return v;
+}
+
+static const struct image_conn *find_conn(const struct image_conn **sorted, size_t n,
+                                          const struct image_conn *key)
+{
+    const struct image_conn **hit = bsearch(&key, sorted, n, sizeof(*sorted), cmp_conn_ptr);
+    return hit ? *hit : NULL;
 }
 
 int socket_image_diff(const struct socket_image *expected, const struct socket_image *live,
                       json_object **differences)
 {
     *differences = NULL;
+    _cleanup_free_ const struct image_conn **se = sorted_conns(expected);
+    _cleanup_free_ const struct image_conn **sl = sorted_conns(live);
+    if (!se || !sl)
+        return -ENOMEM;
     struct differ d = {.arr = json_object_new_array()};
     if (!d.arr)
         return -ENOMEM;
-    d.key = NULL;
     diff_str(&d, "boot_id", expected->boot_id, live->boot_id);
-    /* Images are at most SOCKET_IMAGE_MAX_CONNS: a quadratic match is at worst a few seconds,
-     * and verify runs once per restore. */
     for (size_t i = 0; i < expected->n_conns && !d.err; i++) {
         const struct image_conn *e = &expected->conns[i];
         char key[128];
         conn_key(&e->st, key, sizeof(key));
         d.key = key;
-        const struct image_conn *l = find_conn(live, &e->st);
+        const struct image_conn *l = find_conn(sl, live->n_conns, e);
         if (!l) {
             d.err = add_diff(d.arr, key, "connection", json_object_new_string("present"),
                              json_object_new_string("missing"));
@@ -1080,7 +1108,7 @@ int socket_image_diff(const struct socket_image *expected, const struct socket_i
         diff_conn(&d, &e->st, &l->st);
     }
     for (size_t i = 0; i < live->n_conns && !d.err; i++) {
-        if (find_conn(expected, &live->conns[i].st))
+        if (find_conn(se, expected->n_conns, &live->conns[i]))
             continue;
         char key[128];
         conn_key(&live->conns[i].st, key, sizeof(key));

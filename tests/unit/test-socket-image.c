@@ -533,6 +533,36 @@ static void test_diff(void **state)
     socket_image_free(&b);
 }
 
+/* Matching is by 4-tuple, not position, and scales (n log n) to large images. */
+static void test_diff_large(void **state)
+{
+    enum { N = 20000 };
+    struct socket_image a = {0}, b = {0};
+    strcpy(a.boot_id, "01234567-89ab-cdef-0123-456789abcdef");
+    strcpy(b.boot_id, a.boot_id);
+    a.conns = calloc(N, sizeof(*a.conns));
+    b.conns = calloc(N, sizeof(*b.conns));
+    a.n_conns = b.n_conns = N;
+    for (int i = 0; i < N; i++) {
+        struct tcp_conn_state *st = &a.conns[i].st;
+        st->sock_family = AF_INET;
+        st->state = TCP_ESTABLISHED;
+        set_ep(&st->local, AF_INET, "10.0.0.2", (uint16_t)(1 + i % 60000));
+        set_ep(&st->remote, AF_INET, i < 60000 ? "10.0.1.2" : "10.0.1.3", 80);
+        st->snd_seq = (uint32_t)i;
+    }
+    for (int i = 0; i < N; i++) /* same connections, reversed */
+        b.conns[i].st = a.conns[N - 1 - i].st;
+    json_object *d = NULL;
+    assert_int_equal(socket_image_diff(&a, &b, &d), 0);
+    json_object_put(d);
+    b.conns[17].st.snd_seq++;
+    assert_int_equal(socket_image_diff(&a, &b, &d), 1);
+    json_object_put(d);
+    free(a.conns);
+    free(b.conns); /* no queues or owners to free */
+}
+
 /* ------------------------------------------------------------------ classify */
 
 static void test_classify(void **state)
@@ -605,11 +635,17 @@ static void test_schema_accepts_written(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_round_trip),      cmocka_unit_test(test_empty_image),
-        cmocka_unit_test(test_init_header),     cmocka_unit_test(test_mutations),
-        cmocka_unit_test(test_parse_errors),    cmocka_unit_test(test_too_many),
-        cmocka_unit_test(test_oversized_queue), cmocka_unit_test(test_diff),
-        cmocka_unit_test(test_classify),        cmocka_unit_test(test_schema_accepts_written),
+        cmocka_unit_test(test_round_trip),
+        cmocka_unit_test(test_empty_image),
+        cmocka_unit_test(test_init_header),
+        cmocka_unit_test(test_mutations),
+        cmocka_unit_test(test_parse_errors),
+        cmocka_unit_test(test_too_many),
+        cmocka_unit_test(test_oversized_queue),
+        cmocka_unit_test(test_diff),
+        cmocka_unit_test(test_diff_large),
+        cmocka_unit_test(test_classify),
+        cmocka_unit_test(test_schema_accepts_written),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
