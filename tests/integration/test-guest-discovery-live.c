@@ -289,7 +289,7 @@ static void test_proc_owner_shared(void **state)
     uint16_t p;
     _cleanup_close_ int l = listener(AF_INET, "127.0.0.1", false, &p);
     int c = connect_to(AF_INET, "127.0.0.1", p);
-    _cleanup_close_ int s = accept_one(l);
+    _cleanup_close_ _unused_ int s = accept_one(l); /* held open, never read */
     uint64_t ino = inode_of(c);
     int gate[2];
     assert_int_equal(pipe2(gate, O_CLOEXEC), 0);
