@@ -338,6 +338,7 @@ int qga_client_call(struct qga_client *c, const char *cmd, json_object *args, in
             continue;
         }
         if (json_object_object_get_ex(msg, "return", &v)) {
+            qga_error_clear(err); /* forget any stray input we skipped */
             *ret = json_object_get(v);
             return 0;
         }
