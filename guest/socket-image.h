@@ -25,8 +25,8 @@
 #define SOCKET_IMAGE_MAX_OWNERS      4096u                /* per connection */
 #define SOCKET_IMAGE_MAX_QUEUE       TCP_REPAIR_MAX_QUEUE /* per queue, decoded */
 #define SOCKET_IMAGE_MAX_TOTAL_QUEUE (1024ull << 20)      /* all queues, decoded */
-#define SOCKET_IMAGE_MAX_JSON        (2048ull << 20)      /* socket_image_parse input */
-#define SOCKET_IMAGE_MAX_DEPTH       16                   /* JSON nesting */
+#define SOCKET_IMAGE_MAX_JSON        (1024ull << 20) /* socket_image_parse input (as the agent link) */
+#define SOCKET_IMAGE_MAX_DEPTH       16              /* JSON nesting */
 
 struct image_conn {
     uint32_t id;
