@@ -1,6 +1,7 @@
 # agent/: libFuzzer target for the qga framer, server and client. Built only with clang and
 # -DNETCKPT_FUZZ=ON. ctest (label fuzz) runs it for $NETCKPT_FUZZ_SECONDS (default 60) from
-# the committed seeds in corpus/qga; new inputs go to the build tree, never the source tree.
+# the committed seeds in corpus/qga (with the dictionary qga.dict); new inputs go to the build
+# tree, never the source tree.
 if(NETCKPT_FUZZ AND CMAKE_C_COMPILER_ID STREQUAL "Clang")
   set(_fz -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=all
           -fno-omit-frame-pointer)
@@ -24,9 +25,9 @@ if(NETCKPT_FUZZ AND CMAKE_C_COMPILER_ID STREQUAL "Clang")
   math(EXPR _timeout "${_secs} + 300")
   set(_work ${CMAKE_BINARY_DIR}/fuzz-corpus/qga)
   add_test(NAME fuzz-qga-stream
-           COMMAND sh -c "mkdir -p \"$1\" && exec \"$0\" -max_total_time=\${NETCKPT_FUZZ_SECONDS:-60} -max_len=70000 -timeout=20 -rss_limit_mb=4096 -print_final_stats=1 -artifact_prefix=\"$1/../\" \"$1\" \"$2\""
+           COMMAND sh -c "mkdir -p \"$1\" && exec \"$0\" -max_total_time=\${NETCKPT_FUZZ_SECONDS:-60} -max_len=70000 -timeout=20 -rss_limit_mb=4096 -print_final_stats=1 -dict=\"$3\" -artifact_prefix=\"$1/../\" \"$1\" \"$2\""
                    $<TARGET_FILE:fuzz-qga-stream> ${_work}
-                   ${CMAKE_CURRENT_SOURCE_DIR}/corpus/qga)
+                   ${CMAKE_CURRENT_SOURCE_DIR}/corpus/qga ${CMAKE_CURRENT_SOURCE_DIR}/qga.dict)
   set_tests_properties(fuzz-qga-stream PROPERTIES LABELS fuzz TIMEOUT ${_timeout}
     ENVIRONMENT "ASAN_OPTIONS=detect_leaks=1:abort_on_error=1;UBSAN_OPTIONS=print_stacktrace=1")
 endif()
