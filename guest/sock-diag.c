@@ -130,7 +130,7 @@ int sock_diag_parse_reply(const void *buf, size_t len, uint32_t seq, struct sock
                 return r;
             (*n)++;
         }
-        /* Other types (NLMSG_NOOP, NLMSG_OVERRUN is an error): */
+        /* Lost data means an incomplete list; other types (NLMSG_NOOP) carry nothing. */
         if (h.nlmsg_type == NLMSG_OVERRUN)
             return -EBADMSG;
 

@@ -34,7 +34,8 @@ struct sock_diag_tcp {
 int sock_diag_tcp_list(uint32_t state_mask, struct sock_diag_tcp **out, size_t *n);
 
 /* Destroy one socket (the kernel sends RST and the owner sees ECONNABORTED). -ENOENT if it
- * is gone, -EOPNOTSUPP without CONFIG_INET_DIAG_DESTROY. */
+ * is gone or its cookie is stale (the 4-tuple was reused by another socket), -EOPNOTSUPP
+ * without CONFIG_INET_DIAG_DESTROY. */
 int sock_diag_tcp_destroy(const struct sock_diag_tcp *e);
 
 /* Parse one buffer of a dump reply (a run of nlmsghdr), appending to *v (capacity *cap).

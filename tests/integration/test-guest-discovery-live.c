@@ -239,6 +239,11 @@ static void test_sock_diag_destroy(void **state)
     _cleanup_close_ int c = connect_to(AF_INET, "127.0.0.1", p);
     _cleanup_close_ int s = accept_one(l);
     struct sock_diag_tcp e = expect_state(c, TCP_ESTABLISHED);
+    /* The cookie names this very socket: a stale one (a socket since reused) is refused. */
+    struct sock_diag_tcp stale = e;
+    stale.cookie ^= 1;
+    assert_int_equal(sock_diag_tcp_destroy(&stale), -ENOENT);
+    expect_state(c, TCP_ESTABLISHED);
     assert_int_equal(sock_diag_tcp_destroy(&e), 0);
     char b;
     assert_int_equal(recv(c, &b, 1, 0), -1);
