@@ -106,6 +106,9 @@ int tap_watch_start(struct tap_watch *w, const char *const *taps, size_t n_taps,
             tap_watch_stop(w);
             return r;
         }
+        int sz = 4 << 20;
+        if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &sz, sizeof(sz)) < 0)
+            (void)setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &sz, sizeof(sz));
         w->fds[w->n_fds++] = fd;
     }
     if (w->n_fds == 0) {
@@ -136,8 +139,12 @@ struct seg {
     size_t payload;
 };
 
-static int parse_frame(const uint8_t *f, size_t len, struct seg *s)
+/* Headers are read from the len captured bytes; lengths may run up to wire bytes (a packet
+ * socket truncates what it hands us, and a TSO frame from the guest can be up to 64 KiB). */
+static int parse_frame(const uint8_t *f, size_t len, size_t wire, struct seg *s)
 {
+    if (wire < len)
+        wire = len;
     if (len < 14)
         return -EINVAL;
     size_t off = 12;
@@ -156,7 +163,9 @@ static int parse_frame(const uint8_t *f, size_t len, struct seg *s)
         const uint8_t *ip = f + off;
         size_t ihl = (size_t)(ip[0] & 0x0f) * 4;
         size_t tot = (size_t)(ip[2] << 8 | ip[3]);
-        if ((ip[0] >> 4) != 4 || ihl < 20 || tot < ihl || len < off + tot)
+        if (tot == 0 && wire > off) /* a GSO frame over 64 KiB */
+            tot = wire - off;
+        if ((ip[0] >> 4) != 4 || ihl < 20 || tot < ihl || wire < off + tot || len < off + ihl)
             return -EINVAL;
         if (ip[9] != 6)
             return 0;
@@ -175,7 +184,7 @@ static int parse_frame(const uint8_t *f, size_t len, struct seg *s)
             return -EINVAL;
         const uint8_t *ip = f + off;
         size_t plen = (size_t)(ip[4] << 8 | ip[5]);
-        if ((ip[0] >> 4) != 6 || len < off + 40 + plen)
+        if ((ip[0] >> 4) != 6 || wire < off + 40 + plen)
             return -EINVAL;
         if (ip[6] != 6) /* extension headers: not from our guests' TCP; ignore */
             return 0;
@@ -186,7 +195,7 @@ static int parse_frame(const uint8_t *f, size_t len, struct seg *s)
     } else {
         return 0;
     }
-    if (ip_end < off + 20)
+    if (ip_end < off + 20 || len < off + 20)
         return -EINVAL;
     const uint8_t *t = f + off;
     size_t doff = (size_t)(t[12] >> 4) * 4;
@@ -208,8 +217,14 @@ static int parse_frame(const uint8_t *f, size_t len, struct seg *s)
 
 int tap_watch_feed(struct tap_watch *w, const uint8_t *frame, size_t len, uint64_t now_ns)
 {
+    return tap_watch_feed_wire(w, frame, len, len, now_ns);
+}
+
+int tap_watch_feed_wire(struct tap_watch *w, const uint8_t *frame, size_t len, size_t wire,
+                        uint64_t now_ns)
+{
     struct seg s;
-    int r = parse_frame(frame, len, &s);
+    int r = parse_frame(frame, len, wire, &s);
     if (r <= 0)
         return r;
     w->frames++;
@@ -228,14 +243,27 @@ int tap_watch_feed(struct tap_watch *w, const uint8_t *frame, size_t len, uint64
                 c->first_peer_ns = now_ns;
             c->bytes_to_guest += s.payload;
             /* The peer acknowledges data this guest state never sent: it lived on past the
-             * checkpoint (one sequence number of slack for a FIN). */
-            if ((s.flags & TH_ACK) && !(s.flags & (TH_SYN | TH_RST)) &&
-                seq_after(s.ack, c->snd_nxt + 1) && !c->stale) {
+             * checkpoint (one sequence number of slack for a FIN). What the guest sent since
+             * the thaw may be acknowledged, of course. */
+            uint32_t limit = c->snd_nxt + 1;
+            bool judged = !w->lost && !c->guest_new;
+            if (c->guest_sent && seq_after(c->guest_end + 1, limit))
+                limit = c->guest_end + 1;
+            if (judged && (s.flags & TH_ACK) && !(s.flags & (TH_SYN | TH_RST)) &&
+                seq_after(s.ack, limit) && !c->stale) {
                 c->stale = true;
                 c->stale_ack = s.ack;
             }
         } else {
             c->bytes_from_guest += s.payload;
+            uint32_t end = s.seq + (uint32_t)s.payload + ((s.flags & TH_FIN) ? 1 : 0);
+            if (!(s.flags & TH_SYN) && (!c->guest_sent || seq_after(end, c->guest_end))) {
+                c->guest_end = end;
+                c->guest_sent = true;
+            }
+            /* Once the guest sends beyond its frozen state, a high ACK proves nothing. */
+            if (seq_after(end, c->snd_nxt + 1))
+                c->guest_new = true;
         }
         if (s.payload && !c->first_data_ns)
             c->first_data_ns = now_ns;
@@ -262,7 +290,7 @@ void tap_watch_run(struct tap_watch *w, int max_ms, const volatile sig_atomic_t 
     if (!w->active)
         return;
     uint64_t deadline = w->t0_ns + (uint64_t)(max_ms > 0 ? max_ms : 0) * 1000000;
-    uint8_t buf[2048];
+    uint8_t buf[256]; /* headers are enough: MSG_TRUNC tells the real length */
     /* Frames that arrived between the lift and the thaw count as at t0. */
     for (;;) {
         bool any = false;
@@ -272,9 +300,15 @@ void tap_watch_run(struct tap_watch *w, int max_ms, const volatile sig_atomic_t 
                 if (n < 0)
                     break;
                 any = true;
-                (void)tap_watch_feed(w, buf, (size_t)n < sizeof(buf) ? (size_t)n : sizeof(buf),
-                                     now_monotonic_ns());
+                (void)tap_watch_feed_wire(w, buf, (size_t)n < sizeof(buf) ? (size_t)n : sizeof(buf),
+                                          (size_t)n, now_monotonic_ns());
             }
+        }
+        for (size_t i = 0; i < w->n_fds; i++) {
+            struct tpacket_stats st;
+            socklen_t sl = sizeof(st);
+            if (getsockopt(w->fds[i], SOL_PACKET, PACKET_STATISTICS, &st, &sl) == 0 && st.tp_drops)
+                w->lost += st.tp_drops; /* reading resets them */
         }
         if (settled(w) || (cancel && *cancel))
             return;
@@ -356,6 +390,7 @@ json_object *tap_watch_report(const struct tap_watch *w, json_object *thaw_reply
         rep, "watched_ms",
         json_object_new_int64(now > w->t0_ns ? (int64_t)((now - w->t0_ns) / 1000000) : 0));
     json_object_object_add(rep, "frames", json_object_new_int64((int64_t)w->frames));
+    json_object_object_add(rep, "frames_lost", json_object_new_int64((int64_t)w->lost));
     for (size_t i = 0; i < w->n; i++) {
         const struct tap_watch_conn *c = &w->c[i];
         const char *result = c->rst || thaw_failed(thaw_reply, c->id) ? "reset"
@@ -373,6 +408,10 @@ json_object *tap_watch_report(const struct tap_watch *w, json_object *thaw_reply
                                json_object_new_int64((int64_t)c->bytes_to_guest));
         json_object_object_add(o, "bytes_from_guest",
                                json_object_new_int64((int64_t)c->bytes_from_guest));
+        if (c->stale) { /* the evidence */
+            json_object_object_add(o, "peer_ack", json_object_new_int64(c->stale_ack));
+            json_object_object_add(o, "guest_snd_nxt", json_object_new_int64(c->snd_nxt));
+        }
         json_object_array_add(arr, o);
     }
     json_object_object_add(rep, "connections", arr);

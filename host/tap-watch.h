@@ -30,6 +30,9 @@ struct tap_watch_conn {
     uint64_t bytes_to_guest, bytes_from_guest;
     bool rst, stale;
     uint32_t stale_ack;
+    bool guest_sent;    /* the guest sent sequence space after the thaw: */
+    uint32_t guest_end; /* its highest end (the peer may acknowledge up to it) */
+    bool guest_new;     /* ... beyond its frozen snd_nxt: staleness is no longer judged */
 };
 
 struct tap_watch {
@@ -40,6 +43,7 @@ struct tap_watch {
     size_t n;
     uint64_t t0_ns; /* CLOCK_MONOTONIC when the thaw returned; times are reported from it */
     uint64_t frames;
+    uint64_t lost; /* frames the packet sockets dropped: staleness is not judged then */
 };
 
 /* Open the watch on taps for the connections of image (borrowed). 0 or -errno (CAP_NET_RAW). */
@@ -50,6 +54,9 @@ int tap_watch_init_conns(struct tap_watch *w, json_object *image);
 /* Account one Ethernet frame seen at now_ns (CLOCK_MONOTONIC). Returns 1 if it matched a
  * connection, 0 if not, -EINVAL if malformed. */
 int tap_watch_feed(struct tap_watch *w, const uint8_t *frame, size_t len, uint64_t now_ns);
+/* Same, for a frame of wire bytes of which only the first len were captured. */
+int tap_watch_feed_wire(struct tap_watch *w, const uint8_t *frame, size_t len, size_t wire,
+                        uint64_t now_ns);
 /* Read frames until every connection has answered and moved data (or is reset/stale), or
  * max_ms passes, or *cancel is set. Sets t0 first. */
 void tap_watch_run(struct tap_watch *w, int max_ms, const volatile sig_atomic_t *cancel);

@@ -108,6 +108,10 @@ static void test_results(void **state)
     assert_int_equal(tap_watch_feed(&w, f, n, 1005000000), 1);
     n = frame4(f, "10.0.2.15", 7000, "10.0.3.2", 40000, 1000, 5000, 0x18, 200);
     assert_int_equal(tap_watch_feed(&w, f, n, 1020000000), 1);
+    /* conn 1: the peer acknowledging what the guest sent after the thaw is not stale */
+    n = frame4(f, "10.0.3.2", 40000, "10.0.2.15", 7000, 5000, 1200, 0x10, 0);
+    assert_int_equal(tap_watch_feed(&w, f, n, 1021000000), 1);
+    assert_false(w.c[0].stale);
     /* conn 2: the peer acknowledges data this state never sent: stale */
     n = frame4(f, "10.0.3.2", 40001, "10.0.2.15", 7001, 6000, 2500, 0x10, 0);
     assert_int_equal(tap_watch_feed(&w, f, n, 1003000000), 1);
@@ -206,6 +210,28 @@ static void test_malformed(void **state)
     json_object_put(img);
 }
 
+/* A TSO frame from the guest, captured truncated: its length comes from the IP header, and
+ * the peer's ACK of it is not taken for staleness. */
+static void test_truncated_tso(void **state)
+{
+    json_object *img = json_tokener_parse(IMAGE);
+    struct tap_watch w;
+    assert_int_equal(tap_watch_init_conns(&w, img), 0);
+    static uint8_t f[14 + 40 + 30000];
+    size_t n = frame4(f, "10.0.2.15", 7001, "10.0.3.2", 40001, 2000, 6000, 0x18, 30000);
+    assert_int_equal(tap_watch_feed_wire(&w, f, 256, n, 5), 1);
+    assert_int_equal(w.c[1].bytes_from_guest, 30000);
+    assert_int_equal(w.c[1].guest_end, 32000);
+    n = frame4(f, "10.0.3.2", 40001, "10.0.2.15", 7001, 6000, 32000, 0x10, 0);
+    assert_int_equal(tap_watch_feed(&w, f, n, 6), 1);
+    assert_false(w.c[1].stale);
+    /* a frame claiming more than the wire carried is refused */
+    n = frame4(f, "10.0.2.15", 7001, "10.0.3.2", 40001, 2000, 6000, 0x18, 30000);
+    assert_int_equal(tap_watch_feed_wire(&w, f, 256, 1000, 5), -EINVAL);
+    tap_watch_stop(&w);
+    json_object_put(img);
+}
+
 static void test_bad_image(void **state)
 {
     struct tap_watch w;
@@ -225,6 +251,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_results),
         cmocka_unit_test(test_malformed),
+        cmocka_unit_test(test_truncated_tso),
         cmocka_unit_test(test_bad_image),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
