@@ -681,7 +681,10 @@ int main(int argc, char **argv)
     const char *fault = getenv("NETCKPT_AGENT_FAULT_FREEZE_AT");
     if (fault && *fault) {
         cfg.fault_freeze_at = strtoul(fault, NULL, 10);
-        log_warn("test hook: the dump of socket %zu will fail", cfg.fault_freeze_at);
+        const char *crash = getenv("NETCKPT_AGENT_FAULT_CRASH");
+        cfg.fault_crash = crash && !strcmp(crash, "1");
+        log_warn("test hook: the dump of socket %zu will %s", cfg.fault_freeze_at,
+                 cfg.fault_crash ? "kill the agent" : "fail");
     }
     raise_nofile();
 

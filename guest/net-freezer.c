@@ -366,6 +366,23 @@ static void repair_queue_none(int fd)
     (void)setsockopt(fd, IPPROTO_TCP, TCP_REPAIR_QUEUE, &q, sizeof(q));
 }
 
+/* Leave repair mode without restoring anything, for when the saved settings are unknown or
+ * the proper thaw failed. Only if the socket is in repair mode: TCP_REPAIR_OFF also resets
+ * SO_REUSEADDR, which must not happen to a socket we never froze. 1 if it was in repair. */
+static int repair_off_if_on(int fd)
+{
+    int on = 0;
+    socklen_t l = sizeof(on);
+    if (getsockopt(fd, IPPROTO_TCP, TCP_REPAIR, &on, &l) < 0)
+        return negative_errno();
+    if (!on)
+        return 0;
+    int off = TCP_REPAIR_OFF;
+    if (setsockopt(fd, IPPROTO_TCP, TCP_REPAIR, &off, sizeof(off)) < 0)
+        return negative_errno();
+    return 1;
+}
+
 /* Undo a half-done freeze: thaw what is frozen, release owners, forget the image. */
 static void rollback(struct net_freezer *nf)
 {
@@ -630,12 +647,13 @@ int net_freezer_freeze(struct net_freezer *nf, const struct net_freeze_opts *o, 
         if (r < 0) {
             /* Its saved settings are unknown: leave repair mode without touching them, and
              * keep it out of the rollback. */
-            int off = TCP_REPAIR_OFF;
-            (void)setsockopt(fd, IPPROTO_TCP, TCP_REPAIR, &off, sizeof(off));
+            (void)repair_off_if_on(fd);
             nf->fds[k] = -1;
             close(fd);
         } else if (nf->cfg.fault_freeze_at && nf->img.n_conns == nf->cfg.fault_freeze_at) {
-            r = -EIO; /* injected */
+            if (nf->cfg.fault_crash)
+                kill(getpid(), SIGKILL); /* a crash half-way through the freeze */
+            r = -EIO;                    /* injected */
         } else {
             r = tcp_repair_dump(fd, &c->st);
         }
@@ -778,8 +796,7 @@ int net_freezer_thaw(struct net_freezer *nf, enum net_thaw_reason why,
             int r = tcp_repair_thaw(nf->fds[i], &c->st, o->window_probe);
             if (r < 0) {
                 /* Whatever failed, never hand a socket in repair mode back to its owner. */
-                int off = TCP_REPAIR_OFF;
-                (void)setsockopt(nf->fds[i], IPPROTO_TCP, TCP_REPAIR, &off, sizeof(off));
+                (void)repair_off_if_on(nf->fds[i]);
             }
             json_object *e = json_object_new_object();
             add_conn_ident(e, c->id, c->inode, &c->st);
@@ -1177,15 +1194,25 @@ static int recover_one(const struct proc_owner_map *map, json_object *s, bool co
         json_object_object_add(e, "result", json_object_new_string("gone"));
         return 0;
     }
+    int on = 0;
+    socklen_t l = sizeof(on);
+    if (getsockopt(fd, IPPROTO_TCP, TCP_REPAIR, &on, &l) == 0 && !on) {
+        /* The freeze died before reaching it (or something thawed it): leave it be. */
+        close(fd);
+        json_object_object_add(e, "result", json_object_new_string("not-frozen"));
+        return 2;
+    }
     int r;
     if (has_settings) {
         struct tcp_conn_state st = {0};
         settings_from_json(settings, &st);
         r = tcp_repair_thaw(fd, &st, true);
+        if (r < 0)
+            (void)repair_off_if_on(fd);
     } else {
-        /* The freeze died before recording this socket's settings: at least leave repair. */
-        int off = TCP_REPAIR_OFF;
-        r = setsockopt(fd, IPPROTO_TCP, TCP_REPAIR, &off, sizeof(off)) < 0 ? negative_errno() : 0;
+        /* The freeze died before recording this socket's settings: at least leave repair
+         * (keepalive and the user timeout stay as the freeze left them: suspended). */
+        r = repair_off_if_on(fd);
         json_object_object_add(e, "settings_lost", json_object_new_boolean(true));
     }
     (void)complete;
@@ -1253,10 +1280,12 @@ int net_freezer_recover(struct net_freezer *nf)
     }
     json_object *rec = json_object_new_object();
     json_object *list = json_object_new_array();
-    size_t thawed = 0, failed = 0, gone = 0;
+    size_t thawed = 0, failed = 0, gone = 0, untouched = 0;
     for (size_t i = 0; socks && i < json_object_array_length(socks); i++) {
         int x = recover_one(&map, json_object_array_get_idx(socks, i), complete, list);
-        if (x > 0)
+        if (x == 2)
+            untouched++;
+        else if (x > 0)
             thawed++;
         else if (x < 0)
             failed++;
@@ -1273,6 +1302,7 @@ int net_freezer_recover(struct net_freezer *nf)
     json_object_object_add(rec, "thawed", json_object_new_int64((int64_t)thawed));
     json_object_object_add(rec, "failed", json_object_new_int64((int64_t)failed));
     json_object_object_add(rec, "gone", json_object_new_int64((int64_t)gone));
+    json_object_object_add(rec, "not_frozen", json_object_new_int64((int64_t)untouched));
     json_object_object_add(rec, "at_realtime_ns", json_object_new_uint64(now_realtime_ns()));
     json_object_object_add(rec, "connections", list);
     json_object_put(root);
@@ -1284,7 +1314,8 @@ int net_freezer_recover(struct net_freezer *nf)
                                               .at_realtime_ns = now_realtime_ns(),
                                               .thawed = thawed,
                                               .failed = failed};
-    log_info("recovery: %zu thawed, %zu failed, %zu gone", thawed, failed, gone);
+    log_info("recovery: %zu thawed, %zu failed, %zu gone, %zu were not frozen", thawed, failed,
+             gone, untouched);
     if (failed == 0)
         state_file_clear(nf);
     return (int)thawed;

@@ -38,6 +38,7 @@ struct net_freezer_config {
     /* Test hook (NETCKPT_AGENT_FAULT_FREEZE_AT=N): the dump of the Nth socket fails after it
      * entered repair mode, to exercise the rollback. 0: off. */
     size_t fault_freeze_at;
+    bool fault_crash; /* NETCKPT_AGENT_FAULT_CRASH=1: SIGKILL ourselves there instead */
 };
 
 enum net_thaw_reason {
