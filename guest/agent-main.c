@@ -152,7 +152,7 @@ static int h_thaw(void *userdata, json_object *args, json_object **ret, struct q
     r = qga_arg_bool(args, "kick", false, &o.window_probe, err);
     if (r < 0)
         return r;
-    r = qga_arg_int(args, "host_time_ns", false, 1, INT64_MAX, &t, err);
+    r = qga_arg_int(args, "host_time_ns", false, 0, INT64_MAX, &t, err);
     if (r < 0)
         return r;
     o.has_host_time = r > 0;
