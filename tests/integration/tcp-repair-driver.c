@@ -77,14 +77,28 @@ struct case_def {
     const char *name;
     uint8_t state;
     bool fullrecv, big;
+    bool keepalive; /* idle connection, aggressive keepalive and user timeout, long freeze */
 };
 
 static const struct case_def cases[] = {
-    {"established", TCP_ESTABLISHED, false, false}, {"fullrecv", TCP_ESTABLISHED, true, false},
-    {"big", TCP_ESTABLISHED, false, true},          {"fin_wait1", TCP_FIN_WAIT1, false, false},
-    {"fin_wait2", TCP_FIN_WAIT2, false, false},     {"close_wait", TCP_CLOSE_WAIT, false, false},
-    {"last_ack", TCP_LAST_ACK, false, false},       {"closing", TCP_CLOSING, false, false},
+    {"established", TCP_ESTABLISHED, false, false, false},
+    {"fullrecv", TCP_ESTABLISHED, true, false, false},
+    {"big", TCP_ESTABLISHED, false, true, false},
+    {"fin_wait1", TCP_FIN_WAIT1, false, false, false},
+    {"fin_wait2", TCP_FIN_WAIT2, false, false, false},
+    {"close_wait", TCP_CLOSE_WAIT, false, false, false},
+    {"last_ack", TCP_LAST_ACK, false, false, false},
+    {"closing", TCP_CLOSING, false, false, false},
+    {"keepalive", TCP_ESTABLISHED, false, false, true},
 };
+
+/* Settings the guest sockets carry (see apply_settings). */
+struct settings {
+    int idle, intvl, cnt, uto;
+};
+static const struct settings normal_settings = {7, 3, 4, 12345};
+/* Would kill an idle connection silenced for about 2 s: the freeze must suspend them. */
+static const struct settings deadly_settings = {1, 1, 1, 1500};
 
 static uint64_t now_ms(void)
 {
@@ -761,22 +775,21 @@ static int setting(int fd, int level, int name)
     return v;
 }
 
-static int apply_settings(struct ctx *x, struct conn *c)
+static int apply_settings(struct ctx *x, struct conn *c, const struct settings *set)
 {
-    int fd = c->s[0].fd, on = 1, idle = 7, intvl = 3, cnt = 4, uto = 12345;
-    int odd = (int)(c->id & 1);
+    int fd = c->s[0].fd, on = 1, odd = (int)(c->id & 1);
     if (setsockopt(fd, IPPROTO_TCP, odd ? TCP_CORK : TCP_NODELAY, &on, sizeof(on)) < 0 ||
         setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof(on)) < 0 ||
-        setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof(idle)) < 0 ||
-        setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof(intvl)) < 0 ||
-        setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof(cnt)) < 0 ||
-        setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &uto, sizeof(uto)) < 0)
+        setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &set->idle, sizeof(int)) < 0 ||
+        setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &set->intvl, sizeof(int)) < 0 ||
+        setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &set->cnt, sizeof(int)) < 0 ||
+        setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &set->uto, sizeof(int)) < 0)
         return fail(x, "conn %u: settings: %m", c->id);
     return 0;
 }
 
-/* frozen: deadlines suspended; otherwise: all settings as applied. */
-static int check_settings(struct ctx *x, struct conn *c, bool frozen)
+/* frozen: deadlines suspended and settings saved; otherwise: all settings as applied. */
+static int check_settings(struct ctx *x, struct conn *c, const struct settings *set, bool frozen)
 {
     int fd = c->s[0].fd, odd = (int)(c->id & 1);
     if (frozen) {
@@ -784,16 +797,18 @@ static int check_settings(struct ctx *x, struct conn *c, bool frozen)
             setting(fd, IPPROTO_TCP, TCP_USER_TIMEOUT) != 0 ||
             setting(fd, IPPROTO_TCP, TCP_REPAIR) != 1)
             return fail(x, "conn %u: keepalive or user timeout not suspended while frozen", c->id);
-        if (!c->st.keepalive.enabled || c->st.user_timeout_ms != 12345 || c->st.nodelay != !odd ||
-            c->st.cork != odd || c->st.keepalive.idle != 7)
+        const struct tcp_conn_state *st = &c->st;
+        if (!st->keepalive.enabled || st->user_timeout_ms != (uint32_t)set->uto ||
+            st->nodelay != !odd || st->cork != odd || st->keepalive.idle != set->idle ||
+            st->keepalive.intvl != set->intvl || st->keepalive.cnt != set->cnt)
             return fail(x, "conn %u: freeze saved the wrong settings", c->id);
         return 0;
     }
     if (setting(fd, IPPROTO_TCP, TCP_REPAIR) != 0 || setting(fd, SOL_SOCKET, SO_KEEPALIVE) != 1 ||
-        setting(fd, IPPROTO_TCP, TCP_KEEPIDLE) != 7 ||
-        setting(fd, IPPROTO_TCP, TCP_KEEPINTVL) != 3 ||
-        setting(fd, IPPROTO_TCP, TCP_KEEPCNT) != 4 ||
-        setting(fd, IPPROTO_TCP, TCP_USER_TIMEOUT) != 12345 ||
+        setting(fd, IPPROTO_TCP, TCP_KEEPIDLE) != set->idle ||
+        setting(fd, IPPROTO_TCP, TCP_KEEPINTVL) != set->intvl ||
+        setting(fd, IPPROTO_TCP, TCP_KEEPCNT) != set->cnt ||
+        setting(fd, IPPROTO_TCP, TCP_USER_TIMEOUT) != set->uto ||
         setting(fd, IPPROTO_TCP, TCP_NODELAY) != !odd || setting(fd, IPPROTO_TCP, TCP_CORK) != odd)
         return fail(x, "conn %u: settings not restored by thaw", c->id);
     return 0;
@@ -806,6 +821,12 @@ static int shape(struct ctx *x, const struct case_def *cd)
     int r = 0;
     switch (cd->state) {
     case TCP_ESTABLISHED:
+        if (cd->keepalive) {
+            /* Idle: everything delivered, nothing outstanding, so keepalive is what runs. */
+            if (pump(x, C_DELIVERED, 0, 60000) < 0)
+                return -1;
+            return gate_set(x, GATE_BOTH);
+        }
         if (cd->fullrecv) {
             /* The guest stops reading; the peer writes until the guest's window is shut. */
             set_all(x, 0, false);
@@ -932,8 +953,9 @@ static int run_case(struct ctx *x, const struct case_def *cd, int port, const ch
     }
     if (gate_set(x, GATE_OFF) < 0 || establish(x, cd, port) < 0)
         return -1;
+    const struct settings *set = cd->keepalive ? &deadly_settings : &normal_settings;
     for (uint32_t i = 0; i < x->n; i++)
-        if (apply_settings(x, &x->c[i]) < 0)
+        if (apply_settings(x, &x->c[i], set) < 0)
             return -1;
 
     /* Warm up: both directions flowing and read. */
@@ -957,7 +979,7 @@ static int run_case(struct ctx *x, const struct case_def *cd, int port, const ch
         /* A second freeze is a no-op that keeps the first one's settings. */
         if (i == 0 && tcp_repair_freeze(x->c[i].s[0].fd, &x->c[i].st) < 0)
             return fail(x, "second freeze failed");
-        if (check_settings(x, &x->c[i], true) < 0)
+        if (check_settings(x, &x->c[i], set, true) < 0)
             return -1;
     }
     uint64_t q_unacked = 0, q_unsent = 0, q_recv = 0, max_snd = 0, max_rcv = 0;
@@ -977,13 +999,21 @@ static int run_case(struct ctx *x, const struct case_def *cd, int port, const ch
     if (cd->big && (max_snd < (2u << 20) || max_rcv < (2u << 20)))
         return fail(x, "big queues wanted, got send %llu recv %llu", (unsigned long long)max_snd,
                     (unsigned long long)max_rcv);
-    if (cd->state == TCP_ESTABLISHED && !cd->fullrecv && !cd->big && both == 0)
+    if (cd->state == TCP_ESTABLISHED && !cd->fullrecv && !cd->big && !cd->keepalive && both == 0)
         return fail(x, "no connection had both unacked and unsent data");
     if (cd->fullrecv && q_recv == 0)
         return fail(x, "receive queues empty");
 
-    /* Frozen: the peer retransmits into the drop meanwhile. */
-    usleep(200 * 1000);
+    /* Frozen: the peer retransmits into the drop meanwhile. The keepalive case holds past
+     * its keepalive and user-timeout deadlines. */
+    int hold_ms = cd->keepalive ? 3000 : 200;
+    if (getenv("TCPR_UNSUSPEND")) /* negative control: re-arm what freeze suspended */
+        for (uint32_t i = 0; i < x->n; i++) {
+            int on = 1;
+            setsockopt(x->c[i].s[0].fd, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof(on));
+            setsockopt(x->c[i].s[0].fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &set->uto, sizeof(int));
+        }
+    usleep((useconds_t)hold_ms * 1000);
     double t_rebuild = 0;
     if (rebuild && rebuild_elsewhere(x, self, &t_rebuild) < 0)
         return -1;
@@ -1002,7 +1032,7 @@ static int run_case(struct ctx *x, const struct case_def *cd, int port, const ch
     }
     double t_thaw = now_s() - t0;
     for (uint32_t i = 0; i < x->n; i++)
-        if (check_settings(x, &x->c[i], false) < 0)
+        if (check_settings(x, &x->c[i], set, false) < 0)
             return -1;
 
     /* Finish both streams; every byte must arrive once and in order. */
@@ -1027,7 +1057,7 @@ static int run_case(struct ctx *x, const struct case_def *cd, int port, const ch
            x->n, tcp_state_name(cd->state), (unsigned long long)q_unacked,
            (unsigned long long)q_unsent, (unsigned long long)q_recv, t_freeze * 1e3,
            rebuild ? "close+rebuild in another process " : "hold ",
-           rebuild ? t_rebuild * 1e3 : 200.0, t_thaw * 1e3);
+           rebuild ? t_rebuild * 1e3 : (double)hold_ms, t_thaw * 1e3);
     return 0;
 }
 

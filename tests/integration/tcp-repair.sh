@@ -56,12 +56,12 @@ run() { # family mode conns bytes cases
 
 half=fin_wait1,fin_wait2,close_wait,last_ack,closing
 if [[ $what == live || $what == all ]]; then
-  run v4 live 4 262144 established,fullrecv,big,$half
+  run v4 live 4 262144 established,fullrecv,big,keepalive,$half
   run v6 live 2 262144 established,fullrecv,$half
   run mapped live 2 262144 established,$half
 fi
 if [[ $what == rebuild || $what == all ]]; then
-  run v4 rebuild 4 262144 established,fullrecv,big,$half
+  run v4 rebuild 4 262144 established,fullrecv,big,keepalive,$half
   run v6 rebuild 2 262144 established,big,$half
   run mapped rebuild 2 262144 established,close_wait
 fi
