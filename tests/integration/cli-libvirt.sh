@@ -59,4 +59,14 @@ ok "restore of a missing bundle is refused (3)"
 [[ $(rc $NC policy) == 1 ]] && grep -q 'not yet' "$tmp/out" || fail "policy"
 [[ $(rc $NC --version) == 0 ]] && grep -q '^netckpt ' "$tmp/out" || fail "version"
 ok "help, policy, version"
+# The man page documents every command, every exit code and the state dir variable.
+man=${NETCKPT_SOURCE_DIR:?}/docs/man/netckpt.1
+for c in $($NC help | awk '/^Commands:/ { on = 1; next } on && NF == 0 { on = 0 } on { print $1 }'); do
+  grep -q "^\.SS $c" "$man" || fail "the man page lacks command $c"
+done
+for code in 0 1 2 3 4 5 6 7; do
+  grep -q "^\.B $code\$" "$man" || fail "the man page lacks exit code $code"
+done
+grep -q NETCKPT_STATE_DIR "$man" || fail "the man page lacks NETCKPT_STATE_DIR"
+ok "the man page covers every command and exit code"
 echo "cli-libvirt: all passed"
