@@ -382,25 +382,48 @@ static int call_qemu_agent(struct agent_link *l, const char *cmd, json_object *a
     if (args)
         json_object_object_add(req, "arguments", json_object_get(args));
     const char *s = json_object_to_json_string_ext(req, JSON_C_TO_STRING_PLAIN);
-    /* libvirt counts in whole seconds; round up so a short timeout is never "no wait". */
-    int secs = timeout_ms < 0 ? VIR_DOMAIN_QEMU_AGENT_COMMAND_BLOCK : (timeout_ms + 999) / 1000;
-    if (secs == 0)
-        secs = 1;
-    char *reply = virDomainQemuAgentCommand(l->dom, s, secs, 0);
-    json_object_put(req);
-    if (!reply) {
+    uint64_t start = now_monotonic_ns();
+    char *reply = NULL;
+    int r = 0;
+    for (;;) {
+        int left = timeout_ms;
+        if (timeout_ms >= 0) {
+            uint64_t spent = (now_monotonic_ns() - start) / 1000000;
+            left = spent >= (uint64_t)timeout_ms ? 0 : timeout_ms - (int)spent;
+        }
+        /* libvirt counts in whole seconds; round up so a short timeout is never "no wait". */
+        int secs = left < 0 ? VIR_DOMAIN_QEMU_AGENT_COMMAND_BLOCK : (left + 999) / 1000;
+        if (secs == 0)
+            secs = 1;
+        uint64_t t0 = now_monotonic_ns();
+        reply = virDomainQemuAgentCommand(l->dom, s, secs, 0);
+        if (reply)
+            break;
         int code = virGetLastErrorCode();
         const char *m = virGetLastErrorMessage();
         if (l->v)
             nc_virt_set_err(l->v, "%s", m ? m : "agent command failed");
-        if (code == VIR_ERR_AGENT_UNRESPONSIVE || code == VIR_ERR_OPERATION_TIMEOUT) {
-            qga_error_set(err, QGA_ERR_TIMEOUT, "%s", m ? m : "agent timeout");
-            return -ETIMEDOUT;
+        if (code != VIR_ERR_AGENT_UNRESPONSIVE && code != VIR_ERR_OPERATION_TIMEOUT) {
+            qga_error_set(err, QGA_ERR_GENERIC_ERROR, "%s", m ? m : "agent command failed");
+            r = -EIO;
+            break;
         }
-        qga_error_set(err, QGA_ERR_GENERIC_ERROR, "%s", m ? m : "agent command failed");
-        return -EIO;
+        qga_error_set(err, QGA_ERR_TIMEOUT, "%s", m ? m : "agent timeout");
+        r = -ETIMEDOUT;
+        /* A fast "unresponsive" means libvirt has not (re)connected the agent yet, as after
+         * opening the embedded driver: nothing was sent, so trying again is safe. A real
+         * timeout used up the whole second(s) and is not retried. */
+        uint64_t took_ms = (now_monotonic_ns() - t0) / 1000000;
+        uint64_t spent = (now_monotonic_ns() - start) / 1000000;
+        if (took_ms >= 500 || (timeout_ms >= 0 && spent + 100 >= (uint64_t)timeout_ms))
+            break;
+        struct timespec ts = {0, 100 * 1000000L};
+        nanosleep(&ts, NULL);
     }
-    int r = agent_link_parse_reply(reply, l->max_reply, ret, err);
+    json_object_put(req);
+    if (!reply)
+        return r;
+    r = agent_link_parse_reply(reply, l->max_reply, ret, err);
     free(reply);
     return r;
 }

@@ -244,14 +244,9 @@ static int run(struct ctx *c, int argc, char **argv)
         if (r == 0) {
             json_object *ret = NULL;
             struct qga_error e;
-            /* Right after opening, the embedded driver may still be reconnecting the agent. */
-            for (int tries = 0; tries < 20; tries++) {
-                r = agent_link_call(&l, argv[2], NULL, atoi(argv[3]), &ret, &e);
-                if (r != -ETIMEDOUT || l.kind != AGENT_LINK_QEMU_AGENT)
-                    break;
-                struct timespec ts = {0, 250 * 1000000L};
-                nanosleep(&ts, NULL);
-            }
+            /* Right after opening, the embedded driver may still be reconnecting the agent:
+             * agent-link retries that within the timeout by itself. */
+            r = agent_link_call(&l, argv[2], NULL, atoi(argv[3]), &ret, &e);
             printf("agent over %s: %s returned %d: %s\n", agent_link_kind_name(l.kind), argv[2], r,
                    r == 0 ? json_object_to_json_string(ret) : e.desc);
             json_object_put(ret);
