@@ -61,16 +61,19 @@ vm_env_init() {
   VM_MEM_MIB=${VM_MEM_MIB:-256}
   VM_BOOT_TIMEOUT=${VM_BOOT_TIMEOUT:-120}
   VM_WORK=${VM_WORK:-$VM_BUILD/e2e-work/$VM_ID}
-  VM_ROOT=$VM_WORK/libvirt
+  # UNIX socket paths are limited to 108 bytes, and libvirt puts QEMU's monitor socket deep
+  # under its root: keep the root and the channels on a short path.
+  VM_RUN=${TMPDIR:-/tmp}/nck.$$
+  VM_ROOT=$VM_RUN/libvirt
   VM_URI="qemu:///embed?root=$VM_ROOT"
   VM_SERIAL=$VM_WORK/serial.log
-  VM_AGENT_SOCK=$VM_WORK/agent.sock
-  VM_QGA_SOCK=$VM_WORK/qga.sock
+  VM_AGENT_SOCK=$VM_RUN/agent.sock
+  VM_QGA_SOCK=$VM_RUN/qga.sock
   VM_PIDS=()
   VM_STARTED=0
   VM_NET_STARTED=0
-  rm -rf "$VM_WORK"
-  mkdir -p "$VM_WORK"
+  rm -rf "$VM_WORK" "$VM_RUN"
+  mkdir -p "$VM_WORK" "$VM_RUN"
   trap vm_env_teardown EXIT
   trap 'exit 130' INT
   trap 'exit 143' TERM
@@ -168,7 +171,11 @@ vm_save_capabilities() {
 # vm_domain_xml: the domain definition on stdout.
 vm_domain_xml() {
   local cmdline="console=ttyS0 panic=-1 loglevel=4 netckpt.ip=$VM_GUEST_IP/24"
-  cmdline+=" netckpt.gw=$VM_GW_IP netckpt.hostname=$VM_NAME ${VM_CMDLINE_EXTRA:-}"
+  cmdline+=" netckpt.gw=$VM_GW_IP netckpt.hostname=$VM_NAME"
+  local spec dial=""
+  for spec in ${VM_DIAL//,/ }; do dial+="${dial:+,}$VM_PEER_IP:$spec"; done
+  [ -n "$dial" ] && cmdline+=" netckpt.dial=$dial"
+  cmdline+=" ${VM_CMDLINE_EXTRA:-}"
   cat <<EOF
 <domain type='qemu'>
   <name>$VM_NAME</name>
@@ -223,6 +230,21 @@ vm_start() {
   VM_STARTED=1
   vm_virsh start "$VM_NAME" >/dev/null || vm_die "virsh start failed"
   vm_save_capabilities
+}
+
+# vm_agent_command JSON [WAIT]: virsh qemu-agent-command on org.qemu.guest_agent.0. A fresh
+# embedded-driver process connects to the guest agent only after it has reconnected to QEMU
+# and refreshed the channel states, so a one-shot `virsh qemu-agent-command` always finds it
+# "not connected": run it in one virsh session WAIT seconds (default 1) after opening.
+vm_agent_command() {
+  local json=$1 wait=${2:-1}
+  local out
+  out=$({ sleep "$wait"; printf "qemu-agent-command %s '%s'\n" "$VM_NAME" "$json"; } |
+    vm_virsh 2>&1) || true
+  # Interactive virsh echoes its prompt: keep the reply (or the error) only.
+  out=$(printf '%s\n' "$out" | grep -E '^(\{|error:)' || true)
+  printf '%s\n' "$out"
+  [[ $out == '{'* ]]
 }
 
 # vm_qemu_pid: the PID libvirt recorded for our domain's QEMU, empty when none.
@@ -289,6 +311,81 @@ vm_bg_host() {
   VM_PIDS+=("$VM_LAST_PID")
 }
 
+# ---- workload streams (netckpt-workload in the peer namespace is the controller) ----
+# vm_stream_start NAME to-guest|from-guest MODE CONNS [RATE]
+#   to-guest: the peer connects to the guest's server (10.0.2.15:7000).
+#   from-guest: the peer listens on VM_PEER_IP:PORT where the guest's dialers connect; PORT
+#   comes from VM_DIAL (the first "PORT/N" entry not yet used), so VM_DIAL must list it.
+#   MODE is the peer's view: out = peer sends, in = guest sends, both, idle.
+#   RATE in bytes/s per connection and direction (default VM_STREAM_RATE, 0 = unlimited).
+# The report is $VM_WORK/stream-NAME.json once vm_stream_stop returns.
+declare -gA VM_STREAM_PID=() VM_STREAM_PORT_USED=()
+VM_DIAL=${VM_DIAL:-7100/2,7101/1}
+VM_STREAM_RATE=${VM_STREAM_RATE:-1000000}
+
+vm_stream_start() {
+  local name=$1 dir=$2 mode=$3 conns=$4 rate=${5:-$VM_STREAM_RATE} target spec port n
+  case $dir in
+  to-guest) target=(--connect "$VM_GUEST_IP:$VM_WORKLOAD_PORT") ;;
+  from-guest)
+    target=()
+    for spec in ${VM_DIAL//,/ }; do
+      port=${spec%/*} n=${spec#*/}
+      if [ -z "${VM_STREAM_PORT_USED[$port]:-}" ] && ((n >= conns)); then
+        VM_STREAM_PORT_USED[$port]=$name
+        target=(--listen "$VM_PEER_IP:$port")
+        break
+      fi
+    done
+    ((${#target[@]})) || vm_die "no free dial port with >= $conns connections in VM_DIAL=$VM_DIAL"
+    ;;
+  *) vm_die "vm_stream_start: direction is to-guest or from-guest" ;;
+  esac
+  rm -f "$VM_WORK/stream-$name.ready" "$VM_WORK/stream-$name.json"
+  vm_bg_peer "$VM_WORK/stream-$name.log" "$(vm_workload_bin)" stream "${target[@]}" \
+    --mode "$mode" --conns "$conns" --rate "$rate" --seconds 0 --connect-timeout 60 \
+    --finish-timeout 120 --ready-file "$VM_WORK/stream-$name.ready" \
+    --json "$VM_WORK/stream-$name.json"
+  VM_STREAM_PID[$name]=$VM_LAST_PID
+}
+
+# vm_stream_wait_ready NAME [TIMEOUT]: all its connections are established.
+vm_stream_wait_ready() {
+  local name=$1 timeout=${2:-60} t=0
+  until [ -s "$VM_WORK/stream-$name.ready" ]; do
+    if ! kill -0 "${VM_STREAM_PID[$name]}" 2>/dev/null || ((t >= timeout * 10)); then
+      vm_log "stream $name did not get its connections up; log:"
+      cat "$VM_WORK/stream-$name.log" >&2
+      return 1
+    fi
+    sleep 0.1
+    t=$((t + 1))
+  done
+}
+
+# vm_stream_mark NAME...: record "now" as a marker (stall_after_marker_ms counts from it).
+vm_stream_mark() {
+  local name
+  for name in "$@"; do kill -USR1 "${VM_STREAM_PID[$name]}"; done
+}
+
+# vm_stream_stop NAME: end its sessions cleanly (verification included); returns the
+# controller's exit status (0: every connection verified both ways).
+vm_stream_stop() {
+  local name=$1 pid=${VM_STREAM_PID[$1]} rc=0
+  kill -INT "$pid" 2>/dev/null
+  wait "$pid" || rc=$?
+  unset "VM_STREAM_PID[$name]"
+  return $rc
+}
+
+# vm_stream_summary NAME: one line "ok/total max_stall_ms marker stalls" from its report.
+vm_stream_summary() {
+  jq -r '"\(.summary.ok)/\(.summary.connections) ok, max_stall_ms=\(.summary.max_stall_ms
+    | floor), stall_after_marker_ms=\([.summary.markers[].worst_stall_ms
+    | if . == null then "none" else floor end])"' "$VM_WORK/stream-$1.json"
+}
+
 # vm_now: wall clock in seconds with nanoseconds (for measuring in bench and tests' logs).
 vm_now() { date +%s.%N; }
 # vm_elapsed START: seconds since START (from vm_now), 3 decimals.
@@ -299,8 +396,16 @@ vm_env_teardown() {
   local rc=$? pid qpid
   trap - EXIT
   set +e
+  # Our background processes by PID: TERM, then KILL after 2 s (a stream controller would
+  # otherwise wait out its finish timeout against a VM that is gone).
   for pid in "${VM_PIDS[@]}"; do
-    kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
+    kill "$pid" 2>/dev/null || continue
+    for _ in 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20; do
+      kill -0 "$pid" 2>/dev/null || break
+      sleep 0.1
+    done
+    kill -9 "$pid" 2>/dev/null
+    wait "$pid" 2>/dev/null
   done
   VM_PIDS=()
   if ((${VM_STARTED:-0})); then
@@ -325,6 +430,10 @@ vm_env_teardown() {
     echo "vm-env: failed (exit $rc); serial log tail ($VM_SERIAL):" >&2
     tail -n 40 "$VM_SERIAL" >&2
   fi
+  if [ "${VM_KEEP:-0}" != 1 ] && [ -n "${VM_RUN:-}" ]; then
+    rm -rf "$VM_RUN"
+  fi
+  # The work directory (serial log, reports) stays after a failure, for the post-mortem.
   if [ "${VM_KEEP:-0}" != 1 ] && ((rc == 0)) && [ -n "${VM_WORK:-}" ]; then
     rm -rf "$VM_WORK"
   fi
