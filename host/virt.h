@@ -4,8 +4,9 @@
  *
  * The embedded QEMU driver lives inside the process that opens it and needs an event loop, so
  * struct nc_virt owns both the connection and a thread running libvirt's default event loop.
- * Nothing here is global: the caller owns the struct. Errors are -errno; the libvirt message is
- * copied into v->err (and logged). */
+ * Nothing here is global: the caller owns the struct. Keep one open nc_virt per process: the
+ * event loop implementation underneath is libvirt's process-wide one. Errors are -errno; the
+ * libvirt message is copied into v->err (and logged). */
 #pragma once
 #include <pthread.h>
 #include <stdatomic.h>
