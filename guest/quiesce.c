@@ -41,9 +41,11 @@ bool quiesce_holds(const struct quiesce_set *s, pid_t pid)
     return false;
 }
 
-static bool holds_tid(const struct quiesce_set *s, pid_t tid)
+/* Only this process's entries (from start) can hold one of its tids: keeps adding many
+ * processes linear in the total thread count. */
+static bool holds_tid(const struct quiesce_set *s, size_t start, pid_t tid)
 {
-    for (size_t i = 0; i < s->n; i++)
+    for (size_t i = start; i < s->n; i++)
         if (s->threads[i].tid == tid)
             return true;
     return false;
@@ -229,7 +231,7 @@ int quiesce_add(struct quiesce_set *s, pid_t pid)
             long tid = strtol(de->d_name, &end, 10);
             if (*end || errno || tid <= 0 || tid > INT_MAX || de->d_name[0] == '0')
                 continue;
-            if (holds_tid(s, (pid_t)tid))
+            if (holds_tid(s, start, (pid_t)tid))
                 continue;
             r = seize_one(s, pid, (pid_t)tid);
             if (r < 0)
