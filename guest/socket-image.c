@@ -281,8 +281,8 @@ int socket_image_init_header(struct socket_image *img)
         host[0] = 0;
     size_t hl = strnlen(host, 64);
     for (size_t i = 0; i < hl; i++)
-        if ((unsigned char)host[i] < 0x20 || host[i] == 0x7f)
-            host[i] = '?';
+        if ((unsigned char)host[i] < 0x20 || (unsigned char)host[i] >= 0x7f)
+            host[i] = '?'; /* ASCII only: the host's parser insists on valid UTF-8 */
     memcpy(img->hostname, host, hl);
     img->hostname[hl] = 0;
     img->monotonic_ns = now_monotonic_ns();
