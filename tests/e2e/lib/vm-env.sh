@@ -132,9 +132,8 @@ vm_net_up() {
   vm_peer ip link set "$VM_VETH_PEER" up
   vm_peer ip route add default via "$VM_HOSTSIDE_IP"
   vm_host sysctl -qw net.ipv4.ip_forward=1
-  if [ "$VM_NEIGH" = static ]; then
-    vm_host ip neigh replace "$VM_GUEST_IP" lladdr "$VM_MAC" dev "$VM_TAP" nud permanent
-  fi
+  [ "$VM_NEIGH" = static ] && vm_neigh static
+  return 0
 }
 
 # vm_libvirt_root: the embedded driver's root with the qemu.conf MACHINE-NOTES asks for.
@@ -376,6 +375,11 @@ vm_stream_stop() {
   kill -INT "$pid" 2>/dev/null
   wait "$pid" || rc=$?
   unset "VM_STREAM_PID[$name]"
+  # Its dial port is free again for the next stream.
+  local port
+  for port in "${!VM_STREAM_PORT_USED[@]}"; do
+    [ "${VM_STREAM_PORT_USED[$port]}" = "$name" ] && unset "VM_STREAM_PORT_USED[$port]"
+  done
   return $rc
 }
 
@@ -384,6 +388,18 @@ vm_stream_summary() {
   jq -r '"\(.summary.ok)/\(.summary.connections) ok, max_stall_ms=\(.summary.max_stall_ms
     | floor), stall_after_marker_ms=\([.summary.markers[].worst_stall_ms
     | if . == null then "none" else floor end])"' "$VM_WORK/stream-$1.json"
+}
+
+# vm_neigh static|dynamic: switch how the tap's namespace reaches the guest, live. static: a
+# permanent neighbour entry (like a bridged L2 peer: no ICMP while the guest is away);
+# dynamic: ARP, so an outage makes the namespace send ICMP host-unreachable to the peer.
+vm_neigh() {
+  VM_NEIGH=$1
+  if [ "$1" = static ]; then
+    vm_host ip neigh replace "$VM_GUEST_IP" lladdr "$VM_MAC" dev "$VM_TAP" nud permanent
+  else
+    vm_host ip neigh del "$VM_GUEST_IP" dev "$VM_TAP" 2>/dev/null || true
+  fi
 }
 
 # vm_now: wall clock in seconds with nanoseconds (for measuring in bench and tests' logs).
