@@ -272,6 +272,7 @@ static pid_t spawn_holder(const char *name, int keep_fd, const int gate[2])
     if (pid == 0) {
         int gate_fd = gate[0];
         close(gate[1]); /* EOF on the gate once the test closes its end */
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
         prctl(PR_SET_NAME, name);
         char b;
         while (read(gate_fd, &b, 1) < 0 && errno == EINTR)
@@ -381,6 +382,7 @@ static void *spawner(void *p)
 
 static void target_main(struct shared *sh)
 {
+    prctl(PR_SET_PDEATHSIG, SIGKILL); /* a failed test must not leave spinners behind */
     static struct worker_arg args[4];
     for (int i = 0; i < 4; i++) {
         args[i] = (struct worker_arg){sh, i};
@@ -401,6 +403,7 @@ static void target_main(struct shared *sh)
  * target. SIGCHLD is blocked and polled, so no handler (and no global) is needed. */
 static void parent_main(struct shared *sh)
 {
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
     sigset_t chld;
     sigemptyset(&chld);
     sigaddset(&chld, SIGCHLD);
@@ -602,6 +605,7 @@ static void test_pidfd_take_socket(void **state)
     pid_t c = fork();
     assert_true(c >= 0);
     if (c == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
         close(gate[1]);
         close(info[0]);
         /* Open a few fds first so the socket's number differs from ours. */
