@@ -9,6 +9,7 @@
 # remove the netns and the root.
 set -euo pipefail
 BUILD=${NETCKPT_BUILD_DIR:?}
+SRC=${NETCKPT_SOURCE_DIR:-$(cd "$(dirname "$0")/../.." && pwd)}
 VIRTCTL=$BUILD/tests/tools/virtctl
 NS=ncvirt$$
 TAP=ncvt$$
@@ -128,3 +129,19 @@ out=$(vx define "$ROOT/dom-snap.xml" :: start "$DOM-snap" --paused :: snapshot "
 }
 echo "$out"
 ok "internal snapshot with memory created and reverted paused"
+
+# The save written straight into a bundle's partial directory, committed, verified, and the
+# renamed vm.state restored.
+out=$(vx define "$ROOT/dom.xml" :: start "$DOM" --paused :: save-bundle "$DOM" "$ROOT/bundles/b1" \
+    :: state "$DOM" "shut off" :: restore "$ROOT/bundles/b1/vm.state" :: state "$DOM" paused \
+    :: destroy "$DOM" :: undefine "$DOM" 2>"$ROOT/err") || {
+    cat "$ROOT/err" >&2
+    echo "$out"
+    fail "save into a bundle failed"
+}
+echo "$out"
+[[ -d $ROOT/bundles/b1 && ! -e $ROOT/bundles/.b1.partial ]] || fail "bundle not renamed into place"
+grep -q "bundle $ROOT/bundles/b1 committed and verified: 3 files" <<<"$out" || fail "bundle verify"
+xmllint --noout --relaxng "$SRC/schemas/checkpoint.rng" "$ROOT/bundles/b1/manifest.xml" ||
+    fail "manifest.xml does not validate with xmllint"
+ok "save into a bundle, commit, verify (also with xmllint), restore from the bundle"
