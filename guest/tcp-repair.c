@@ -327,19 +327,14 @@ int tcp_repair_dump(int fd, struct tcp_conn_state *st)
     if (!tcp_repair_state_supported(d.state))
         return -EOPNOTSUPP;
 
+    /* SIOCOUTQ is write_seq - snd_una, so a queued FIN counts one; SIOCINQ already leaves
+     * the peer's FIN out. */
     int outq, unsentq, inq;
-    if (ioctl(fd, SIOCOUTQ, &outq) < 0 || ioctl(fd, SIOCOUTQNSD, &unsentq) < 0 ||
-        ioctl(fd, SIOCINQ, &inq) < 0)
+    if (ioctl(fd, SIOCOUTQ, &outq) < 0 || ioctl(fd, SIOCINQ, &inq) < 0)
         return negative_errno();
-    /* SIOCOUTQ/SIOCOUTQNSD are write_seq - snd_una / write_seq - snd_nxt, so a queued FIN
-     * counts one; SIOCINQ already leaves the peer's FIN out. */
-    if (TCPF(d.state) & SND_FIN_UNACKED) {
-        if (outq > 0)
-            outq--;
-        if (unsentq > 0)
-            unsentq--;
-    }
-    if (outq < 0 || unsentq < 0 || inq < 0 || unsentq > outq)
+    if ((TCPF(d.state) & SND_FIN_UNACKED) && outq > 0)
+        outq--;
+    if (outq < 0 || inq < 0)
         return -EIO;
     if ((uint32_t)outq > TCP_REPAIR_MAX_QUEUE || (uint32_t)inq > TCP_REPAIR_MAX_QUEUE)
         return -EFBIG;
@@ -376,7 +371,17 @@ int tcp_repair_dump(int fd, struct tcp_conn_state *st)
     if (r >= 0)
         r = peek_queue(fd, TCP_SEND_QUEUE, &d.snd_seq, (uint32_t)outq, &sendq);
     (void)repair_queue(fd, TCP_NO_QUEUE);
+    /* The split is read only now: while TCP_SEND_QUEUE was selected, a deferred
+     * tcp_write_xmit (TSQ, pacing) may have marked unsent data as sent without sending it.
+     * SIOCOUTQNSD is write_seq - snd_nxt, so an unsent FIN counts one. */
+    if (r >= 0 && ioctl(fd, SIOCOUTQNSD, &unsentq) < 0)
+        r = negative_errno();
+    if (r >= 0 && (TCPF(d.state) & SND_FIN_UNACKED) && unsentq > 0)
+        unsentq--;
+    if (r >= 0 && (unsentq < 0 || unsentq > outq))
+        r = -EIO;
     if (r < 0) {
+        free(sendq);
         free(d.recv.data);
         return r;
     }
