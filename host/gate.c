@@ -481,3 +481,84 @@ int gate_read_counters(const char *domain, struct gate_counters *c)
     }
     return 0;
 }
+
+/* 1 when chain already has a rule logging to group. */
+static bool chain_logs_to(json_object *items, const char *table, const char *chain, uint16_t group)
+{
+    size_t n = json_object_array_length(items);
+    for (size_t i = 0; i < n; i++) {
+        json_object *rule = item_of(items, i, "rule", table), *expr;
+        if (!rule || strcmp(str_field(rule, "chain"), chain) != 0 ||
+            !json_object_object_get_ex(rule, "expr", &expr) ||
+            !json_object_is_type(expr, json_type_array))
+            continue;
+        for (size_t k = 0; k < json_object_array_length(expr); k++) {
+            json_object *st = json_object_array_get_idx(expr, k), *log;
+            if (st && json_object_object_get_ex(st, "log", &log) &&
+                u64_field(log, "group") == group)
+                return true;
+        }
+    }
+    return false;
+}
+
+int gate_capture_add(const char *domain, const char *const *taps, size_t n_taps, uint16_t group)
+{
+    char table[GATE_TABLE_NAME_MAX];
+    int r = gate_table_name(domain, table, sizeof(table));
+    if (r < 0)
+        return r;
+    if (!taps || n_taps == 0 || n_taps > GATE_MAX_TAPS || group == 0)
+        return -EINVAL;
+    for (size_t i = 0; i < n_taps; i++)
+        if (!gate_ifname_valid(taps[i]))
+            return -EINVAL;
+    _cleanup_json_ json_object *listing = NULL;
+    r = list_table(table, &listing);
+    if (r < 0)
+        return r;
+    json_object *items;
+    json_object_object_get_ex(listing, "nftables", &items);
+
+    json_object *arr;
+    _cleanup_json_ json_object *root = new_batch(&arr);
+    if (!root)
+        return -ENOMEM;
+    size_t added = 0;
+    for (size_t i = 0; i < n_taps; i++) {
+        char chain[64];
+        snprintf(chain, sizeof(chain), TO_GUEST "%s", taps[i]);
+        if (chain_logs_to(items, table, chain, group))
+            continue;
+        json_object *rule = json_object_new_object();
+        json_object *expr = json_object_new_array();
+        json_object *stmt = json_object_new_object();
+        json_object *log = json_object_new_object();
+        if (!rule || !expr || !stmt || !log) {
+            json_object_put(rule);
+            json_object_put(expr);
+            json_object_put(stmt);
+            json_object_put(log);
+            return -ENOMEM;
+        }
+        json_object_object_add(log, "group", json_object_new_int(group));
+        json_object_object_add(stmt, "log", log);
+        json_object_array_add(expr, stmt);
+        json_object_object_add(rule, "family", json_object_new_string("netdev"));
+        json_object_object_add(rule, "table", json_object_new_string(table));
+        json_object_object_add(rule, "chain", json_object_new_string(chain));
+        json_object_object_add(rule, "expr", expr);
+        if ((r = add_cmd(arr, "add", "rule", rule)) < 0)
+            return r;
+        added++;
+    }
+    if (added == 0)
+        return 0;
+    r = nft_run_json(root, NULL);
+    if (r < 0) {
+        log_err("gate: adding the capture rule to %s failed: %s", table, strerror(-r));
+        return r;
+    }
+    log_info("gate: %s copies frames to the guest to nflog group %u", table, group);
+    return 0;
+}

@@ -46,6 +46,14 @@ int gate_install(const char *domain, const char *const *taps, size_t n_taps);
 #define GATE_ALLOW_MISSING_TAP (1u << 0)
 int gate_install_flags(const char *domain, const char *const *taps, size_t n_taps, unsigned flags);
 
+/* Held-traffic capture (issue 5, host/replay.h): append `log group G` to the egress
+ * (to_guest_<tap>) chain of each listed tap of an installed gate, after the counter and before
+ * the policy drop, in one transaction, so every frame sent to the guest is copied to the nflog
+ * group before it is dropped. Idempotent (a chain that already logs to G is left alone).
+ * Open the nflog listener first: a frame logged to a group nobody has bound is only dropped.
+ * -EINVAL (names, group 0), -ENOENT when no gate is installed, -EIO. */
+int gate_capture_add(const char *domain, const char *const *taps, size_t n_taps, uint16_t group);
+
 /* Remove the domain's table in one transaction. 1 if a gate was lifted, 0 if there was none,
  * or -errno. */
 int gate_lift(const char *domain);

@@ -1,0 +1,259 @@
+/* tests/tools/replayctl.c: a test-only front end to host/replay (with host/gate), so the
+ * integration tests and bench/replay drive the real library. Output is key=value lines.
+ *
+ *   replayctl hold DOMAIN TAP ADDRS [--limit N] [--pcap OUT] [--no-replay] [PACE]
+ *       gate TAP with capture on; print "held group=G"; on SIGUSR1 (or SIGTERM) lift the gate,
+ *       stop the capture, print its counts, write OUT, replay into TAP (unless --no-replay).
+ *   replayctl hold-forward DOMAIN ADDRS [--limit N] [--pcap OUT] [--pass]
+ *       stop mode: hold tables on the prerouting path; on SIGUSR1 remove them and write OUT.
+ *   replayctl send TAP ADDRS [--limit N] [PACE] PCAP...
+ *       replay the frames of the pcap files, in the order given, into TAP.
+ *   replayctl check ADDRS PCAP      validate every frame: "frame I VERDICT" lines.
+ * ADDRS: --mac MAC (repeatable) --ip IP (repeatable). PACE: --burst N --pace-us US.
+ * Exit codes: 0 ok, 2 error. */
+#include "host/gate.h"
+#include "host/replay.h"
+#include "common/macro.h"
+#include "common/util.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct opts {
+    struct replay_addrs addrs;
+    size_t limit;
+    const char *pcap;
+    bool no_replay, pass;
+    struct replay_send_opts pace;
+    char *pos[64];
+    size_t n_pos;
+};
+
+static int usage(void)
+{
+    fprintf(stderr, "usage: replayctl hold DOMAIN TAP ADDRS [--limit N] [--pcap OUT] [--no-replay] "
+                    "[--burst N --pace-us US]\n"
+                    "       replayctl hold-forward DOMAIN ADDRS [--limit N] [--pcap OUT] [--pass]\n"
+                    "       replayctl send TAP ADDRS [--limit N] [--burst N --pace-us US] PCAP...\n"
+                    "       replayctl check ADDRS PCAP\n"
+                    "ADDRS: --mac MAC ... --ip IP ...\n");
+    return 2;
+}
+
+static int fail(const char *what, int r)
+{
+    fprintf(stderr, "replayctl: %s: %s\n", what, strerror(-r));
+    return 2;
+}
+
+static int parse(int argc, char **argv, struct opts *o)
+{
+    *o = (struct opts){0};
+    for (int i = 0; i < argc; i++) {
+        const char *a = argv[i];
+        bool has = i + 1 < argc;
+        if (strcmp(a, "--mac") == 0 && has) {
+            if (replay_addrs_add_mac(&o->addrs, argv[++i]) < 0)
+                return -EINVAL;
+        } else if (strcmp(a, "--ip") == 0 && has) {
+            /* --ip IP@N: the address of the NIC whose MAC is the N-th --mac */
+            char ip[64];
+            snprintf(ip, sizeof(ip), "%s", argv[++i]);
+            char *at = strchr(ip, '@');
+            int idx = -1;
+            if (at) {
+                *at = 0;
+                idx = atoi(at + 1);
+            }
+            if (replay_addrs_add_ip(&o->addrs, ip, idx) < 0)
+                return -EINVAL;
+        } else if (strcmp(a, "--limit") == 0 && has) {
+            o->limit = strtoull(argv[++i], NULL, 0);
+        } else if (strcmp(a, "--pcap") == 0 && has) {
+            o->pcap = argv[++i];
+        } else if (strcmp(a, "--burst") == 0 && has) {
+            o->pace.burst = (uint32_t)strtoul(argv[++i], NULL, 0);
+        } else if (strcmp(a, "--pace-us") == 0 && has) {
+            o->pace.pace_us = (uint32_t)strtoul(argv[++i], NULL, 0);
+        } else if (strcmp(a, "--no-replay") == 0) {
+            o->no_replay = true;
+        } else if (strcmp(a, "--pass") == 0) {
+            o->pass = true;
+        } else if (a[0] == '-' && a[1] == '-') {
+            return -EINVAL;
+        } else if (o->n_pos < ELEMENTSOF(o->pos)) {
+            o->pos[o->n_pos++] = argv[i];
+        } else {
+            return -E2BIG;
+        }
+    }
+    return 0;
+}
+
+static void wait_signal(void)
+{
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGUSR1);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    int sig;
+    sigwait(&set, &sig);
+}
+
+static void print_capture(const struct replay_capture *c)
+{
+    printf("captured seen=%" PRIu64 " kept=%zu bytes=%zu dropped=%" PRIu64 " dropped_bytes=%" PRIu64
+           " rejected=%" PRIu64 " lost_events=%" PRIu64 "\n",
+           c->seen, c->buf.n, c->buf.used, c->buf.dropped_pkts, c->buf.dropped_bytes,
+           c->buf.rejected_pkts, c->lost_events);
+}
+
+static void print_send(const struct replay_send_stats *st, uint64_t since_ns)
+{
+    printf("replayed sent=%" PRIu64 " bytes=%" PRIu64 " other=%" PRIu64 " refused=%" PRIu64
+           " errors=%" PRIu64 " tap_dropped=%" PRIu64 " send_us=%" PRIu64
+           " lift_to_done_us=%" PRIu64 "\n",
+           st->sent, st->sent_bytes, st->other, st->refused, st->errors, st->tap_dropped,
+           st->duration_ns / 1000, since_ns ? (now_monotonic_ns() - since_ns) / 1000 : 0);
+}
+
+static int cmd_hold(struct opts *o, bool forward)
+{
+    size_t need = forward ? 1 : 2;
+    if (o->n_pos != need)
+        return usage();
+    const char *domain = o->pos[0], *tap = forward ? NULL : o->pos[1];
+    /* Block first so a signal sent as soon as "held" appears is not lost. */
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGUSR1);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+
+    struct replay_capture c;
+    int r = replay_capture_open(&c, domain, 0, &o->addrs, o->limit);
+    if (r < 0) {
+        replay_capture_close(&c);
+        return fail("capture open", r);
+    }
+    if ((r = replay_capture_start(&c)) < 0) {
+        replay_capture_close(&c);
+        return fail("capture start", r);
+    }
+    if (forward) {
+        r = replay_hold_forward_begin(domain, c.group, &o->addrs, o->pass ? REPLAY_HOLD_PASS : 0);
+    } else {
+        const char *taps[1] = {tap};
+        r = gate_install(domain, taps, 1);
+        if (r >= 0)
+            r = gate_capture_add(domain, taps, 1, c.group);
+    }
+    if (r < 0) {
+        if (forward)
+            replay_hold_forward_end(domain);
+        else
+            gate_lift(domain);
+        replay_capture_close(&c);
+        return fail("hold", r);
+    }
+    printf("held group=%u\n", c.group);
+    fflush(stdout);
+    wait_signal();
+
+    uint64_t lift_ns = now_monotonic_ns();
+    r = forward ? replay_hold_forward_end(domain) : gate_lift(domain);
+    int rs = replay_capture_stop(&c);
+    if (r < 0 || rs < 0) {
+        replay_capture_close(&c);
+        return fail("lift", r < 0 ? r : rs);
+    }
+    print_capture(&c);
+    if (o->pcap && (r = replay_pcap_write(&c.buf, o->pcap)) < 0) {
+        replay_capture_close(&c);
+        return fail("pcap write", r);
+    }
+    if (!forward && !o->no_replay) {
+        struct replay_send_stats st;
+        r = replay_send(&c.buf, tap, &o->addrs, &o->pace, &st);
+        if (r < 0) {
+            replay_capture_close(&c);
+            return fail("replay", r);
+        }
+        print_send(&st, lift_ns);
+    }
+    fflush(stdout);
+    replay_capture_close(&c);
+    return 0;
+}
+
+static int cmd_send(struct opts *o)
+{
+    if (o->n_pos < 2)
+        return usage();
+    struct replay_buf b;
+    int r = replay_buf_init(&b, o->limit);
+    if (r < 0)
+        return fail("limit", r);
+    for (size_t i = 1; i < o->n_pos; i++) {
+        r = replay_pcap_read(o->pos[i], &o->addrs, &b);
+        if (r < 0) {
+            replay_buf_free(&b);
+            fprintf(stderr, "replayctl: %s refused\n", o->pos[i]);
+            return fail("pcap read", r);
+        }
+    }
+    printf("loaded frames=%zu bytes=%zu dropped=%" PRIu64 " rejected=%" PRIu64 "\n", b.n, b.used,
+           b.dropped_pkts, b.rejected_pkts);
+    struct replay_send_stats st;
+    r = replay_send(&b, o->pos[0], &o->addrs, &o->pace, &st);
+    replay_buf_free(&b);
+    if (r < 0)
+        return fail("replay", r);
+    print_send(&st, 0);
+    return 0;
+}
+
+static int cmd_check(struct opts *o)
+{
+    if (o->n_pos != 1)
+        return usage();
+    struct replay_buf b;
+    int r = replay_buf_init(&b, REPLAY_MAX_LIMIT);
+    if (r < 0)
+        return fail("init", r);
+    r = replay_pcap_read(o->pos[0], NULL, &b);
+    if (r < 0) {
+        replay_buf_free(&b);
+        return fail("pcap read", r);
+    }
+    for (size_t i = 0; i < b.n; i++)
+        printf("frame %zu %s\n", i,
+               replay_verdict_name(
+                   replay_validate_frame(&o->addrs, replay_buf_frame(&b, i), b.recs[i].len)));
+    replay_buf_free(&b);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2)
+        return usage();
+    struct opts o;
+    if (parse(argc - 2, argv + 2, &o) < 0)
+        return usage();
+    if (strcmp(argv[1], "hold") == 0)
+        return cmd_hold(&o, false);
+    if (strcmp(argv[1], "hold-forward") == 0)
+        return cmd_hold(&o, true);
+    if (strcmp(argv[1], "send") == 0)
+        return cmd_send(&o);
+    if (strcmp(argv[1], "check") == 0)
+        return cmd_check(&o);
+    return usage();
+}
