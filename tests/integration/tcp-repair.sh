@@ -63,7 +63,7 @@ fi
 if [[ $what == rebuild || $what == all ]]; then
   run v4 rebuild 4 262144 established,fullrecv,big,keepalive,$half
   run v6 rebuild 2 262144 established,big,$half
-  run mapped rebuild 2 262144 established,close_wait
+  run mapped rebuild 2 262144 established,close_wait,fin_wait2,closing
 fi
 if [[ $what == many || $what == all ]]; then
   run v4 live 1000 65536 established
