@@ -438,6 +438,10 @@ static int discover(struct net_freezer *nf, const struct net_freeze_opts *o,
 {
     uint64_t t0 = now_monotonic_ns();
     int r = sock_diag_tcp_list(SOCK_DIAG_ALL_STATES, ents, n_ents);
+    if (r == -ENOENT)
+        return qga_error_errno(err, r,
+                               "listing TCP sockets (sock_diag; are the inet_diag and tcp_diag "
+                               "modules loaded?)");
     if (r < 0)
         return qga_error_errno(err, r, "listing TCP sockets (sock_diag)");
     uint64_t t1 = now_monotonic_ns();
