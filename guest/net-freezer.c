@@ -445,6 +445,11 @@ static int discover(struct net_freezer *nf, const struct net_freeze_opts *o,
     if (r < 0)
         return qga_error_errno(err, r, "listing TCP sockets (sock_diag)");
     uint64_t t1 = now_monotonic_ns();
+    bool any = false;
+    for (size_t i = 0; i < *n_ents && !any; i++)
+        any = !skip_reason(la, &(*ents)[i]) && included(o, &(*ents)[i].remote);
+    if (!any)
+        return 0; /* nothing to freeze: no owners to look for */
     r = proc_owner_scan(proc_root(nf), getpid(), map);
     if (r < 0)
         return qga_error_errno(err, r, "scanning %s for socket owners", proc_root(nf));
