@@ -966,15 +966,27 @@ static int run_case(struct ctx *x, const struct case_def *cd, int port, const ch
     if (shape(x, cd) < 0)
         return -1;
 
-    double t0 = now_s();
+    double t0 = now_s(), t_dump_only = 0;
     for (uint32_t i = 0; i < x->n; i++) {
         int r = tcp_repair_freeze(x->c[i].s[0].fd, &x->c[i].st);
+        double t1 = now_s();
         if (r >= 0)
             r = tcp_repair_dump(x->c[i].s[0].fd, &x->c[i].st);
+        t_dump_only += now_s() - t1;
         if (r < 0)
             return fail(x, "conn %u: freeze/dump: %s", i, strerror(-r));
     }
     double t_freeze = now_s() - t0;
+    if (getenv("TCPR_DEBUG"))
+        fprintf(stderr, "freeze %.2f ms, dump %.2f ms\n", (t_freeze - t_dump_only) * 1e3,
+                t_dump_only * 1e3);
+    for (int k = getenv("TCPR_REDUMP") ? atoi(getenv("TCPR_REDUMP")) : 0; k > 0; k--) {
+        double t1 = now_s(); /* profiling aid: dump the frozen sockets again */
+        for (uint32_t i = 0; i < x->n; i++)
+            if (tcp_repair_dump(x->c[i].s[0].fd, &x->c[i].st) < 0)
+                return fail(x, "re-dump failed");
+        fprintf(stderr, "re-dump %.2f ms\n", (now_s() - t1) * 1e3);
+    }
     for (uint32_t i = 0; i < x->n; i++) {
         /* A second freeze is a no-op that keeps the first one's settings. */
         if (i == 0 && tcp_repair_freeze(x->c[i].s[0].fd, &x->c[i].st) < 0)
