@@ -720,8 +720,11 @@ int tcp_repair_rebuild(const struct tcp_conn_state *st)
      * in use (mss_cache) was already derived from the default clamp of 536 and is not
      * recomputed until a path MTU change: the connection would go on in 524-byte segments.
      * A user MSS set before connect becomes the clamp that connect derives it from. */
-    if ((r = sopt(fd, IPPROTO_TCP, TCP_MAXSEG, (int)st->mss)) < 0)
-        return r;
+    if (st->mss >= 88) { /* setsockopt takes 88 (TCP_MIN_MSS) .. 32767 (MAX_TCP_WINDOW) */
+        int umss = st->mss > 32767 ? 32767 : (int)st->mss;
+        if ((r = sopt(fd, IPPROTO_TCP, TCP_MAXSEG, umss)) < 0)
+            return r;
+    }
     sl = endpoint_to_sockaddr(st->sock_family, &st->remote, &ss);
     /* In repair mode connect() sends no SYN: the socket goes straight to ESTABLISHED. */
     if (connect(fd, (struct sockaddr *)&ss, sl) < 0)
