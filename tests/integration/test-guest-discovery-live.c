@@ -265,7 +265,9 @@ static void test_sock_diag_destroy(void **state)
 
 /* ------------------------------------------------------------------ proc-owner */
 
-static pid_t spawn_holder(const char *name, int keep_fd, const int gate[2])
+/* A child that keeps its copy of keep_fd, renames itself, says so on ready, and exits at EOF
+ * on the gate. */
+static pid_t spawn_holder(const char *name, int keep_fd, const int gate[2], int ready)
 {
     pid_t pid = fork();
     assert_true(pid >= 0);
@@ -274,7 +276,8 @@ static pid_t spawn_holder(const char *name, int keep_fd, const int gate[2])
         close(gate[1]); /* EOF on the gate once the test closes its end */
         prctl(PR_SET_PDEATHSIG, SIGKILL);
         prctl(PR_SET_NAME, name);
-        char b;
+        char b = 'r';
+        (void)!write(ready, &b, 1);
         while (read(gate_fd, &b, 1) < 0 && errno == EINTR)
             ;
         (void)keep_fd;
@@ -300,10 +303,16 @@ static void test_proc_owner_shared(void **state)
     int gate[2];
     assert_int_equal(pipe2(gate, O_CLOEXEC), 0);
     /* fork keeps the fd even with CLOEXEC (no exec). */
-    pid_t a = spawn_holder("owner-a", c, gate);
-    pid_t b = spawn_holder("owner-b", c, gate);
+    int ready[2];
+    assert_int_equal(pipe2(ready, O_CLOEXEC), 0);
+    pid_t a = spawn_holder("owner-a", c, gate, ready[1]);
+    pid_t b = spawn_holder("owner-b", c, gate, ready[1]);
     int cfd = c;
     close(c);
+    close(ready[1]);
+    char rb[2];
+    assert_int_equal(read_full(ready[0], rb, 2), 0); /* both are named */
+    close(ready[0]);
 
     struct proc_owner_map m;
     assert_int_equal(proc_owner_scan("/proc", 0, &m), 0);
