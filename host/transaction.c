@@ -288,6 +288,8 @@ static enum txn_outcome checkpoint_rollback(struct run *x)
 
     block_signals(x);
     r->rolled_back = true;
+    if (cancelled(x)) /* the failure may be the signal's doing (an aborted save) */
+        r->interrupted = true;
     notify(x, TXN_EV_ROLLBACK, 0, 0, r->message);
     log_warn("rolling back after %s failed", txn_step_name(r->failed_step));
 
@@ -669,6 +671,8 @@ static enum txn_outcome restore_rollback(struct run *x)
 
     block_signals(x);
     r->rolled_back = true;
+    if (cancelled(x))
+        r->interrupted = true;
     notify(x, TXN_EV_ROLLBACK, 0, 0, r->message);
     log_warn("rolling back the restore after %s failed", txn_step_name(r->failed_step));
 

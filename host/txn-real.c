@@ -870,8 +870,11 @@ static int bring_back(struct txn_real *t, bool was_running, bool restoring, cons
 {
     enum txn_vm_state st;
     int r = refresh(t, &st);
-    if (r < 0)
+    if (r < 0) {
+        log_err("recovery: cannot read the state of %s: %s", t->domain, t->v->err);
         return r;
+    }
+    log_debug("recovery: %s is %s", t->domain, txn_vm_state_name(st));
     char e[512] = "";
     if ((st == TXN_VM_ABSENT || st == TXN_VM_OFF) && was_running && bundle_tmp &&
         is_partial_path(bundle_tmp)) {
@@ -900,13 +903,25 @@ static int bring_back(struct txn_real *t, bool was_running, bool restoring, cons
         return 0;
     }
     if (st == TXN_VM_PAUSED) {
-        r = nc_virt_resume(t->v, t->dom);
-        if (r < 0) {
-            log_err("resuming %s failed: %s", t->domain, t->v->err);
-            return r;
+        /* Right after a (re)connect, libvirt may still be recovering the job a dead process
+         * left (an aborted save resumes the CPUs itself): retry until it runs. */
+        for (int i = 0; i < 50 && st == TXN_VM_PAUSED; i++) {
+            r = nc_virt_resume(t->v, t->dom);
+            if (r == 0) {
+                json_object_array_add(actions, json_object_new_string("resumed"));
+                st = TXN_VM_RUNNING;
+                break;
+            }
+            log_debug("recovery: resuming %s: %s; retrying", t->domain, t->v->err);
+            struct timespec ts = {0, 100 * 1000000L};
+            nanosleep(&ts, NULL);
+            if (refresh(t, &st) < 0)
+                st = TXN_VM_UNKNOWN;
         }
-        st = TXN_VM_RUNNING;
-        json_object_array_add(actions, json_object_new_string("resumed"));
+        if (st != TXN_VM_RUNNING) {
+            log_err("resuming %s failed: %s", t->domain, t->v->err);
+            return r < 0 ? r : -EIO;
+        }
     }
     if (st == TXN_VM_RUNNING) {
         json_object *args = json_object_new_object();
