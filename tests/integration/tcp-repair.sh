@@ -61,6 +61,8 @@ if [[ $what == live || $what == all ]]; then
   run mapped live 2 262144 established,$half
 fi
 if [[ $what == rebuild || $what == all ]]; then
+  echo "== loopback rebuild"
+  inns "$G" "$driver" loopback || rc=1
   run v4 rebuild 4 262144 established,fullrecv,big,keepalive,$half
   run v6 rebuild 2 262144 established,big,$half
   run mapped rebuild 2 262144 established,close_wait,fin_wait2,closing
