@@ -2,8 +2,10 @@
  *
  * A small plain-struct library in the spirit of CRIU's soccr. It owns nothing beyond the
  * struct it fills: the caller decides which socket, when, and what surrounds it (a gate that
- * drops traffic, quiesced owners). Nothing may reach a socket while it is in repair mode, so
+ * drops traffic, quiesced owners). Nothing may reach a socket while it is in repair mode, and
+ * repair mode does not stop its timers from transmitting (retransmissions, loss probes), so
  * callers must hold the network gate from tcp_repair_freeze() to tcp_repair_thaw().
+ * docs/tcp-repair.md has the ordering, the reasons and the kernel facts.
  *
  * Functions return 0 (or a count) on success and -errno on failure. */
 #pragma once
@@ -57,7 +59,9 @@ struct tcp_conn_state {
     uint32_t rcv_seq; /* next sequence number expected (rcv_nxt) */
 
     /* The send queue, split at what the peer has seen: sent but unacknowledged first,
-     * then not yet sent (SIOCOUTQNSD). unacked.len + unsent.len == whole send queue. */
+     * then not yet sent (SIOCOUTQNSD). unacked.len + unsent.len == whole send queue. *
+     * The boundary may move forward while frozen (a timer sends unsent data into the gate),
+     * so compare the send queue as a whole, never the split. */
     struct tcp_repair_queue unacked;
     struct tcp_repair_queue unsent;
     struct tcp_repair_queue recv;
