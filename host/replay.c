@@ -955,7 +955,9 @@ int replay_send(const struct replay_buf *b, const char *tap, const struct replay
     if (!b || !a || !st || !gate_ifname_valid(tap))
         return -EINVAL;
     *st = (struct replay_send_stats){0};
-    struct replay_send_opts opts = o ? *o : (struct replay_send_opts){0};
+    struct replay_send_opts opts = o ? *o
+                                     : (struct replay_send_opts){.burst = REPLAY_DEFAULT_BURST,
+                                                                 .pace_us = REPLAY_DEFAULT_PACE_US};
     unsigned idx = if_nametoindex(tap);
     if (idx == 0) {
         log_err("replay: tap %s does not exist in this network namespace", tap);

@@ -166,9 +166,13 @@ int replay_capture_stop(struct replay_capture *c);
 /* Stop if running, unbind, close, free the buffer. Safe on a zeroed or half-opened struct. */
 void replay_capture_close(struct replay_capture *c);
 
-/* Replay into a tap (after the gate lifted; the egress hook would drop them otherwise). */
+/* Replay into a tap (after the gate lifted; the egress hook would drop them otherwise). A tap
+ * queues at most 500 frames for its reader (QEMU) and silently drops beyond, so an unpaced
+ * burst of thousands loses most of them (bench/replay); the defaults (o == NULL) pace it. */
+#define REPLAY_DEFAULT_BURST   128
+#define REPLAY_DEFAULT_PACE_US 1000
 struct replay_send_opts {
-    uint32_t burst;   /* frames per burst (0: all at once) */
+    uint32_t burst;   /* frames per burst (0: all at once, unpaced) */
     uint32_t pace_us; /* pause between bursts */
 };
 struct replay_send_stats {
