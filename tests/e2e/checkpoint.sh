@@ -114,6 +114,27 @@ for _ in $(seq 20); do
   sleep 0.5
 done
 [[ $(state) == "shut off" ]] || fail "cannot stop the VM"
+# A wrong image (the stop-mode checkpoint's) with this VM state: refused, nothing escapes.
+rc=0
+nc_json "$VM_WORK/rw.json" restore "$VM_WORK/b2" --image "$VM_WORK/b1/socket-image.json" || rc=$?
+[[ $rc == 3 ]] || fail "restore with a wrong image: rc $rc: $(cat "$VM_WORK/rw.json" "$VM_WORK/rw.json.err")"
+jq -e '.outcome == "refused" and .failed_step == "verify" and .gate_left and (.verify_differences | length) > 0' \
+  "$VM_WORK/rw.json" >/dev/null || fail "refused json: $(cat "$VM_WORK/rw.json")"
+[[ $(state) == paused ]] || fail "the VM is '$(state)' after a refused restore"
+[[ $(gate_count) == 1 ]] || fail "the gate is not kept after a refused restore"
+nc_json "$VM_WORK/rws.json" status "$VM_NAME" || fail "status"
+jq -e '.gate.installed and .journal == null' "$VM_WORK/rws.json" >/dev/null ||
+  fail "status after refusal: $(cat "$VM_WORK/rws.json")"
+ok "a wrong image is refused (3): VM paused, gate kept, $(jq '.verify_differences | length' "$VM_WORK/rw.json") differences"
+nc unblock "$VM_NAME" >/dev/null || fail "unblock after the refusal"
+[[ $(state) == running && $(gate_count) == 0 ]] || fail "unblock: VM '$(state)', $(gate_count) gates"
+ok "unblock releases it"
+for _ in $(seq 20); do
+  vm_virsh destroy "$VM_NAME" >/dev/null 2>&1 || true
+  [[ $(state) == "shut off" ]] && break
+  sleep 0.5
+done
+
 nc_json "$VM_WORK/r2.json" restore "$VM_WORK/b2" ||
   fail "restore of the --continue bundle: rc $?: $(cat "$VM_WORK/r2.json" "$VM_WORK/r2.json.err")"
 jq -e '.outcome == "ok" and .vm_after == "running"' "$VM_WORK/r2.json" >/dev/null ||
