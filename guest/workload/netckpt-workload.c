@@ -46,15 +46,16 @@
 #include <sys/types.h>
 #include <time.h>
 
-#define FRAME_HDR      4
-#define FRAME_MAX_DATA 65536
-#define FRAME_MAX_CTRL 1024
-#define MAX_MARKERS    32
-#define MAX_CONNS      1024
-#define LINE_MAX_BYTES 65536
-#define DEFAULT_CHUNK  16384
-#define RECONNECT_NS   (1000ull * 1000 * 1000)
-#define NS_PER_MS      1000000ull
+#define FRAME_HDR        4
+#define FRAME_MAX_DATA   65536
+#define FRAME_MAX_CTRL   1024
+#define MAX_MARKERS      32
+#define MAX_CONNS        1024
+#define LINE_MAX_BYTES   65536
+#define ECHO_MAX_PENDING (1u << 20)
+#define DEFAULT_CHUNK    16384
+#define RECONNECT_NS     (1000ull * 1000 * 1000)
+#define NS_PER_MS        1000000ull
 
 enum role { ROLE_CONTROLLER, ROLE_RESPONDER, ROLE_ECHO, ROLE_LINES };
 
@@ -561,7 +562,8 @@ static void handle_frame(struct workload *w, struct conn *c, char type, const ui
         dir_hash(&c->rx, p, len);
         return;
     case 'F':
-        if (!c->hello_done || c->got_fin) {
+        /* The controller finishes first; a responder's F only ever answers it. */
+        if (!c->hello_done || c->got_fin || (c->role == ROLE_CONTROLLER && !c->sent_fin)) {
             conn_fail(c, "unexpected finish", 0);
             return;
         }
@@ -661,7 +663,7 @@ static void conn_read(struct workload *w, struct conn *c)
             return;
         }
         /* Echo: never read more than we can give back; backpressure instead. */
-        if (c->role == ROLE_ECHO && buf_pending(&c->out) > 1 << 20)
+        if (c->role == ROLE_ECHO && buf_pending(&c->out) > ECHO_MAX_PENDING)
             return;
         ssize_t n = read(c->fd, c->in.data + c->in.len, c->in.cap - c->in.len);
         if (n < 0) {
@@ -837,8 +839,8 @@ static void conn_report(struct workload *w, struct conn *c)
         c->done = true;
     if (c->role != ROLE_CONTROLLER && c->role != ROLE_RESPONDER)
         return;
-    if (c->role == ROLE_RESPONDER && !c->hello_done && !c->error[0])
-        return; /* a probe that connected and left */
+    if (c->role == ROLE_RESPONDER && !c->hello_done && c->rx.bytes == 0)
+        return; /* a probe that connected and left without a word */
     bool ok = !c->error[0] && dir_match(&c->tx) && dir_match(&c->rx);
     log_info("%s %s <-> %s mode=%s %s tx=%llu rx=%llu max_stall_ms=%.0f/%.0f%s%s",
              c->role == ROLE_CONTROLLER ? "controller" : "responder", c->local, c->remote,
@@ -1077,7 +1079,8 @@ static int event_loop(struct workload *w)
             short ev = POLLIN;
             if (c->connecting || buf_pending(&c->out) > 0)
                 ev |= POLLOUT;
-            if (c->got_eof)
+            /* EOF seen, or an echo client that does not read its echoes: stop reading. */
+            if (c->got_eof || (c->role == ROLE_ECHO && buf_pending(&c->out) > ECHO_MAX_PENDING))
                 ev &= ~POLLIN;
             pfd[n] = (struct pollfd){.fd = c->fd, .events = ev};
             pc[n++] = c;
