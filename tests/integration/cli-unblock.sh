@@ -26,7 +26,8 @@ wait_installed() {
   for _ in $(seq 100); do installed "$1" && return 0; sleep 0.05; done
   return 1
 }
-journal_files() { ls -A "$NETCKPT_STATE_DIR/journal" 2>/dev/null | wc -l; }
+# Entries only: a holder killed mid-write may leave its temp file, which the journal ignores.
+journal_files() { find "$NETCKPT_STATE_DIR/journal" -maxdepth 1 -name "*.json" ! -name ".*" 2>/dev/null | wc -l; }
 nc_rc() { set +e; in_ns "$NC" -c test:///default "$@" >"$tmp/out" 2>"$tmp/err"; echo $?; set -e; }
 
 ip netns add "$ns"
