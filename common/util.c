@@ -48,6 +48,8 @@ int read_full(int fd, void *buf, size_t len)
 
 int read_file(const char *path, size_t max, char **out, size_t *out_len)
 {
+    if (max >= SIZE_MAX - 1)
+        return -EINVAL;
     _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
         return negative_errno();
@@ -133,8 +135,16 @@ int mkdir_p(const char *path, mode_t mode)
             return negative_errno();
         *p = '/';
     }
-    if (mkdir(buf, mode) < 0 && errno != EEXIST)
-        return negative_errno();
+    if (mkdir(buf, mode) < 0) {
+        if (errno != EEXIST)
+            return negative_errno();
+        /* EEXIST is success only for a directory (or a link to one), not a file. */
+        struct stat st;
+        if (stat(buf, &st) < 0)
+            return negative_errno();
+        if (!S_ISDIR(st.st_mode))
+            return -ENOTDIR;
+    }
     return 0;
 }
 
@@ -150,7 +160,13 @@ static int rm_rf_at(int dirfd)
     while ((de = readdir(d))) {
         if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
             continue;
-        if (de->d_type == DT_DIR) {
+        bool is_dir = de->d_type == DT_DIR;
+        if (de->d_type == DT_UNKNOWN) { /* filesystems that do not fill d_type */
+            struct stat st;
+            is_dir =
+                fstatat(dirfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISDIR(st.st_mode);
+        }
+        if (is_dir) {
             int sub = openat(dirfd, de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
             if (sub >= 0) {
                 int q = rm_rf_at(sub);
@@ -262,8 +278,10 @@ int base64_decode(const char *in, size_t in_len, uint8_t **out, size_t *out_len)
         return -EINVAL;
     for (size_t i = 0; i < in_len; i++) {
         char c = in[i];
+        /* '=' only as trailing padding: "AB=C" is not base64. */
+        bool pad = c == '=' && i >= in_len - 2 && in[in_len - 1] == '=';
         bool ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-                  c == '+' || c == '/' || (c == '=' && i >= in_len - 2);
+                  c == '+' || c == '/' || pad;
         if (!ok)
             return -EINVAL;
     }

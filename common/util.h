@@ -10,13 +10,13 @@
 int write_full(int fd, const void *buf, size_t len);
 /* Read exactly len bytes. 0, -EPIPE on early EOF, or -errno. */
 int read_full(int fd, void *buf, size_t len);
-/* Read a whole file into a NUL-terminated buffer, refusing files over max bytes. */
+/* Read a whole file into a NUL-terminated buffer, refusing files over max bytes (-EFBIG). */
 int read_file(const char *path, size_t max, char **out, size_t *out_len);
 /* Write a file atomically: temp file in the same directory, fsync, rename, fsync dir. */
 int write_file_atomic(const char *path, const void *buf, size_t len, mode_t mode);
 /* fsync a directory by path. */
 int fsync_dir(const char *path);
-/* mkdir -p. */
+/* mkdir -p. -ENOTDIR when path (or a parent) exists but is not a directory. */
 int mkdir_p(const char *path, mode_t mode);
 /* rm -rf of a directory we own (no symlink following). */
 int rm_rf(const char *path);
