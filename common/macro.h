@@ -1,15 +1,16 @@
 /* common/macro.h: cleanup attributes and small macros shared by every module.
  * Functions in netckpt return 0 or a positive count on success and -errno on failure. */
 #pragma once
+#include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <unistd.h>
 
-#define ELEMENTSOF(a) (sizeof(a) / sizeof((a)[0]))
-#define _unused_      __attribute__((unused))
+#define ELEMENTSOF(a)  (sizeof(a) / sizeof((a)[0]))
+#define _unused_       __attribute__((unused))
 #define _printf_(a, b) __attribute__((format(printf, a, b)))
-#define _cleanup_(f)  __attribute__((cleanup(f)))
+#define _cleanup_(f)   __attribute__((cleanup(f)))
 
 static inline void freep(void *p)
 {
@@ -31,9 +32,16 @@ static inline void fclosep(FILE **f)
         fclose(*f);
 }
 
-#define _cleanup_free_   _cleanup_(freep)
-#define _cleanup_close_  _cleanup_(closep)
-#define _cleanup_fclose_ _cleanup_(fclosep)
+static inline void closedirp(DIR **d)
+{
+    if (*d)
+        closedir(*d);
+}
+
+#define _cleanup_free_     _cleanup_(freep)
+#define _cleanup_close_    _cleanup_(closep)
+#define _cleanup_fclose_   _cleanup_(fclosep)
+#define _cleanup_closedir_ _cleanup_(closedirp)
 
 /* Hand ownership out of a cleanup variable. */
 #define TAKE_PTR(p)                                                                                \

@@ -18,13 +18,6 @@
 
 #define MAX_ENTRIES (1u << 24) /* a bound on growth, far above any real fd count */
 
-static void closedirp(DIR **d)
-{
-    if (*d)
-        closedir(*d);
-}
-#define _cleanup_closedir_ _cleanup_(closedirp)
-
 struct vec {
     struct proc_owner_entry *v;
     size_t n, cap;

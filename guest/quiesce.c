@@ -22,12 +22,6 @@
 #define MAX_RESCANS        1000 /* a process spawning threads faster than we stop them */
 #define REAP_TIMEOUT_MS    1000u
 
-static void closedirp(DIR **d)
-{
-    if (*d)
-        closedir(*d);
-}
-
 void quiesce_init(struct quiesce_set *s)
 {
     memset(s, 0, sizeof(*s));
@@ -216,7 +210,7 @@ int quiesce_add(struct quiesce_set *s, pid_t pid)
             r = -EAGAIN;
             goto fail;
         }
-        _cleanup_(closedirp) DIR *d = opendir(path);
+        _cleanup_closedir_ DIR *d = opendir(path);
         if (!d) {
             if (errno == ENOENT || errno == ESRCH)
                 break; /* the whole process exited */

@@ -32,12 +32,6 @@ static inline void json_tokener_freep(json_tokener **t)
         json_tokener_free(*t);
 }
 
-static inline void closedirp(DIR **d)
-{
-    if (*d)
-        closedir(*d);
-}
-
 static int journal_dir(const char *state_dir, char *buf, size_t len)
 {
     if (!state_dir || !*state_dir)
@@ -161,7 +155,7 @@ static int netns_find(const struct journal_entry *e, char *path, size_t len)
 {
     static const char *const dirs[] = {"/run/netns", "/proc"};
     for (size_t k = 0; k < ELEMENTSOF(dirs); k++) {
-        _cleanup_(closedirp) DIR *d = opendir(dirs[k]);
+        _cleanup_closedir_ DIR *d = opendir(dirs[k]);
         if (!d)
             continue;
         struct dirent *de;
@@ -523,7 +517,7 @@ int journal_list(const char *state_dir, struct journal_entry **out, size_t *n)
     int r = journal_dir(state_dir, dir, sizeof(dir));
     if (r < 0)
         return r;
-    _cleanup_(closedirp) DIR *d = opendir(dir);
+    _cleanup_closedir_ DIR *d = opendir(dir);
     if (!d)
         return errno == ENOENT ? 0 : negative_errno();
 
