@@ -317,6 +317,8 @@ vm_bg_host() {
 #   comes from VM_DIAL (the first "PORT/N" entry not yet used), so VM_DIAL must list it.
 #   MODE is the peer's view: out = peer sends, in = guest sends, both, idle.
 #   RATE in bytes/s per connection and direction (default VM_STREAM_RATE, 0 = unlimited).
+#   VM_STREAM_FINISH_TIMEOUT (s, default 180): how long a stop may wait for a stalled
+#   connection to move again before it counts as lost.
 # The report is $VM_WORK/stream-NAME.json once vm_stream_stop returns.
 declare -gA VM_STREAM_PID=() VM_STREAM_PORT_USED=()
 VM_DIAL=${VM_DIAL:-7100/2,7101/1}
@@ -343,7 +345,7 @@ vm_stream_start() {
   rm -f "$VM_WORK/stream-$name.ready" "$VM_WORK/stream-$name.json"
   vm_bg_peer "$VM_WORK/stream-$name.log" "$(vm_workload_bin)" stream "${target[@]}" \
     --mode "$mode" --conns "$conns" --rate "$rate" --seconds 0 --connect-timeout 60 \
-    --finish-timeout 120 --ready-file "$VM_WORK/stream-$name.ready" \
+    --finish-timeout "${VM_STREAM_FINISH_TIMEOUT:-180}" --ready-file "$VM_WORK/stream-$name.ready" \
     --json "$VM_WORK/stream-$name.json"
   VM_STREAM_PID[$name]=$VM_LAST_PID
 }
