@@ -9,7 +9,8 @@
  *   replayctl send TAP ADDRS [--limit N] [PACE] PCAP...
  *       replay the frames of the pcap files, in the order given, into TAP.
  *   replayctl check ADDRS PCAP      validate every frame: "frame I VERDICT" lines.
- * ADDRS: --mac MAC (repeatable) --ip IP (repeatable). PACE: --burst N --pace-us US.
+ * ADDRS: --mac MAC (repeatable) --ip IP[@MACINDEX] (repeatable). PACE: --burst N --pace-us US
+ * (none given: the library's default pacing; --burst 0 --pace-us 0: unpaced).
  * Exit codes: 0 ok, 2 error. */
 #include "host/gate.h"
 #include "host/replay.h"
@@ -27,7 +28,7 @@ struct opts {
     struct replay_addrs addrs;
     size_t limit;
     const char *pcap;
-    bool no_replay, pass;
+    bool no_replay, pass, paced;
     struct replay_send_opts pace;
     char *pos[64];
     size_t n_pos;
@@ -77,8 +78,10 @@ static int parse(int argc, char **argv, struct opts *o)
             o->pcap = argv[++i];
         } else if (strcmp(a, "--burst") == 0 && has) {
             o->pace.burst = (uint32_t)strtoul(argv[++i], NULL, 0);
+            o->paced = true;
         } else if (strcmp(a, "--pace-us") == 0 && has) {
             o->pace.pace_us = (uint32_t)strtoul(argv[++i], NULL, 0);
+            o->paced = true;
         } else if (strcmp(a, "--no-replay") == 0) {
             o->no_replay = true;
         } else if (strcmp(a, "--pass") == 0) {
@@ -180,7 +183,7 @@ static int cmd_hold(struct opts *o, bool forward)
     }
     if (!forward && !o->no_replay) {
         struct replay_send_stats st;
-        r = replay_send(&c.buf, tap, &o->addrs, &o->pace, &st);
+        r = replay_send(&c.buf, tap, &o->addrs, o->paced ? &o->pace : NULL, &st);
         if (r < 0) {
             replay_capture_close(&c);
             return fail("replay", r);
@@ -211,7 +214,7 @@ static int cmd_send(struct opts *o)
     printf("loaded frames=%zu bytes=%zu dropped=%" PRIu64 " rejected=%" PRIu64 "\n", b.n, b.used,
            b.dropped_pkts, b.rejected_pkts);
     struct replay_send_stats st;
-    r = replay_send(&b, o->pos[0], &o->addrs, &o->pace, &st);
+    r = replay_send(&b, o->pos[0], &o->addrs, o->paced ? &o->pace : NULL, &st);
     replay_buf_free(&b);
     if (r < 0)
         return fail("replay", r);
