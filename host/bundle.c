@@ -478,30 +478,10 @@ int manifest_validate(const char *xml, size_t len, const char *rng_path, char *e
     return r;
 }
 
-static bool is_elem(const xmlNode *n, const char *name)
-{
-    return n && n->type == XML_ELEMENT_NODE && !strcmp((const char *)n->name, name);
-}
-
-static xmlNode *child(const xmlNode *n, const char *name)
-{
-    for (xmlNode *c = n ? n->children : NULL; c; c = c->next)
-        if (is_elem(c, name))
-            return c;
-    return NULL;
-}
-
+/* Copy a present attribute into buf; false when absent or too long. */
 static bool get_attr(const xmlNode *n, const char *name, char *buf, size_t len)
 {
-    buf[0] = 0;
-    xmlChar *v = n ? xmlGetProp(n, (const xmlChar *)name) : NULL;
-    if (!v)
-        return false;
-    bool ok = strlen((const char *)v) < len;
-    if (ok)
-        strcpy(buf, (const char *)v);
-    xmlFree(v);
-    return ok;
+    return nc_xml_attr(n, name, buf, len) > 0;
 }
 
 static bool get_text(const xmlNode *n, char *buf, size_t len)
@@ -551,26 +531,26 @@ int manifest_from_xml(const char *xml, size_t len, struct manifest *m, char *err
         return r;
     /* The schema has checked structure and value syntax; what remains is the meaning. */
     xmlNode *root = xmlDocGetRootElement(doc);
-    xmlNode *dom = child(root, "domain");
+    xmlNode *dom = nc_xml_child(root, "domain");
     char buf[64];
     uint64_t secs = 0, nsec = 0, u = 0;
     r = -EINVAL;
-    if (!get_text(child(dom, "name"), m->domain_name, sizeof(m->domain_name)) ||
-        !get_text(child(dom, "uuid"), m->domain_uuid, sizeof(m->domain_uuid))) {
+    if (!get_text(nc_xml_child(dom, "name"), m->domain_name, sizeof(m->domain_name)) ||
+        !get_text(nc_xml_child(dom, "uuid"), m->domain_uuid, sizeof(m->domain_uuid))) {
         set_err(err, errlen, "manifest.xml: bad <domain>");
         goto out;
     }
-    xmlNode *ct = child(root, "creationTime");
+    xmlNode *ct = nc_xml_child(root, "creationTime");
     if (!get_text(ct, buf, sizeof(buf)) || !parse_u64(buf, &secs) || !attr_u64(ct, "nsec", &nsec) ||
         secs > UINT64_MAX / 1000000000ULL - 1) {
         set_err(err, errlen, "manifest.xml: bad <creationTime>");
         goto out;
     }
     m->created_ns = secs * 1000000000ULL + nsec;
-    get_text(child(root, "mode"), buf, sizeof(buf));
+    get_text(nc_xml_child(root, "mode"), buf, sizeof(buf));
     m->mode = !strcmp(buf, "continue") ? MANIFEST_MODE_CONTINUE : MANIFEST_MODE_STOP;
 
-    xmlNode *st = child(root, "state");
+    xmlNode *st = nc_xml_child(root, "state");
     get_attr(st, "type", buf, sizeof(buf));
     char state_file[BUNDLE_FILE_NAME_MAX] = "";
     if (!strcmp(buf, "snapshot")) {
@@ -586,7 +566,7 @@ int manifest_from_xml(const char *xml, size_t len, struct manifest *m, char *err
         }
     }
 
-    xmlNode *img = child(root, "image");
+    xmlNode *img = nc_xml_child(root, "image");
     get_attr(img, "id", m->image_id, sizeof(m->image_id));
     if (!attr_u64(img, "connections", &u) || u > UINT32_MAX) {
         set_err(err, errlen, "manifest.xml: bad <image connections>");
@@ -594,8 +574,8 @@ int manifest_from_xml(const char *xml, size_t len, struct manifest *m, char *err
     }
     m->n_connections = (uint32_t)u;
 
-    for (xmlNode *c = child(child(root, "interfaces"), "interface"); c; c = c->next) {
-        if (!is_elem(c, "interface"))
+    for (xmlNode *c = nc_xml_child(nc_xml_child(root, "interfaces"), "interface"); c; c = c->next) {
+        if (!nc_xml_is_elem(c, "interface"))
             continue;
         if (m->n_taps >= BUNDLE_MAX_TAPS) {
             set_err(err, errlen, "manifest.xml: more than %d interfaces", BUNDLE_MAX_TAPS);
@@ -605,8 +585,9 @@ int manifest_from_xml(const char *xml, size_t len, struct manifest *m, char *err
         m->n_taps++;
     }
 
-    for (xmlNode *c = child(root, "gate") ? child(root, "gate")->children : NULL; c; c = c->next) {
-        if (!is_elem(c, "dropped"))
+    for (xmlNode *c = nc_xml_child(root, "gate") ? nc_xml_child(root, "gate")->children : NULL; c;
+         c = c->next) {
+        if (!nc_xml_is_elem(c, "dropped"))
             continue;
         get_attr(c, "direction", buf, sizeof(buf));
         bool to = !strcmp(buf, "to-guest");
@@ -619,8 +600,8 @@ int manifest_from_xml(const char *xml, size_t len, struct manifest *m, char *err
         }
     }
 
-    for (xmlNode *c = child(child(root, "files"), "file"); c; c = c->next) {
-        if (!is_elem(c, "file"))
+    for (xmlNode *c = nc_xml_child(nc_xml_child(root, "files"), "file"); c; c = c->next) {
+        if (!nc_xml_is_elem(c, "file"))
             continue;
         if (m->n_files >= BUNDLE_MAX_FILES) {
             set_err(err, errlen, "manifest.xml: more than %d files", BUNDLE_MAX_FILES);
@@ -641,12 +622,12 @@ int manifest_from_xml(const char *xml, size_t len, struct manifest *m, char *err
         m->n_files++;
     }
 
-    xmlNode *ver = child(root, "versions");
+    xmlNode *ver = nc_xml_child(root, "versions");
     get_attr(ver, "netckpt", m->netckpt_version, sizeof(m->netckpt_version));
     get_attr(ver, "libvirt", m->libvirt_version, sizeof(m->libvirt_version));
 
-    for (xmlNode *c = child(child(root, "timings"), "step"); c; c = c->next) {
-        if (!is_elem(c, "step") || m->n_steps >= BUNDLE_MAX_STEPS)
+    for (xmlNode *c = nc_xml_child(nc_xml_child(root, "timings"), "step"); c; c = c->next) {
+        if (!nc_xml_is_elem(c, "step") || m->n_steps >= BUNDLE_MAX_STEPS)
             continue;
         struct manifest_step *s = &m->steps[m->n_steps];
         if (!get_attr(c, "name", s->name, sizeof(s->name)) || !attr_u64(c, "ns", &s->duration_ns)) {
@@ -815,9 +796,15 @@ int bundle_open_verify(const char *path, struct manifest *m, char *err, size_t e
             set_err(err, errlen, "%s: the manifest does not list %s", path, required[i]);
             return -EINVAL;
         }
-    DIR *d = fdopendir(dup(dirfd));
-    if (!d)
-        return negative_errno();
+    int dfd = dup(dirfd);
+    DIR *d = dfd >= 0 ? fdopendir(dfd) : NULL;
+    if (!d) {
+        r = negative_errno();
+        if (dfd >= 0)
+            close(dfd);
+        set_err(err, errlen, "%s: %s", path, strerror(-r));
+        return r;
+    }
     struct dirent *de;
     r = 0;
     while ((de = readdir(d))) {

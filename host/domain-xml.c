@@ -48,66 +48,73 @@ static void record_error(void *ctx, xmlErrorPtr e)
         ps->msg[--n] = 0;
 }
 
-static bool is_elem(const xmlNode *n, const char *name)
+bool nc_xml_is_elem(const xmlNode *n, const char *name)
 {
     return n && n->type == XML_ELEMENT_NODE && !strcmp((const char *)n->name, name);
 }
 
-static xmlNode *child(const xmlNode *n, const char *name)
+xmlNode *nc_xml_child(const xmlNode *n, const char *name)
 {
     for (xmlNode *c = n ? n->children : NULL; c; c = c->next)
-        if (is_elem(c, name))
+        if (nc_xml_is_elem(c, name))
             return c;
     return NULL;
+}
+
+int nc_xml_attr(const xmlNode *n, const char *name, char *buf, size_t len)
+{
+    buf[0] = 0;
+    xmlChar *v = n ? xmlGetProp(n, (const xmlChar *)name) : NULL;
+    if (!v)
+        return 0;
+    size_t l = strlen((const char *)v);
+    int r = l < len ? 1 : -ENOBUFS;
+    if (r > 0)
+        memcpy(buf, v, l + 1);
+    xmlFree(v);
+    return r;
 }
 
 /* Copy an attribute into buf; "" when absent. Returns false when it does not fit. */
 static bool attr(const xmlNode *n, const char *name, char *buf, size_t len)
 {
-    buf[0] = 0;
-    if (!n)
-        return true;
-    xmlChar *v = xmlGetProp(n, (const xmlChar *)name);
-    if (!v)
-        return true;
-    bool ok = strlen((const char *)v) < len;
-    if (ok)
-        strcpy(buf, (const char *)v);
-    xmlFree(v);
-    return ok;
+    return nc_xml_attr(n, name, buf, len) >= 0;
 }
 
-static bool text(const xmlNode *n, char *buf, size_t len)
+int nc_xml_text(const xmlNode *n, char *buf, size_t len)
 {
     buf[0] = 0;
-    if (!n)
-        return true;
-    xmlChar *v = xmlNodeGetContent(n);
+    xmlChar *v = n ? xmlNodeGetContent(n) : NULL;
     if (!v)
-        return true;
-    /* trim surrounding whitespace */
+        return 0;
     const char *s = (const char *)v;
     while (*s == ' ' || *s == '\n' || *s == '\t' || *s == '\r')
         s++;
     size_t l = strlen(s);
     while (l > 0 && (s[l - 1] == ' ' || s[l - 1] == '\n' || s[l - 1] == '\t' || s[l - 1] == '\r'))
         l--;
-    bool ok = l < len;
-    if (ok) {
+    int r = l < len ? 1 : -ENOBUFS;
+    if (r > 0) {
         memcpy(buf, s, l);
         buf[l] = 0;
     }
     xmlFree(v);
-    return ok;
+    return r;
+}
+
+/* Trimmed text into buf; "" when absent. Returns false when it does not fit. */
+static bool text(const xmlNode *n, char *buf, size_t len)
+{
+    return nc_xml_text(n, buf, len) >= 0;
 }
 
 static int parse_iface(const xmlNode *n, struct domain_iface *ifc, char *err, size_t errlen)
 {
     memset(ifc, 0, sizeof(*ifc));
     if (!attr(n, "type", ifc->type, sizeof(ifc->type)) ||
-        !attr(child(n, "target"), "dev", ifc->tap, sizeof(ifc->tap)) ||
-        !attr(child(n, "mac"), "address", ifc->mac, sizeof(ifc->mac)) ||
-        !attr(child(n, "model"), "type", ifc->model, sizeof(ifc->model))) {
+        !attr(nc_xml_child(n, "target"), "dev", ifc->tap, sizeof(ifc->tap)) ||
+        !attr(nc_xml_child(n, "mac"), "address", ifc->mac, sizeof(ifc->mac)) ||
+        !attr(nc_xml_child(n, "model"), "type", ifc->model, sizeof(ifc->model))) {
         set_err(err, errlen,
                 "domain XML: an <interface> has an overlong type, target dev, mac "
                 "or model (tap names have at most 15 characters)");
@@ -176,14 +183,14 @@ int domain_xml_parse(const char *xml, const char *want_agent_name, struct domain
         return r;
 
     xmlNode *root = xmlDocGetRootElement(doc);
-    if (!is_elem(root, "domain")) {
+    if (!nc_xml_is_elem(root, "domain")) {
         set_err(err, errlen, "domain XML: the root element is <%s>, not <domain>",
                 root ? (const char *)root->name : "");
         xmlFreeDoc(doc);
         return -EINVAL;
     }
-    if (!text(child(root, "name"), out->name, sizeof(out->name)) ||
-        !text(child(root, "uuid"), out->uuid, sizeof(out->uuid))) {
+    if (!text(nc_xml_child(root, "name"), out->name, sizeof(out->name)) ||
+        !text(nc_xml_child(root, "uuid"), out->uuid, sizeof(out->uuid))) {
         set_err(err, errlen, "domain XML: <name> or <uuid> is too long");
         xmlFreeDoc(doc);
         return -EINVAL;
@@ -194,13 +201,15 @@ int domain_xml_parse(const char *xml, const char *want_agent_name, struct domain
         return -EINVAL;
     }
 
-    xmlNode *devices = child(root, "devices");
+    xmlNode *devices = nc_xml_child(root, "devices");
     size_t n_taps = 0, n_seen = 0;
     for (xmlNode *d = devices ? devices->children : NULL; d; d = d->next) {
-        if (is_elem(d, "interface")) {
+        if (nc_xml_is_elem(d, "interface")) {
             n_seen++;
-            if (out->n_ifaces == DOMAIN_MAX_IFACES)
-                continue; /* more than we track; the first ones are kept */
+            if (out->n_ifaces == DOMAIN_MAX_IFACES) {
+                out->n_untracked++; /* more than we gate: reported by domain_info_ungated() */
+                continue;
+            }
             struct domain_iface *ifc = &out->ifaces[out->n_ifaces];
             r = parse_iface(d, ifc, err, errlen);
             if (r < 0) {
@@ -210,8 +219,8 @@ int domain_xml_parse(const char *xml, const char *want_agent_name, struct domain
             out->n_ifaces++;
             if (ifc->tap[0])
                 n_taps++;
-        } else if (is_elem(d, "channel") && !out->agent_name[0]) {
-            xmlNode *target = child(d, "target");
+        } else if (nc_xml_is_elem(d, "channel") && !out->agent_name[0]) {
+            xmlNode *target = nc_xml_child(d, "target");
             char ttype[16], tname[64];
             if (!attr(target, "type", ttype, sizeof(ttype)) ||
                 !attr(target, "name", tname, sizeof(tname)))
@@ -224,7 +233,7 @@ int domain_xml_parse(const char *xml, const char *want_agent_name, struct domain
             char ctype[16];
             attr(d, "type", ctype, sizeof(ctype));
             if (!strcmp(ctype, "unix")) {
-                xmlNode *src = child(d, "source");
+                xmlNode *src = nc_xml_child(d, "source");
                 if (!attr(src, "path", out->agent_socket, sizeof(out->agent_socket)) ||
                     !attr(src, "mode", out->agent_source_mode, sizeof(out->agent_source_mode))) {
                     out->agent_socket[0] = 0;
@@ -273,7 +282,7 @@ size_t domain_info_taps(const struct domain_info *di, const char *taps[], size_t
 
 size_t domain_info_ungated(const struct domain_info *di)
 {
-    size_t n = 0;
+    size_t n = di->n_untracked;
     for (size_t i = 0; i < di->n_ifaces; i++)
         if (!di->ifaces[i].tap[0])
             n++;

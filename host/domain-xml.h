@@ -30,6 +30,7 @@ struct domain_info {
     bool agent_is_qga_name;    /* the channel is org.qemu.guest_agent.0 */
     char agent_state[16];      /* <target state>: connected, disconnected or "" */
     char agent_source_mode[8]; /* bind or connect, "" when not a unix channel */
+    size_t n_untracked;        /* <interface>s past DOMAIN_MAX_IFACES: counted as ungated */
 };
 
 /* Parse xml into out, looking for the agent channel want_agent_name (NULL: the netckpt name).
@@ -42,8 +43,9 @@ struct domain_info {
 int domain_xml_parse(const char *xml, const char *want_agent_name, struct domain_info *out,
                      char *err, size_t errlen);
 
-/* Interfaces without a tap (user-mode, vhost-user, or not yet started): the gate cannot hold
- * their traffic, so a checkpoint should refuse or warn. Returns their count. */
+/* Interfaces without a tap (user-mode, vhost-user, or not yet started) and those past
+ * DOMAIN_MAX_IFACES: the gate cannot hold their traffic, so a checkpoint should refuse or
+ * warn. Returns their count. */
 size_t domain_info_ungated(const struct domain_info *di);
 
 /* The taps of di (non-empty <target dev>) into taps[], at most max. Returns the count. */
@@ -54,3 +56,12 @@ size_t domain_info_taps(const struct domain_info *di, const char *taps[], size_t
  * names the document in messages. Caller frees *out with xmlFreeDoc. 0 or -EINVAL/-EFBIG. */
 int nc_xml_read_safe(const char *buf, size_t len, const char *what, xmlDocPtr *out, char *err,
                      size_t errlen);
+/* Small DOM helpers shared with host/bundle.c. True when n is an element called name. */
+bool nc_xml_is_elem(const xmlNode *n, const char *name);
+/* The first child element of n named name, or NULL (n may be NULL). */
+xmlNode *nc_xml_child(const xmlNode *n, const char *name);
+/* Copy attribute name of n into buf: 1 when copied, 0 when absent (or n NULL), -ENOBUFS when
+ * it does not fit; buf is "" unless 1. */
+int nc_xml_attr(const xmlNode *n, const char *name, char *buf, size_t len);
+/* The same for n's text content, surrounding whitespace trimmed. */
+int nc_xml_text(const xmlNode *n, char *buf, size_t len);

@@ -104,6 +104,28 @@ static void test_no_tap(void **state)
     assert_non_null(strstr(err, "<interface type='ethernet'>"));
 }
 
+/* A domain with more interfaces than the gate tracks: the extra ones count as ungated, so a
+ * checkpoint cannot think every tap is held. */
+static void test_too_many_ifaces(void **state)
+{
+    (void)state;
+    char xml[8192];
+    size_t n = (size_t)snprintf(xml, sizeof(xml), "<domain><name>many</name><devices>");
+    for (int i = 0; i < DOMAIN_MAX_IFACES + 2; i++)
+        n += (size_t)snprintf(xml + n, sizeof(xml) - n,
+                              "<interface type='ethernet'><target dev='tap%d'/></interface>", i);
+    snprintf(xml + n, sizeof(xml) - n,
+             "<channel type='unix'><source mode='bind' path='/tmp/a.sock'/>"
+             "<target type='virtio' name='org.netckpt.agent.0'/></channel></devices></domain>");
+    struct domain_info di;
+    char err[512];
+    assert_int_equal(domain_xml_parse(xml, NULL, &di, err, sizeof(err)), 0);
+    assert_int_equal(di.n_ifaces, DOMAIN_MAX_IFACES);
+    assert_int_equal(domain_info_ungated(&di), 2);
+    const char *taps[DOMAIN_MAX_IFACES];
+    assert_int_equal(domain_info_taps(&di, taps, DOMAIN_MAX_IFACES), DOMAIN_MAX_IFACES);
+}
+
 static void test_no_channel(void **state)
 {
     struct domain_info di;
@@ -221,6 +243,7 @@ int main(void)
         cmocka_unit_test(test_bridge),
         cmocka_unit_test(test_network_pty_channel),
         cmocka_unit_test(test_no_tap),
+        cmocka_unit_test(test_too_many_ifaces),
         cmocka_unit_test(test_no_channel),
         cmocka_unit_test(test_qga_name),
         cmocka_unit_test(test_entity_bomb_refused),
