@@ -81,8 +81,9 @@ int nc_virt_restore_paused(struct nc_virt *v, const char *path, const char *dxml
 int nc_virt_resume(struct nc_virt *v, virDomainPtr dom);
 int nc_virt_suspend(struct nc_virt *v, virDomainPtr dom);
 
-/* A snapshot with memory (external when libvirt allows, else internal) named name, as the
- * alternative to a save file. Progress as for nc_virt_save. halt: stop the domain afterwards. */
+/* An internal snapshot with memory (<memory snapshot='internal'/>, so it needs qcow2 disks)
+ * named name, as the alternative to a save file. Progress as for nc_virt_save. halt: stop the
+ * domain afterwards. */
 int nc_virt_snapshot_create(struct nc_virt *v, virDomainPtr dom, const char *name, bool halt,
                             nc_virt_progress_fn progress, void *userdata, int poll_ms);
 /* Revert to snapshot name, leaving the domain paused. */
