@@ -28,6 +28,7 @@
 #define REPLAY_PCAP_HDR      24u
 #define REPLAY_PCAP_REC_HDR  16u
 #define REPLAY_ETH_ALEN      6
+#define REPLAY_PCAP_NAME     "held.pcap" /* the bundle file (bundle_add_buffer) */
 
 /* What belongs to the domain. Frames are kept and replayed only when their destination MAC is
  * one of macs (unicast only) and their destination IP one of ips. */
