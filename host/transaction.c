@@ -612,6 +612,20 @@ enum txn_outcome txn_checkpoint(struct txn_ctx *ctx, const struct txn_checkpoint
     }
     if (check_cancel(&x))
         goto rollback;
+    /* The VM came back from the state just saved: check its sockets against the image before
+     * anything reaches them (this also has the agent channel open for a quick thaw). */
+    begin(&x, TXN_STEP_VERIFY);
+    q = ops->agent_verify(ud, r->image, &r->verify_diff, x.err, sizeof(x.err));
+    if (q <= 0) {
+        if (q == 0)
+            fail(&x, -EPROTO, "the resumed VM's sockets do not match the image just taken");
+        else
+            fail(&x, q, "guest-net-verify failed: %s", why(&x, q));
+        goto rollback;
+    }
+    end(&x);
+    if (check_cancel(&x))
+        goto rollback;
     watch(&x);
     begin(&x, TXN_STEP_LIFT);
     block_signals(&x);
@@ -738,6 +752,7 @@ enum txn_outcome txn_restore(struct txn_ctx *ctx, const struct txn_restore_opts 
     }
     r->bundle_committed = true;
     x.domain = r->m.domain_name;
+    r->m.n_steps = 0; /* from here on the steps are the restore's own (the bundle keeps its) */
     end(&x);
 
     begin(&x, TXN_STEP_DISCOVER);

@@ -192,6 +192,34 @@ static int r_discover(void *ud, const char *domain, struct txn_domain *out, char
         snprintf(out->taps[i], sizeof(out->taps[i]), "%s", taps[i]);
     }
     out->n_taps = n;
+    if (st == TXN_VM_RUNNING && !t->open_ok) {
+        /* A checkpoint: make sure the agent answers, and is not frozen already, before
+         * anything is gated. This also opens and syncs the channel, so the freeze that
+         * follows is a single round trip. */
+        json_object *ret = NULL;
+        char e[512] = "";
+        int q = txn_real_agent_call(t, AGENT_CMD_NET_STATUS, NULL, TXN_REAL_PING_MS, &ret, e,
+                                    sizeof(e));
+        if (q < 0) {
+            seterr(err, errlen, "the agent of %s does not answer: %s", out->name, e);
+            json_object_put(ret);
+            free(out->xml);
+            out->xml = NULL;
+            return q;
+        }
+        json_object *fr;
+        bool frozen = json_object_object_get_ex(ret, "frozen", &fr) && json_object_get_boolean(fr);
+        json_object_put(ret);
+        if (frozen) {
+            seterr(err, errlen,
+                   "the agent of %s is frozen already (another checkpoint, or an interrupted "
+                   "one: 'netckpt unblock %s' thaws it)",
+                   out->name, out->name);
+            free(out->xml);
+            out->xml = NULL;
+            return -EBUSY;
+        }
+    }
     return 0;
 }
 

@@ -27,6 +27,7 @@ struct tap_watch;
 /* Agent call timeouts (ms). The freeze dumps every queue, so it gets longer. */
 #define TXN_REAL_CALL_MS   10000
 #define TXN_REAL_FREEZE_MS 30000
+#define TXN_REAL_PING_MS   5000
 /* How long the agent may take to appear after QEMU (re)starts. */
 #define TXN_REAL_CONNECT_MS 10000
 

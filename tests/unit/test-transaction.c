@@ -659,6 +659,21 @@ static void test_checkpoint_rollback_fault(void **state)
     txn_result_done(&r);
 }
 
+static void test_checkpoint_continue_mismatch(void **state)
+{
+    /* The VM resumed from the state just saved does not match the image: roll back, and the
+     * (complete) bundle stays for inspection. */
+    struct fake f;
+    struct txn_result r;
+    fake_init(&f, TXN_VM_RUNNING);
+    f.verify_mismatch = true;
+    assert_int_equal(run_checkpoint(&f, true, false, &r), TXN_ROLLED_BACK);
+    assert_int_equal(r.failed_step, TXN_STEP_VERIFY);
+    assert_checkpoint_rolled_back(&f, &r, "continue mismatch");
+    assert_int_equal(f.bundle, B_COMMITTED);
+    txn_result_done(&r);
+}
+
 static void test_checkpoint_refusals(void **state)
 {
     struct fake f;
@@ -836,6 +851,7 @@ int main(void)
         cmocka_unit_test(test_checkpoint_save_failure_states),
         cmocka_unit_test(test_checkpoint_signal_each_step),
         cmocka_unit_test(test_checkpoint_rollback_fault),
+        cmocka_unit_test(test_checkpoint_continue_mismatch),
         cmocka_unit_test(test_checkpoint_refusals),
         cmocka_unit_test(test_restore_ok),
         cmocka_unit_test(test_restore_mismatch_refused),
