@@ -1,0 +1,84 @@
+/* host/daemon-client.c: see daemon-client.h. */
+#include "host/daemon-client.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "common/macro.h"
+
+#define DEFAULT_SOCKET "/run/netckpt/netckptd.sock"
+
+const char *daemon_client_socket(const char *path)
+{
+    if (path && *path)
+        return path;
+    const char *e = getenv("NETCKPTD_SOCKET");
+    return e && *e ? e : DEFAULT_SOCKET;
+}
+
+int daemon_client_connect(struct daemon_client *dc, const char *path, int timeout_ms)
+{
+    memset(dc, 0, sizeof(*dc));
+    dc->fd = -1;
+    path = daemon_client_socket(path);
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    if (strlen(path) >= sizeof(sa.sun_path))
+        return -ENAMETOOLONG;
+    strcpy(sa.sun_path, path);
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return negative_errno();
+    if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+        int r = negative_errno();
+        close(fd);
+        return r;
+    }
+    dc->fd = fd;
+    qga_transport_fd(&dc->tr, &dc->fd);
+    dc->c = qga_client_new(&dc->tr);
+    if (!dc->c) {
+        daemon_client_close(dc);
+        return -ENOMEM;
+    }
+    qga_client_set_max_reply(dc->c, DAEMON_CLIENT_REPLY_MAX);
+    /* A refused peer gets one error line and EOF; the sync turns that into an error here. */
+    int r = qga_client_sync(dc->c, timeout_ms);
+    if (r < 0) {
+        daemon_client_close(dc);
+        return r == -ECONNRESET ? -EACCES : r;
+    }
+    return 0;
+}
+
+bool daemon_client_available(const char *path)
+{
+    struct daemon_client dc;
+    if (daemon_client_connect(&dc, path, 2000) < 0)
+        return false;
+    daemon_client_close(&dc);
+    return true;
+}
+
+int daemon_client_call(struct daemon_client *dc, const char *cmd, json_object *args, int timeout_ms,
+                       json_object **ret, struct qga_error *err)
+{
+    if (!dc->c)
+        return -ENOTCONN;
+    return qga_client_call(dc->c, cmd, args, timeout_ms, ret, err);
+}
+
+void daemon_client_close(struct daemon_client *dc)
+{
+    if (dc->c)
+        qga_client_free(dc->c);
+    dc->c = NULL;
+    if (dc->fd >= 0)
+        close(dc->fd);
+    dc->fd = -1;
+}

@@ -1,0 +1,10 @@
+# netckptd integration tests: the daemon on a temp socket and state dir with libvirt's test
+# driver, real nftables gates on a tap in a private namespace for the journal replay.
+add_executable(daemon-call ${NETCKPT_SOURCE_DIR}/tests/tools/daemon-call.c)
+target_link_libraries(daemon-call PRIVATE netckpt-daemon-client)
+set_target_properties(daemon-call PROPERTIES RUNTIME_OUTPUT_DIRECTORY ${CMAKE_BINARY_DIR}/tests/tools)
+
+netckpt_script_test(daemon-socket SCRIPT ${CMAKE_CURRENT_SOURCE_DIR}/daemon-socket.sh
+  LABELS integration TIMEOUT 180)
+netckpt_script_test(daemon-recover SCRIPT ${CMAKE_CURRENT_SOURCE_DIR}/daemon-recover.sh
+  LABELS integration TIMEOUT 180)
