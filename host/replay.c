@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <json-c/json.h>
 #include <linux/if_packet.h>
 #include <linux/netfilter.h>
 #include <linux/netfilter/nfnetlink.h>
@@ -111,6 +112,56 @@ int replay_addrs_add_ip(struct replay_addrs *a, const char *ip, int mac_idx)
         return -E2BIG;
     a->ips[a->n_ips++] = x;
     return 0;
+}
+
+/* The guest address of one image endpoint, unless wildcard or loopback. */
+static int add_image_addr(struct replay_addrs *a, const char *s)
+{
+    struct in6_addr v6;
+    struct in_addr v4;
+    char buf[INET_ADDRSTRLEN];
+    if (inet_pton(AF_INET, s, &v4) == 1) {
+        uint32_t h = ntohl(v4.s_addr);
+        if (h == 0 || (h >> 24) == 127)
+            return 0;
+    } else if (inet_pton(AF_INET6, s, &v6) == 1) {
+        if (IN6_IS_ADDR_UNSPECIFIED(&v6) || IN6_IS_ADDR_LOOPBACK(&v6))
+            return 0;
+        if (IN6_IS_ADDR_V4MAPPED(&v6)) {
+            if (!inet_ntop(AF_INET, &v6.s6_addr[12], buf, sizeof(buf)))
+                return -EINVAL;
+            return add_image_addr(a, buf);
+        }
+    } else {
+        return -EINVAL;
+    }
+    size_t before = a->n_ips;
+    int r = replay_addrs_add_ip(a, s, -1);
+    if (r < 0)
+        return r;
+    return a->n_ips > before;
+}
+
+int replay_addrs_add_image(struct replay_addrs *a, struct json_object *image)
+{
+    json_object *conns;
+    if (!a || !image || !json_object_object_get_ex(image, "connections", &conns) ||
+        !json_object_is_type(conns, json_type_array))
+        return -EINVAL;
+    int added = 0;
+    size_t n = json_object_array_length(conns);
+    for (size_t i = 0; i < n; i++) {
+        json_object *c = json_object_array_get_idx(conns, i), *local, *addr;
+        if (!json_object_object_get_ex(c, "local", &local) ||
+            !json_object_object_get_ex(local, "addr", &addr) ||
+            !json_object_is_type(addr, json_type_string))
+            return -EINVAL;
+        int r = add_image_addr(a, json_object_get_string(addr));
+        if (r < 0)
+            return r;
+        added += r;
+    }
+    return added;
 }
 
 const char *replay_verdict_name(enum replay_verdict v)
@@ -1034,6 +1085,52 @@ int replay_send(const struct replay_buf *b, const char *tap, const struct replay
              " refused, %" PRIu64 " errors, %" PRIu64 " dropped by the tap)",
              tap, st->sent, st->other, st->refused, st->errors, st->tap_dropped);
     return 0;
+}
+
+int replay_tap_set(struct replay_tap *t, const char *tap, const char *mac)
+{
+    if (!t || !gate_ifname_valid(tap))
+        return -EINVAL;
+    uint8_t m[REPLAY_ETH_ALEN];
+    if (replay_parse_mac(mac, m) < 0 || (m[0] & 1))
+        return -EINVAL;
+    memset(t, 0, sizeof(*t));
+    snprintf(t->name, sizeof(t->name), "%s", tap);
+    memcpy(t->mac, m, REPLAY_ETH_ALEN);
+    return 0;
+}
+
+int replay_send_taps(const struct replay_buf *b, const struct replay_tap *taps, size_t n_taps,
+                     const struct replay_addrs *a, const struct replay_send_opts *o,
+                     struct replay_send_stats *total)
+{
+    if (!b || !a || !total || (n_taps && !taps))
+        return -EINVAL;
+    *total = (struct replay_send_stats){0};
+    int first = 0;
+    struct replay_addrs one = *a;
+    for (size_t i = 0; i < n_taps; i++) {
+        memcpy(one.macs[0], taps[i].mac, REPLAY_ETH_ALEN);
+        one.n_macs = 1;
+        for (size_t k = 0; k < one.n_ips; k++)
+            one.ips[k].mac_idx = -1;
+        struct replay_send_stats st;
+        int r = replay_send(b, taps[i].name, &one, o, &st);
+        if (r < 0) {
+            if (!first)
+                first = r;
+            continue;
+        }
+        total->sent += st.sent;
+        total->sent_bytes += st.sent_bytes;
+        total->refused += st.refused;
+        total->errors += st.errors;
+        total->tap_dropped += st.tap_dropped;
+        total->duration_ns += st.duration_ns;
+    }
+    uint64_t taken = total->sent + total->refused + total->errors;
+    total->other = b->n > taken ? b->n - taken : 0;
+    return first;
 }
 
 /* ---- stop-mode hold tables --------------------------------------------------------------- */

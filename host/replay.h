@@ -55,6 +55,11 @@ int replay_parse_mac(const char *s, uint8_t out[REPLAY_ETH_ALEN]);
  * duplicates are ignored. */
 int replay_addrs_add_mac(struct replay_addrs *a, const char *mac);
 int replay_addrs_add_ip(struct replay_addrs *a, const char *ip, int mac_idx);
+/* Add the guest-side addresses of a (validated) socket image's connections: the addresses the
+ * held frames must be for. Wildcard and loopback addresses are skipped; "::ffff:a.b.c.d" counts
+ * as IPv4. Returns how many were added (duplicates not counted), -E2BIG when full, -EINVAL. */
+struct json_object;
+int replay_addrs_add_image(struct replay_addrs *a, struct json_object *image);
 
 enum replay_verdict {
     REPLAY_OK = 0,
@@ -190,6 +195,20 @@ struct replay_send_stats {
  * (rebuilt from layer 3) gets the tap's MAC. 0 (stats say how many went) or -errno. */
 int replay_send(const struct replay_buf *b, const char *tap, const struct replay_addrs *a,
                 const struct replay_send_opts *o, struct replay_send_stats *st);
+
+/* One tap of the domain with the MAC of the NIC on it (domain_info.ifaces[].tap/.mac). */
+struct replay_tap {
+    char name[16];
+    uint8_t mac[REPLAY_ETH_ALEN];
+};
+/* Fill t from strings: -EINVAL for a bad tap name or MAC. */
+int replay_tap_set(struct replay_tap *t, const char *tap, const char *mac);
+/* replay_send() on every tap, each with its own MAC and all of a's IPs (a's MACs are not
+ * used). total sums the taps; total->other counts frames no tap took. 0 when every tap could
+ * be sent on, else the first error (the other taps are still tried). */
+int replay_send_taps(const struct replay_buf *b, const struct replay_tap *taps, size_t n_taps,
+                     const struct replay_addrs *a, const struct replay_send_opts *o,
+                     struct replay_send_stats *total);
 
 /* Stop mode: while the VM (and its tap) is down, frames for it still reach this namespace.
  * Install (one transaction, idempotent) an `inet` table whose prerouting chain does

@@ -14,6 +14,14 @@ start_hold "$TMP/hold.out" hold dom-r "$TAP" --mac "$GUEST_MAC" --ip "$GUEST_IP"
 px $CHECK send "$GUEST_IP" $N --size 100 --other "$OTHER_IP" --every 10
 arrived() { (($(gate_to_guest dom-r) >= N + 20)); }
 wait_for 100 arrived || fail "the gate counted $(gate_to_guest dom-r) frames, want $((N + 20))"
+# The capture rule sits in the egress chain once, however often it is added.
+group=$(sed -n 's/^held group=//p' "$TMP/hold.out")
+hx "$REPLAYCTL" capture-add dom-r "$group" "$TAP" || fail "capture-add (again)"
+hx "$REPLAYCTL" capture-add dom-r "$group" "$TAP" || fail "capture-add (again)"
+chain=$(hx nft list chain netdev "$(hx "$GATECTL" table-name dom-r)" "to_guest_$TAP")
+[[ $(grep -c "log group $group" <<<"$chain") == 1 ]] || fail "capture rule not idempotent: $chain"
+hx "$REPLAYCTL" capture-add no-such-dom "$group" "$TAP" 2>/dev/null && fail "capture-add without a gate"
+ok "the capture rule is added once, and only to an installed gate"
 kill -USR1 "$HOLD_PID"
 wait "$HOLD_PID" || fail "replayctl hold failed: $(cat "$TMP/hold.out")"
 cat "$TMP/hold.out"
@@ -41,17 +49,28 @@ $CHECK inject "$TMP/held.pcap" "$TMP/hostile.pcap" "$OTHER_MAC" "$OTHER_IP"
 cat "$TMP/verdicts"
 [[ $(cut -d' ' -f3 "$TMP/verdicts" | tr '\n' ' ') == "not-the-domain-mac not-the-domain-ip vlan-tagged truncated " ]] ||
     fail "hostile frames not classified"
+# A domain with two NICs: the second tap (another MAC and IP of the same domain) must get
+# none of the first NIC's frames, and the hostile ones go nowhere.
+hx ip tuntap add dev nctap1 mode tap
+hx ip link set nctap1 up
+start_in "$NS_H" "$TAPCAP" nctap1 "$TMP/got-tap1.pcap" 1000 3 >"$TMP/tapcap1.out"
+TAPCAP1_PID=$STARTED
+wait_for 100 grep -q attached "$TMP/tapcap1.out" || fail "tapcap on nctap1 did not attach"
 start_tapcap "$TMP/got2.pcap" $((N + 1)) 60
-hx "$REPLAYCTL" send "$TAP" --mac "$GUEST_MAC" --ip "$GUEST_IP" --burst 32 --pace-us 100 \
-    "$TMP/hostile.pcap" >"$TMP/send.out" || fail "send failed"
+hx "$REPLAYCTL" send-taps --mac "$GUEST_MAC" --mac 02:00:00:00:09:04 --ip "$GUEST_IP" \
+    --ip 10.77.9.4 --tap "$TAP=$GUEST_MAC" --tap nctap1=02:00:00:00:09:04 --burst 32 \
+    --pace-us 100 "$TMP/hostile.pcap" >"$TMP/send.out" || fail "send failed"
 cat "$TMP/send.out"
 [[ $(kv "$TMP/send.out" loaded rejected) == 4 ]] || fail "the reader kept hostile frames"
 [[ $(kv "$TMP/send.out" replayed sent) == "$N" ]] || fail "send count"
+[[ $(kv "$TMP/send.out" replayed other) == 0 ]] || fail "frames went to no tap"
 px $CHECK marker "$GUEST_IP"
 wait "$TAPCAP_PID" || fail "tapcap failed"
+wait "$TAPCAP1_PID" || fail "tapcap on nctap1 failed"
+[[ $(sed -n 's/^received=//p' "$TMP/tapcap1.out") == 0 ]] || fail "the second NIC's tap got frames"
 $CHECK same "$TMP/held.pcap" "$TMP/got2.pcap" $N || fail "frames replayed from the pcap differ"
 [[ $($CHECK seqs "$TMP/got2.pcap" | tail -n 1) == marker ]] || fail "a hostile frame reached the guest"
-ok "a pcap with hostile frames replays only the domain's frames"
+ok "a pcap with hostile frames replays only the domain's frames, each on its NIC's tap"
 
 # A truncated pcap is refused as a whole and nothing is sent.
 head -c $(($(stat -c %s "$TMP/held.pcap") - 7)) "$TMP/held.pcap" >"$TMP/cut.pcap"

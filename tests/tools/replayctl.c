@@ -8,6 +8,10 @@
  *       stop mode: hold tables on the prerouting path; on SIGUSR1 remove them and write OUT.
  *   replayctl send TAP ADDRS [--limit N] [PACE] PCAP...
  *       replay the frames of the pcap files, in the order given, into TAP.
+ *   replayctl send-taps ADDRS --tap TAP=MAC ... [--limit N] [PACE] PCAP...
+ *       the same over several taps, each with its own MAC (replay_send_taps; ADDRS' MACs
+ *       filter what the reader keeps).
+ *   replayctl capture-add DOMAIN GROUP TAP...   gate_capture_add on an installed gate.
  *   replayctl check ADDRS PCAP      validate every frame: "frame I VERDICT" lines.
  * ADDRS: --mac MAC (repeatable) --ip IP[@MACINDEX] (repeatable). PACE: --burst N --pace-us US
  * (none given: the library's default pacing; --burst 0 --pace-us 0: unpaced).
@@ -30,6 +34,8 @@ struct opts {
     const char *pcap;
     bool no_replay, pass, paced;
     struct replay_send_opts pace;
+    struct replay_tap taps[16];
+    size_t n_taps;
     char *pos[64];
     size_t n_pos;
 };
@@ -40,6 +46,8 @@ static int usage(void)
                     "[--burst N --pace-us US]\n"
                     "       replayctl hold-forward DOMAIN ADDRS [--limit N] [--pcap OUT] [--pass]\n"
                     "       replayctl send TAP ADDRS [--limit N] [--burst N --pace-us US] PCAP...\n"
+                    "       replayctl send-taps ADDRS --tap TAP=MAC... [PACE] PCAP...\n"
+                    "       replayctl capture-add DOMAIN GROUP TAP...\n"
                     "       replayctl check ADDRS PCAP\n"
                     "ADDRS: --mac MAC ... --ip IP ...\n");
     return 2;
@@ -82,6 +90,15 @@ static int parse(int argc, char **argv, struct opts *o)
         } else if (strcmp(a, "--pace-us") == 0 && has) {
             o->pace.pace_us = (uint32_t)strtoul(argv[++i], NULL, 0);
             o->paced = true;
+        } else if (strcmp(a, "--tap") == 0 && has) {
+            char t[64];
+            snprintf(t, sizeof(t), "%s", argv[++i]);
+            char *eq = strchr(t, '=');
+            if (!eq || o->n_taps >= ELEMENTSOF(o->taps))
+                return -EINVAL;
+            *eq = 0;
+            if (replay_tap_set(&o->taps[o->n_taps++], t, eq + 1) < 0)
+                return -EINVAL;
         } else if (strcmp(a, "--no-replay") == 0) {
             o->no_replay = true;
         } else if (strcmp(a, "--pass") == 0) {
@@ -195,15 +212,15 @@ static int cmd_hold(struct opts *o, bool forward)
     return 0;
 }
 
-static int cmd_send(struct opts *o)
+static int cmd_send(struct opts *o, bool multi)
 {
-    if (o->n_pos < 2)
+    if (o->n_pos < (multi ? 1u : 2u) || (multi && o->n_taps == 0))
         return usage();
     struct replay_buf b;
     int r = replay_buf_init(&b, o->limit);
     if (r < 0)
         return fail("limit", r);
-    for (size_t i = 1; i < o->n_pos; i++) {
+    for (size_t i = multi ? 0 : 1; i < o->n_pos; i++) {
         r = replay_pcap_read(o->pos[i], &o->addrs, &b);
         if (r < 0) {
             replay_buf_free(&b);
@@ -214,7 +231,11 @@ static int cmd_send(struct opts *o)
     printf("loaded frames=%zu bytes=%zu dropped=%" PRIu64 " rejected=%" PRIu64 "\n", b.n, b.used,
            b.dropped_pkts, b.rejected_pkts);
     struct replay_send_stats st;
-    r = replay_send(&b, o->pos[0], &o->addrs, o->paced ? &o->pace : NULL, &st);
+    const struct replay_send_opts *pace = o->paced ? &o->pace : NULL;
+    if (multi)
+        r = replay_send_taps(&b, o->taps, o->n_taps, &o->addrs, pace, &st);
+    else
+        r = replay_send(&b, o->pos[0], &o->addrs, pace, &st);
     replay_buf_free(&b);
     if (r < 0)
         return fail("replay", r);
@@ -255,7 +276,16 @@ int main(int argc, char **argv)
     if (strcmp(argv[1], "hold-forward") == 0)
         return cmd_hold(&o, true);
     if (strcmp(argv[1], "send") == 0)
-        return cmd_send(&o);
+        return cmd_send(&o, false);
+    if (strcmp(argv[1], "send-taps") == 0)
+        return cmd_send(&o, true);
+    if (strcmp(argv[1], "capture-add") == 0) {
+        if (o.n_pos < 3)
+            return usage();
+        int r = gate_capture_add(o.pos[0], (const char *const *)o.pos + 2, o.n_pos - 2,
+                                 (uint16_t)atoi(o.pos[1]));
+        return r < 0 ? fail("capture-add", r) : 0;
+    }
     if (strcmp(argv[1], "check") == 0)
         return cmd_check(&o);
     return usage();

@@ -8,12 +8,14 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "host/gate.h"
 #include "host/replay.h"
 #include "common/macro.h"
 #include "common/util.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <json-c/json.h>
 #include <linux/netfilter.h>
 #include <linux/netfilter/nfnetlink.h>
 #include <linux/netfilter/nfnetlink_log.h>
@@ -584,13 +586,88 @@ static void test_refusals(void **state)
     replay_capture_close(&c);
 }
 
+static void test_image_addrs(void **state)
+{
+    (void)state;
+    const char *img =
+        "{\"connections\":["
+        "{\"local\":{\"addr\":\"10.0.0.2\",\"port\":1},\"remote\":{\"addr\":\"10.0.1.1\",\"port\":"
+        "2}},"
+        "{\"local\":{\"addr\":\"10.0.0.2\",\"port\":3},\"remote\":{\"addr\":\"10.0.1.1\",\"port\":"
+        "2}},"
+        "{\"local\":{\"addr\":\"::ffff:10.0.0.3\",\"port\":4},\"remote\":{\"addr\":\"10.0.1.1\","
+        "\"port\":2}},"
+        "{\"local\":{\"addr\":\"fd00::2\",\"port\":5},\"remote\":{\"addr\":\"fd00::1\",\"port\":2}}"
+        ","
+        "{\"local\":{\"addr\":\"0.0.0.0\",\"port\":6},\"remote\":{\"addr\":\"10.0.1.1\",\"port\":2}"
+        "},"
+        "{\"local\":{\"addr\":\"127.0.0.1\",\"port\":7},\"remote\":{\"addr\":\"10.0.1.1\",\"port\":"
+        "2}},"
+        "{\"local\":{\"addr\":\"::1\",\"port\":8},\"remote\":{\"addr\":\"fd00::1\",\"port\":2}}"
+        "],\"skipped\":[]}";
+    json_object *o = json_tokener_parse(img);
+    assert_non_null(o);
+    struct replay_addrs a = {0};
+    assert_int_equal(replay_addrs_add_image(&a, o), 3);
+    assert_int_equal(a.n_ips, 3);
+    assert_int_equal(a.ips[1].family, AF_INET); /* the v4-mapped one */
+    assert_int_equal(replay_addrs_add_image(&a, o), 0);
+    json_object_put(o);
+    o = json_tokener_parse("{\"connections\":[{\"local\":{\"addr\":\"bogus\"}}]}");
+    assert_int_equal(replay_addrs_add_image(&a, o), -EINVAL);
+    json_object_put(o);
+    o = json_tokener_parse("{\"connections\":{}}");
+    assert_int_equal(replay_addrs_add_image(&a, o), -EINVAL);
+    json_object_put(o);
+    assert_int_equal(replay_addrs_add_image(&a, NULL), -EINVAL);
+}
+
+static void test_taps_and_gate_refusals(void **state)
+{
+    (void)state;
+    struct replay_tap t;
+    assert_int_equal(replay_tap_set(&t, "vnet0", GUEST_MAC), 0);
+    assert_string_equal(t.name, "vnet0");
+    assert_memory_equal(t.mac, guest_mac, 6);
+    assert_int_equal(replay_tap_set(&t, "vnet 0", GUEST_MAC), -EINVAL);
+    assert_int_equal(replay_tap_set(&t, "vnet0", "ff:ff:ff:ff:ff:ff"), -EINVAL);
+    assert_int_equal(replay_tap_set(&t, "vnet0", "nonsense"), -EINVAL);
+
+    struct replay_addrs a;
+    addrs(&a);
+    struct replay_buf b;
+    replay_buf_init(&b, 0);
+    fill(&b, 3);
+    struct replay_send_stats st;
+    /* no taps: nothing sent, every frame is "other" */
+    assert_int_equal(replay_send_taps(&b, NULL, 0, &a, NULL, &st), 0);
+    assert_int_equal(st.sent, 0);
+    assert_int_equal(st.other, 3);
+    replay_tap_set(&t, "nosuchtap9", GUEST_MAC);
+    assert_int_equal(replay_send_taps(&b, &t, 1, &a, NULL, &st), -ENODEV);
+    replay_buf_free(&b);
+
+    /* gate_capture_add refuses before nft */
+    const char *taps[] = {"vnet0"}, *bad[] = {"vnet;0"};
+    assert_int_equal(gate_capture_add("dom", taps, 1, 0), -EINVAL);
+    assert_int_equal(gate_capture_add("dom", bad, 1, 7), -EINVAL);
+    assert_int_equal(gate_capture_add("dom", taps, 0, 7), -EINVAL);
+    assert_int_equal(gate_capture_add("", taps, 1, 7), -EINVAL);
+    assert_int_equal(gate_capture_add("dom", NULL, 1, 7), -EINVAL);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_addrs),     cmocka_unit_test(test_validate),
-        cmocka_unit_test(test_buf_bound), cmocka_unit_test(test_pcap_round_trip),
-        cmocka_unit_test(test_pcap_bad),  cmocka_unit_test(test_nflog_parse),
+        cmocka_unit_test(test_addrs),
+        cmocka_unit_test(test_validate),
+        cmocka_unit_test(test_buf_bound),
+        cmocka_unit_test(test_pcap_round_trip),
+        cmocka_unit_test(test_pcap_bad),
+        cmocka_unit_test(test_nflog_parse),
         cmocka_unit_test(test_refusals),
+        cmocka_unit_test(test_image_addrs),
+        cmocka_unit_test(test_taps_and_gate_refusals),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
