@@ -62,6 +62,8 @@ start_in "$NS_G" python3 -c '
 import socket, time
 l = socket.socket(); l.bind(("127.0.0.1", 0)); l.listen(1)
 c = socket.create_connection(l.getsockname()); s, _ = l.accept()
+g = socket.socket(); g.bind(("10.78.1.2", 0)); g.listen(1)
+gc = socket.create_connection(g.getsockname()); gs, _ = g.accept()
 open("'"$TMP"'/lo.ready", "w").close(); time.sleep(600)'
 wait_file "$TMP/lo.ready"
 st=$(qga guest-net-status)
@@ -71,10 +73,12 @@ validate_image "$TMP/img0.json"
 [ "$(jq '.connections | length' "$TMP/img0.json")" = 0 ] || fail "loopback pair was frozen"
 [ "$(jq '[.skipped[] | select(.reason=="loopback")] | length' "$TMP/img0.json")" = 2 ] ||
     fail "loopback pair not recorded: $(jq -c .skipped "$TMP/img0.json")"
-[ "$(jq '[.skipped[] | select(.reason=="listen")] | length' "$TMP/img0.json")" -ge 1 ] ||
-    fail "listener not recorded"
+[ "$(jq '[.skipped[] | select(.reason=="intra-guest")] | length' "$TMP/img0.json")" = 2 ] ||
+    fail "intra-guest pair (own address) not recorded: $(jq -c .skipped "$TMP/img0.json")"
+[ "$(jq '[.skipped[] | select(.reason=="listen")] | length' "$TMP/img0.json")" -ge 2 ] ||
+    fail "listeners not recorded"
 id=$(jq -r .image_id "$TMP/img0.json")
-ok "freeze: empty image validates, loopback and listen recorded"
+ok "freeze: empty image validates, loopback, intra-guest and listen recorded"
 
 # While frozen: only sync, ping, info, status, thaw (and verify, which needs the freeze).
 st=$(qga guest-net-status)
