@@ -33,6 +33,16 @@ done
 info=$("$QGA" "$VM_AGENT_SOCK" guest-info)
 step "agent $(jq -r .version <<<"$info"), $(jq '.supported_commands | length' <<<"$info") commands; 3 host connections in a row"
 
+# The clock step of guest-net-thaw, for real (safe here: it is the guest's clock). Forward one
+# hour, then back to the host's time: both applied, the second reported as backwards.
+c=$("$QGA" "$VM_AGENT_SOCK" guest-net-thaw "{\"host_time_ns\":$(($(date +%s%N) + 3600000000000))}")
+[ "$(jq -r .clock.applied <<<"$c")" = true ] && [ "$(jq -r .clock.backwards <<<"$c")" = false ] ||
+    fail "clock step forward: $c"
+c=$("$QGA" "$VM_AGENT_SOCK" guest-net-thaw "{\"host_time_ns\":$(date +%s%N)}")
+[ "$(jq -r .clock.applied <<<"$c")" = true ] && [ "$(jq -r .clock.backwards <<<"$c")" = true ] ||
+    fail "clock step back: $c"
+step "clock: stepped +1 h and back ($(jq -r .clock.step_ns <<<"$c") ns), reported backwards"
+
 vm_stream_start to-guest to-guest both 2
 vm_stream_start from-guest from-guest both 2
 vm_stream_wait_ready to-guest || fail "peer -> guest connections"
