@@ -299,7 +299,7 @@ static json_object *daemon_status_json(struct daemon *d)
                                                            UINT64_C(1000000000))));
     json_object_object_add(o, "socket", json_object_new_string(d->cfg.socket_path));
     json_object_object_add(o, "state_dir", json_object_new_string(d->cfg.state_dir));
-    json_object_object_add(o, "uri", json_object_new_string(d->virt->uri));
+    json_object_object_add(o, "uri", d->virt ? json_object_new_string(d->virt->uri) : NULL);
     json_object_object_add(o, "policy_dir", json_object_new_string(d->cfg.policy_dir));
     json_object_object_add(o, "metrics_file",
                            d->cfg.metrics_path[0] ? json_object_new_string(d->cfg.metrics_path)

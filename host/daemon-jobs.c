@@ -91,7 +91,8 @@ void daemon_stop(struct daemon *d, unsigned wait_s)
     if (d->running)
         log_info("waiting for %u job%s to finish or roll back", d->running,
                  d->running == 1 ? "" : "s");
-    while ((d->running || d->n_clients) && now_monotonic_ns() < deadline)
+    while ((d->running || d->n_clients || d->workers_done != d->workers_started) &&
+           now_monotonic_ns() < deadline)
         cond_wait_until(d, deadline);
     if (d->running)
         log_err("%u job%s still running after %u s; exiting anyway (the journal keeps their "
@@ -208,35 +209,38 @@ static void *worker(void *arg)
     struct daemon_job *j = arg;
     struct daemon *d = j->d;
     d->runner->run(d, j);
+    j->finished_real_ns = now_realtime_ns();
+
+    bool skipped = !strcmp(j->outcome, "skipped"), deferred = !strcmp(j->outcome, "deferred");
+    daemon_event(d,
+                 j->ok                 ? "info"
+                 : skipped || deferred ? "warn"
+                                       : "error",
+                 j->ok      ? "job-done"
+                 : skipped  ? "job-skipped"
+                 : deferred ? "job-deferred"
+                            : "job-failed",
+                 j->domain, j->policy ? j->policy->name : NULL, j->id, "%s of %s: %s%s%s",
+                 kind_name(j->kind), j->domain, j->outcome, j->message[0] ? ": " : "", j->message);
+    if (j->policy) {
+        if (deferred)
+            daemon_policy_deferred(d, j);
+        else
+            daemon_policy_settled(d, j);
+    }
 
     pthread_mutex_lock(&d->lock);
-    j->finished_real_ns = now_realtime_ns();
     j->state = DAEMON_JOB_DONE;
     release_locked(d, j->domain);
     d->running--;
     d->metrics.jobs_running = d->running;
     pthread_mutex_unlock(&d->lock);
-
-    daemon_event(d,
-                 j->ok                            ? "info"
-                 : !strcmp(j->outcome, "skipped") ? "warn"
-                                                  : "error",
-                 j->ok                             ? "job-done"
-                 : !strcmp(j->outcome, "skipped")  ? "job-skipped"
-                 : !strcmp(j->outcome, "deferred") ? "job-deferred"
-                                                   : "job-failed",
-                 j->domain, j->policy ? j->policy->name : NULL, j->id, "%s of %s: %s%s%s",
-                 kind_name(j->kind), j->domain, j->outcome, j->message[0] ? ": " : "", j->message);
-    if (j->policy) {
-        if (!strcmp(j->outcome, "deferred"))
-            daemon_policy_deferred(d, j);
-        else
-            daemon_policy_settled(d, j);
-    }
     daemon_metrics_flush(d);
 
+    /* Last, and nothing after it: daemon_stop frees d once running is 0 and it is woken. */
     pthread_mutex_lock(&d->lock);
-    pthread_cond_broadcast(&d->cond); /* last: daemon_stop may free d once running is 0 */
+    d->workers_done++;
+    pthread_cond_broadcast(&d->cond);
     pthread_mutex_unlock(&d->lock);
     return NULL;
 }
@@ -305,6 +309,7 @@ int daemon_job_start(struct daemon *d, struct daemon_job *tmpl, struct daemon_jo
             d->next_job_id++;
             d->jobs[d->n_jobs++] = j;
             d->running++;
+            d->workers_started++;
             d->metrics.jobs_running = d->running;
         }
     }

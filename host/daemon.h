@@ -130,6 +130,7 @@ struct daemon {
     size_t n_jobs;
     uint64_t next_job_id;
     unsigned running;
+    uint64_t workers_started, workers_done; /* a worker touches d until it counts itself done */
     struct daemon_claim claims[DAEMON_MAX_CLAIMS];
     size_t n_claims;
 

@@ -270,7 +270,7 @@ int main(int argc, char **argv)
     unlink(cfg.socket_path);
     daemon_stop(&d, DAEMON_STOP_WAIT_S);
     daemon_metrics_flush(&d);
-    bool jobs_left = d.running > 0;
+    bool jobs_left = d.running > 0 || d.workers_done != d.workers_started;
     if (!jobs_left) {
         daemon_free(&d);
         nc_virt_close(&v);

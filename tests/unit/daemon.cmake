@@ -1,0 +1,8 @@
+# netckptd unit tests: scheduler (fake clock), retention, policy parser (good and bad files
+# against the RNG), the daemon command table against schemas/daemon-commands.json, the job
+# table (busy domains, parallel jobs) with a fake runner, metrics.
+netckpt_unit_test(test-scheduler SOURCES test-scheduler.c LIBS netckpt-daemon-core)
+netckpt_unit_test(test-retention SOURCES test-retention.c LIBS netckpt-daemon-core)
+netckpt_unit_test(test-policy SOURCES test-policy.c LIBS netckpt-daemon-core)
+netckpt_unit_test(test-daemon-schema SOURCES test-daemon-schema.c LIBS netckpt-daemon)
+netckpt_unit_test(test-daemon-jobs SOURCES test-daemon-jobs.c LIBS netckpt-daemon)

@@ -1,0 +1,129 @@
+/* schemas/daemon-commands.json and host/daemon-commands.c must agree: the same commands in the
+ * same order, the same arguments with the same JSON types and required flags, and the
+ * protocol limits the daemon applies. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "host/daemon.h"
+
+static json_object *schema;
+
+static int load(void **state)
+{
+    const char *src = getenv("NETCKPT_SOURCE_DIR");
+    char path[4096];
+    snprintf(path, sizeof(path), "%s/schemas/daemon-commands.json", src ? src : ".");
+    schema = json_object_from_file(path);
+    if (!schema)
+        fprintf(stderr, "cannot load %s: %s\n", path, json_util_get_last_err());
+    return schema ? 0 : -1;
+}
+
+static int unload(void **state)
+{
+    json_object_put(schema);
+    return 0;
+}
+
+static json_object *get(json_object *o, const char *key, json_type t)
+{
+    json_object *v = NULL;
+    if (!json_object_object_get_ex(o, key, &v) || !json_object_is_type(v, t))
+        fail_msg("schema: member '%s' missing or of the wrong type in %s", key,
+                 json_object_to_json_string(o));
+    return v;
+}
+
+static json_type type_of(const char *name)
+{
+    if (!strcmp(name, "string"))
+        return json_type_string;
+    if (!strcmp(name, "boolean"))
+        return json_type_boolean;
+    if (!strcmp(name, "integer"))
+        return json_type_int;
+    if (!strcmp(name, "object"))
+        return json_type_object;
+    if (!strcmp(name, "array"))
+        return json_type_array;
+    fail_msg("schema: unknown type %s", name);
+    return json_type_null;
+}
+
+static void test_commands_agree(void **state)
+{
+    json_object *cmds = get(schema, "commands", json_type_array);
+    size_t n;
+    const struct daemon_command *tab = daemon_commands(&n);
+    assert_int_equal(n, DAEMON_COMMAND_COUNT);
+    if (json_object_array_length(cmds) != n)
+        fail_msg("schema lists %zu commands, host/daemon-commands.c %zu",
+                 json_object_array_length(cmds), n);
+    for (size_t i = 0; i < n; i++) {
+        json_object *c = json_object_array_get_idx(cmds, i);
+        const char *name = json_object_get_string(get(c, "name", json_type_string));
+        if (strcmp(name, tab[i].name) != 0)
+            fail_msg("command %zu: schema says %s, code says %s", i, name, tab[i].name);
+        assert_non_null(tab[i].handler);
+        get(c, "description", json_type_string);
+        get(c, "returns", json_type_object);
+        json_object *args = get(c, "arguments", json_type_object);
+        size_t n_code = 0;
+        for (const struct daemon_arg *a = tab[i].args; a->name; a++, n_code++) {
+            json_object *sa = NULL;
+            if (!json_object_object_get_ex(args, a->name, &sa))
+                fail_msg("%s: argument %s is in the code, not in the schema", name, a->name);
+            json_type t = type_of(json_object_get_string(get(sa, "type", json_type_string)));
+            if (t != a->type)
+                fail_msg("%s.%s: schema type %s, code type %s", name, a->name, json_type_to_name(t),
+                         json_type_to_name(a->type));
+            bool req = json_object_get_boolean(get(sa, "required", json_type_boolean));
+            if (req != a->required)
+                fail_msg("%s.%s: required is %d in the schema, %d in the code", name, a->name, req,
+                         a->required);
+            get(sa, "description", json_type_string);
+        }
+        if ((size_t)json_object_object_length(args) != n_code)
+            fail_msg("%s: the schema has %d arguments, the code %zu", name,
+                     json_object_object_length(args), n_code);
+    }
+}
+
+static void test_protocol_agrees(void **state)
+{
+    json_object *p = get(schema, "protocol", json_type_object);
+    assert_int_equal(json_object_get_int64(get(p, "max-request-bytes", json_type_int)),
+                     DAEMON_MAX_REQUEST);
+    assert_int_equal(json_object_get_int64(get(p, "max-depth", json_type_int)), DAEMON_MAX_DEPTH);
+    assert_string_equal(json_object_get_string(get(p, "socket", json_type_string)),
+                        DAEMON_DEFAULT_SOCKET);
+    /* every listed error class is one qga knows */
+    json_object *cl = get(schema, "error-classes", json_type_array);
+    for (size_t i = 0; i < json_object_array_length(cl); i++) {
+        enum qga_error_class c;
+        const char *name = json_object_get_string(json_object_array_get_idx(cl, i));
+        if (!qga_error_class_from_name(name, &c))
+            fail_msg("unknown error class %s", name);
+    }
+    /* the table is one qga_server accepts */
+    struct qga_command table[DAEMON_COMMAND_COUNT];
+    daemon_command_table(table);
+    struct qga_server s;
+    assert_int_equal(qga_server_init(&s, table, DAEMON_COMMAND_COUNT, NULL, NULL), 0);
+    qga_server_free(&s);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_commands_agree),
+        cmocka_unit_test(test_protocol_agrees),
+    };
+    return cmocka_run_group_tests(tests, load, unload);
+}
