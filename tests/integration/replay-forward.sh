@@ -10,8 +10,11 @@ N=50
 start_hold "$TMP/hold.out" hold-forward dom-f --mac "$GUEST_MAC" --ip "$GUEST_IP" \
     --pcap "$TMP/held.pcap"
 T="$(hx "$GATECTL" table-name dom-f)_hold"
-hx nft list table inet "$T" | grep -q "ip daddr $GUEST_IP .*log group" || fail "no inet hold rule"
-hx nft list table bridge "$T" | grep -q "ether daddr $GUEST_MAC .*log group" || fail "no bridge hold rule"
+# (here-strings, not pipes into grep -q: with pipefail, nft's SIGPIPE would fail the pipe)
+inet=$(hx nft list table inet "$T")
+bridge=$(hx nft list table bridge "$T")
+grep -q "ip daddr $GUEST_IP .*log group" <<<"$inet" || fail "no inet hold rule: $inet"
+grep -q "ether daddr $GUEST_MAC .*log group" <<<"$bridge" || fail "no bridge hold rule: $bridge"
 hx ip link del "$TAP" # the VM stopped: libvirt removed its tap
 px $CHECK send "$GUEST_IP" $N --size 200 --other "$OTHER_IP" --every 10
 held_count() { hx nft list table inet "$T" | sed -n 's/.*counter packets \([0-9]*\).*/\1/p'; }

@@ -34,6 +34,8 @@ replay_cleanup() {
     # Deleting a namespace removes its taps, veths and nft tables.
     ip netns del "$NS_H" 2>/dev/null
     ip netns del "$NS_P" 2>/dev/null
+    # KEEP_TMP=1: keep the pcaps and outputs in /tmp/replay-keep-PID for a look.
+    [ -n "${KEEP_TMP:-}" ] && cp -r "$TMP" "/tmp/replay-keep-$$"
     rm -rf "$TMP"
     ((rc)) && echo "FAIL (rc=$rc)" >&2
     exit $rc

@@ -1,7 +1,9 @@
 /* tests/tools/tapcap.c: the guest end of a real tap for the replay tests. Attaches to an
  * existing tap (TUNSETIFF, IFF_TAP|IFF_NO_PI; carrier up), prints "attached", then keeps every
- * frame the host sends to the guest until it has MAX frames, SECONDS pass, or SIGTERM comes,
- * and writes them to OUT as a pcap file (host/replay's writer). It never writes into the tap.
+ * unicast frame the host sends to the guest until it has MAX of them, SECONDS pass, or SIGTERM
+ * comes, and writes them to OUT as a pcap file (host/replay's writer). Group-addressed frames
+ * (IGMP reports, ARP requests a bridge or the host floods) are not counted or kept: the tests
+ * are about the unicast frames for the guest. It never writes into the tap.
  * usage: tapcap IFNAME OUT.pcap MAX SECONDS */
 #include "host/replay.h"
 #include "common/util.h"
@@ -64,7 +66,7 @@ int main(int argc, char **argv)
             break;
         if (r > 0 && (p[0].revents & POLLIN)) {
             ssize_t n = read(fd, frame, sizeof(frame));
-            if (n >= (ssize_t)REPLAY_MIN_FRAME && n <= (ssize_t)REPLAY_MAX_FRAME)
+            if (n >= (ssize_t)REPLAY_MIN_FRAME && n <= (ssize_t)REPLAY_MAX_FRAME && !(frame[0] & 1))
                 replay_buf_add(&b, now_realtime_ns(), frame, (size_t)n);
         }
     }
