@@ -678,6 +678,8 @@ int main(int argc, char **argv)
         return 2;
     }
     cfg.set_clock = a.clock_step;
+    const char *nosent = getenv("NETCKPT_AGENT_NO_SENTINEL");
+    cfg.no_sentinel = nosent && !strcmp(nosent, "1");
     const char *fault = getenv("NETCKPT_AGENT_FAULT_FREEZE_AT");
     if (fault && *fault) {
         cfg.fault_freeze_at = strtoul(fault, NULL, 10);

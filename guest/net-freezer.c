@@ -2,13 +2,17 @@
 #include "guest/net-freezer.h"
 
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <netinet/tcp.h>
 #include <signal.h>
 #include <string.h>
+#include <poll.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 
 #include "common/log.h"
@@ -50,7 +54,10 @@ void net_freezer_init(struct net_freezer *nf, const struct net_freezer_config *c
     if (!nf->cfg.freeze_timeout_ms)
         nf->cfg.freeze_timeout_ms = NET_FREEZER_DEFAULT_TIMEOUT_MS;
     quiesce_init(&nf->qs);
+    nf->sentinel_fd = -1;
 }
+
+static void sentinel_stop(struct net_freezer *nf);
 
 static void close_fds(struct net_freezer *nf)
 {
@@ -63,6 +70,7 @@ static void close_fds(struct net_freezer *nf)
 
 void net_freezer_done(struct net_freezer *nf)
 {
+    sentinel_stop(nf);
     close_fds(nf);
     socket_image_free(&nf->img);
     quiesce_done(&nf->qs);
@@ -495,6 +503,111 @@ static int take_socket(const struct pending_sock *p)
     return -ENOENT;
 }
 
+/* ---- sentinel ---- */
+
+/* In the child: wait for a word from the agent, its death (EOF) or the deadline plus grace.
+ * Only the latter two make it thaw. Never returns. */
+/* Keep only stdio, the pipe and the frozen sockets: the agent's transport (an exclusive
+ * virtio port, the host's connection) must close when the agent does. */
+static void sentinel_close_others(struct net_freezer *nf, int rfd)
+{
+    DIR *d = opendir("/proc/self/fd");
+    if (!d)
+        return;
+    int dfd = dirfd(d);
+    struct dirent *de;
+    while ((de = readdir(d))) {
+        int fd = atoi(de->d_name);
+        if (de->d_name[0] == '.' || fd <= 2 || fd == rfd || fd == dfd)
+            continue;
+        bool keep = false;
+        for (size_t i = 0; i < nf->img.n_conns && !keep; i++)
+            keep = nf->fds[i] == fd;
+        if (!keep)
+            close(fd);
+    }
+    closedir(d);
+}
+
+static _Noreturn void sentinel_run(struct net_freezer *nf, int rfd)
+{
+    (void)prctl(PR_SET_NAME, "netckpt-sentinel");
+    sentinel_close_others(nf, rfd);
+    uint64_t until = nf->deadline_mono_ns + NET_FREEZER_SENTINEL_GRACE_MS * 1000000ull;
+    const char *why = NULL;
+    for (;;) {
+        uint64_t now = now_monotonic_ns();
+        if (now >= until) {
+            why = "the agent did not thaw by the watchdog deadline";
+            break;
+        }
+        struct pollfd p = {.fd = rfd, .events = POLLIN};
+        int ms = (int)((until - now) / 1000000ull) + 1;
+        int r = poll(&p, 1, ms);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r > 0) {
+            char c;
+            ssize_t n = read(rfd, &c, 1);
+            if (n > 0)
+                _exit(0); /* the agent thaws itself */
+            if (n == 0 || (errno != EINTR && errno != EAGAIN)) {
+                why = "the agent died";
+                break;
+            }
+        }
+    }
+    size_t thawed = 0;
+    for (size_t i = 0; i < nf->img.n_conns; i++) {
+        if (nf->fds[i] < 0)
+            continue;
+        if (tcp_repair_thaw(nf->fds[i], &nf->img.conns[i].st, true) < 0)
+            (void)repair_off_if_on(nf->fds[i]);
+        else
+            thawed++;
+    }
+    log_warn("sentinel: %s while frozen; thawed %zu of %zu sockets", why, thawed, nf->img.n_conns);
+    if (strcmp(why, "the agent died") == 0)
+        state_file_clear(nf);
+    _exit(0);
+}
+
+static void sentinel_start(struct net_freezer *nf)
+{
+    int p[2];
+    if (nf->cfg.no_sentinel || pipe2(p, O_CLOEXEC) < 0)
+        return;
+    pid_t pid = fork();
+    if (pid < 0) {
+        log_warn("no sentinel (fork: %m); a killed agent's sockets wait for the next agent");
+        close(p[0]);
+        close(p[1]);
+        return;
+    }
+    if (pid == 0) {
+        close(p[1]);
+        sentinel_run(nf, p[0]);
+    }
+    close(p[0]);
+    nf->sentinel_pid = pid;
+    nf->sentinel_fd = p[1];
+}
+
+/* Dismiss the sentinel (it exits without touching anything) and reap it. */
+static void sentinel_stop(struct net_freezer *nf)
+{
+    if (nf->sentinel_fd >= 0) {
+        (void)!write(nf->sentinel_fd, "x", 1);
+        close(nf->sentinel_fd);
+        nf->sentinel_fd = -1;
+    }
+    if (nf->sentinel_pid > 0) {
+        while (waitpid(nf->sentinel_pid, NULL, 0) < 0 && errno == EINTR)
+            ;
+        nf->sentinel_pid = 0;
+    }
+}
+
 /* Remember the connections of this freeze for reset-stale after the thaw. */
 static void remember_keys(struct net_freezer *nf)
 {
@@ -697,6 +810,7 @@ int net_freezer_freeze(struct net_freezer *nf, const struct net_freeze_opts *o, 
     }
     nf->n_freezes++;
     remember_keys(nf);
+    sentinel_start(nf);
     uint64_t t_end = now_monotonic_ns();
     log_debug("freeze phases: discover+quiesce %.1f ms, state file %.1f ms, take+repair+dump "
               "%.1f ms, state file + image JSON %.1f ms",
@@ -800,6 +914,8 @@ int net_freezer_thaw(struct net_freezer *nf, enum net_thaw_reason why,
     uint64_t t0 = now_monotonic_ns();
     uint64_t frozen_ms = 0;
     if (was) {
+        /* First, so that it holds no copy of a socket we are about to close. */
+        sentinel_stop(nf);
         for (size_t i = 0; i < nf->img.n_conns; i++) {
             const struct image_conn *c = &nf->img.conns[i];
             int r = tcp_repair_thaw(nf->fds[i], &c->st, o->window_probe);
@@ -888,6 +1004,8 @@ json_object *net_freezer_status(const struct net_freezer *nf)
             o, "frozen_ms",
             json_object_new_int64((int64_t)((now - nf->since_mono_ns) / 1000000ull)));
         json_object_object_add(o, "timeout_ms", json_object_new_int64(nf->timeout_ms));
+        if (nf->sentinel_pid > 0)
+            json_object_object_add(o, "sentinel_pid", json_object_new_int(nf->sentinel_pid));
         uint64_t left = nf->deadline_mono_ns > now ? nf->deadline_mono_ns - now : 0;
         json_object_object_add(o, "watchdog_ms_left",
                                json_object_new_int64((int64_t)(left / 1000000ull)));

@@ -27,6 +27,9 @@
 #define NET_FREEZER_DEFAULT_TIMEOUT_MS 30000u
 #define NET_FREEZER_MAX_TIMEOUT_MS     (24u * 3600u * 1000u)
 #define NET_FREEZER_STATE_FILE         "/run/netckpt-agent.state"
+/* The sentinel acts this long after the watchdog deadline if the agent has not thawed by then
+ * (the agent is stuck, not dead: dead is noticed at once). */
+#define NET_FREEZER_SENTINEL_GRACE_MS 5000u
 /* A dump can race owners that were still running: scan, quiesce new owners, rescan. */
 #define NET_FREEZER_MAX_ROUNDS 4
 
@@ -39,6 +42,7 @@ struct net_freezer_config {
      * entered repair mode, to exercise the rollback. 0: off. */
     size_t fault_freeze_at;
     bool fault_crash; /* NETCKPT_AGENT_FAULT_CRASH=1: SIGKILL ourselves there instead */
+    bool no_sentinel; /* tests: exercise the state-file recovery alone */
 };
 
 enum net_thaw_reason {
@@ -95,6 +99,11 @@ struct net_freezer {
     int *fds;
     struct quiesce_set qs;
     size_t n_procs;
+    /* A forked child holding copies of the frozen fds: it thaws them the moment the agent
+     * dies (the kernel releases the owners at once then, so a restart would come too late),
+     * or if the agent is stuck past the watchdog. */
+    pid_t sentinel_pid;
+    int sentinel_fd; /* our end of its pipe; -1 when none */
 
     uint64_t n_freezes;
     struct net_thaw_summary last_thaw;

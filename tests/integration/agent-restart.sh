@@ -19,7 +19,27 @@ traffic() { # PORT: start server+client (tolerant of repair-mode errors), wait u
     wait_file "$TMP/c$port.ready"
 }
 
-# --- SIGKILL while frozen, then a new agent thaws
+# --- SIGKILL of the agent alone: its sentinel thaws at once, before any restart
+start_agent
+traffic 5000
+gate_on
+qga guest-net-freeze >/dev/null
+sent=$(jget "$(qga guest-net-status)" .sentinel_pid)
+[ "$sent" -gt 0 ] 2>/dev/null || fail "no sentinel while frozen"
+kill -9 "$AGENT_PID"
+wait "$AGENT_PID" 2>/dev/null || true
+for i in $(seq 1 100); do kill -0 "$sent" 2>/dev/null || break; sleep 0.05; done
+grep -q 'sentinel: the agent died while frozen; thawed 3 of 3 sockets' "$TMP/agent.log" ||
+    fail "sentinel did not thaw"
+[ ! -e "$STATE" ] || fail "sentinel left the state file"
+! is_traced "$CLI" || fail "owner still stopped after its tracer died"
+gate_off
+wait_pid "$CLI" || fail "client failed"
+wait_pid "$SRV" || fail "server failed"
+compare_streams "$TMP/c5000.json" "$TMP/s5000.json" || fail "streams differ after the sentinel's thaw"
+ok "SIGKILL: the sentinel thawed every socket at once; streams byte-exact"
+
+# --- SIGKILL of the sentinel and the agent: a new agent thaws from the state file
 start_agent
 traffic 5001
 gate_on
@@ -29,6 +49,7 @@ validate_image "$TMP/img.json"
     fail "state file does not record the freeze: $(head -c 300 "$STATE")"
 [ "$(jq '.sockets | length' "$STATE")" = 3 ] || fail "state file sockets"
 is_traced "$CLI" || fail "client not quiesced"
+kill -9 "$(jget "$(qga guest-net-status)" .sentinel_pid)"
 kill -9 "$AGENT_PID"
 wait "$AGENT_PID" 2>/dev/null || true
 # Tracer exit detaches: the owner runs again without anyone resuming it.
@@ -47,7 +68,33 @@ gate_off
 wait_pid "$CLI" || fail "client failed"
 wait_pid "$SRV" || fail "server failed"
 compare_streams "$TMP/c5001.json" "$TMP/s5001.json" || fail "streams differ after recovery"
-ok "restart after SIGKILL: state file recovery thawed 3 sockets; streams byte-exact"
+ok "restart after SIGKILL (sentinel killed too): state file recovery thawed 3 sockets; streams byte-exact"
+
+# --- a stuck agent (SIGSTOP): the sentinel thaws the sockets after the watchdog deadline plus
+# its grace; the owners stay stopped until the agent runs again and its watchdog releases them.
+kill -TERM "$AGENT_PID"; wait_pid "$AGENT_PID" || fail "agent exit"
+start_agent --freeze-timeout 1
+traffic 5004
+gate_on
+qga guest-net-freeze >/dev/null
+kill -STOP "$AGENT_PID"
+for i in $(seq 1 300); do
+    grep -q 'sentinel: the agent did not thaw by the watchdog deadline' "$TMP/agent.log" && break
+    sleep 0.1
+done
+grep -q 'sentinel: the agent did not thaw by the watchdog deadline while frozen; thawed 3 of 3' \
+    "$TMP/agent.log" || fail "sentinel did not act on a stuck agent"
+is_traced "$CLI" || fail "the sentinel cannot release owners; they should still be stopped"
+kill -CONT "$AGENT_PID"
+for i in $(seq 1 100); do is_traced "$CLI" || break; sleep 0.1; done
+! is_traced "$CLI" || fail "owner not released after the agent resumed"
+st=$(qga guest-net-status)
+[ "$(jget "$st" .last_thaw.reason)" = watchdog ] || fail "after SIGCONT: $st"
+gate_off
+wait_pid "$CLI" || fail "client failed"
+wait_pid "$SRV" || fail "server failed"
+compare_streams "$TMP/c5004.json" "$TMP/s5004.json" || fail "streams differ (stuck agent)"
+ok "stuck agent: the sentinel thawed the sockets, the agent released the owners on resuming"
 
 # --- SIGTERM while frozen: thaw, then exit 0
 traffic 5002
