@@ -539,6 +539,82 @@ static uint16_t ip_csum(const uint8_t *p, size_t len)
     return (uint16_t)~s;
 }
 
+static uint32_t sum16(const uint8_t *p, size_t len, uint32_t s)
+{
+    for (size_t i = 0; i + 1 < len; i += 2)
+        s += be16(p + i);
+    if (len & 1)
+        s += (uint32_t)p[len - 1] << 8;
+    return s;
+}
+
+static uint16_t fold(uint32_t s)
+{
+    while (s >> 16)
+        s = (s & 0xffff) + (s >> 16);
+    return (uint16_t)s;
+}
+
+/* A TCP/UDP checksum the sender left to offload (CHECKSUM_PARTIAL: the field holds only the
+ * folded pseudo-header sum, as for traffic from a local veth, a bridged VM or the host). The
+ * frame was captured before any device finished it, and AF_PACKET sends it as it is, so the
+ * guest would drop it: complete it. A checksum that is simply wrong is left wrong (the guest
+ * drops that frame as it would have). The frame must already be valid (validate_l3). */
+static void complete_partial_csum(uint8_t *f, size_t len)
+{
+    uint16_t type = be16(f + 12);
+    uint8_t *ip = f + ETH_HLEN_;
+    uint8_t proto;
+    const uint8_t *src, *dst;
+    size_t alen, l4off, l4len;
+    if (type == ETHTYPE_IPV4) {
+        if (be16(ip + 6) & 0x3fff) /* a fragment: the checksum covers the whole datagram */
+            return;
+        proto = ip[9];
+        alen = 4;
+        src = ip + 12;
+        dst = ip + 16;
+        l4off = (size_t)(ip[0] & 0x0f) * 4;
+        l4len = be16(ip + 2) - l4off;
+    } else {
+        proto = ip[6]; /* only when TCP/UDP follows the fixed header directly */
+        alen = 16;
+        src = ip + 8;
+        dst = ip + 24;
+        l4off = 40;
+        l4len = be16(ip + 4);
+    }
+    size_t coff = proto == 6 ? 16 : proto == 17 ? 6 : 0;
+    if (!coff || l4len < coff + 2 || ETH_HLEN_ + l4off + l4len > len)
+        return;
+    uint8_t *l4 = ip + l4off;
+    uint16_t field = be16(l4 + coff);
+    if (proto == 17 && type == ETHTYPE_IPV4 && field == 0) /* no checksum */
+        return;
+    uint32_t pseudo = sum16(src, alen, 0);
+    pseudo = sum16(dst, alen, pseudo);
+    pseudo += proto + (uint32_t)(l4len & 0xffff) + (uint32_t)(l4len >> 16);
+    if (fold(sum16(l4, l4len, pseudo)) == 0xffff) /* already complete and right */
+        return;
+    if (field != fold(pseudo))
+        return;
+    l4[coff] = l4[coff + 1] = 0;
+    uint16_t c = (uint16_t)~fold(sum16(l4, l4len, pseudo));
+    if (proto == 17 && c == 0)
+        c = 0xffff;
+    l4[coff] = (uint8_t)(c >> 8);
+    l4[coff + 1] = (uint8_t)c;
+}
+
+/* Keep a frame from the kernel: validated, and with an offloaded checksum completed. */
+static void keep_frame(const struct replay_addrs *a, struct replay_buf *b, uint64_t ts, uint8_t *f,
+                       size_t len)
+{
+    if (replay_validate_frame(a, f, len) == REPLAY_OK)
+        complete_partial_csum(f, len);
+    replay_buf_add_checked(b, a, ts, f, len);
+}
+
 /* A frame for an L3 packet logged on the hold path: the destination IP's MAC, a zero source
  * (filled in at replay with the tap's), TTL/hop limit lowered as forwarding would have. */
 static void keep_l3(const struct replay_addrs *a, struct replay_buf *b, uint64_t ts, int family,
@@ -573,7 +649,7 @@ static void keep_l3(const struct replay_addrs *a, struct replay_buf *b, uint64_t
             l3[7]--;
         }
     }
-    replay_buf_add_checked(b, a, ts, scratch, ETH_HLEN_ + len);
+    keep_frame(a, b, ts, scratch, ETH_HLEN_ + len);
 }
 
 struct nfattrs {
@@ -652,10 +728,12 @@ static void handle_packet(const struct replay_addrs *a, struct replay_buf *b, ui
     switch (family) {
     case NFPROTO_NETDEV:
         /* At the egress hook the skb holds the whole frame. */
-        if (x->has_hdr && x->hook == NF_NETDEV_EGRESS)
-            replay_buf_add_checked(b, a, ts, x->payload, x->payload_len);
-        else
+        if (x->has_hdr && x->hook == NF_NETDEV_EGRESS && x->payload_len <= REPLAY_MAX_FRAME) {
+            memcpy(scratch, x->payload, x->payload_len);
+            keep_frame(a, b, ts, scratch, x->payload_len);
+        } else {
             b->rejected_pkts++;
+        }
         break;
     case NFPROTO_BRIDGE:
         if (!x->l2hdr || x->l2hdr_len != ETH_HLEN_ ||
@@ -665,7 +743,7 @@ static void handle_packet(const struct replay_addrs *a, struct replay_buf *b, ui
         }
         memcpy(scratch, x->l2hdr, ETH_HLEN_);
         memcpy(scratch + ETH_HLEN_, x->payload, x->payload_len);
-        replay_buf_add_checked(b, a, ts, scratch, ETH_HLEN_ + x->payload_len);
+        keep_frame(a, b, ts, scratch, ETH_HLEN_ + x->payload_len);
         break;
     case NFPROTO_IPV4:
         keep_l3(a, b, ts, AF_INET, x->payload, x->payload_len, scratch);

@@ -8,8 +8,10 @@
   same PCAP_A PCAP_B N                               the first N frames of both are byte-equal
   inject IN OUT MAC_OTHER IP_OTHER                   OUT = IN plus a frame for another MAC, one for
                                                      another IP, a VLAN-tagged and a cut one
-  routed PCAP SRC_MAC DST_MAC TTL                   every frame: those MACs, that TTL, a valid IPv4
-                                                     header checksum
+  routed PCAP SRC_MAC DST_MAC TTL                   every frame: those MACs, that TTL, valid IPv4
+                                                     header and UDP checksums
+  csum PCAP                                          every IPv4 frame: valid header and UDP/TCP
+                                                     checksums (what the guest's stack checks)
 """
 import socket
 import struct
@@ -54,6 +56,19 @@ def csum(b):
     while s >> 16:
         s = (s & 0xFFFF) + (s >> 16)
     return (~s) & 0xFFFF
+
+
+def l4_ok(fr):
+    ihl = (fr[14] & 0x0F) * 4
+    if csum(fr[14:14 + ihl]) != 0:
+        return False
+    proto = fr[14 + 9]
+    tot = struct.unpack(">H", fr[16:18])[0]
+    l4 = fr[14 + ihl:14 + tot]
+    if proto not in (6, 17) or (proto == 17 and l4[6:8] == b"\0\0"):
+        return True
+    pseudo = fr[26:34] + bytes([0, proto]) + struct.pack(">H", len(l4))
+    return csum(pseudo + l4 + (b"\0" if len(l4) % 2 else b"")) == 0
 
 
 def main(a):
@@ -124,9 +139,16 @@ def main(a):
         ttl = int(a[4])
         for i, fr in enumerate(frames):
             ihl = (fr[14] & 0x0F) * 4
-            if fr[:6] != dst or fr[6:12] != src or fr[14 + 8] != ttl or csum(fr[14:14 + ihl]) != 0:
+            if fr[:6] != dst or fr[6:12] != src or fr[14 + 8] != ttl or not l4_ok(fr):
                 print("frame %d: dst %s src %s ttl %d csum %04x" %
                       (i, fr[:6].hex(), fr[6:12].hex(), fr[22], csum(fr[14:14 + ihl])))
+                return 1
+        return 0
+    if cmd == "csum":
+        _, frames = read_pcap(a[1])
+        for i, fr in enumerate(frames):
+            if fr[12:14] == b"\x08\x00" and not l4_ok(fr):
+                print("frame %d: bad checksum: %s" % (i, fr.hex()))
                 return 1
         return 0
     print(__doc__)

@@ -41,6 +41,9 @@ seqs=$($CHECK seqs "$TMP/got.pcap")
 [[ $(head -n $N <<<"$seqs" | tr '\n' ' ') == "$(seq 0 $((N - 1)) | tr '\n' ' ')" ]] || fail "not in order: $seqs"
 [[ $(tail -n 1 <<<"$seqs") == marker ]] || fail "the marker is not last"
 ! grep -q stranger <<<"$seqs" || fail "a stranger's frame reached the guest"
+# The peer's stack left the UDP checksum to offload (veth); the replayed frame must carry a
+# complete one, or the guest's stack drops it.
+$CHECK csum "$TMP/got.pcap" || fail "a replayed frame has a bad checksum"
 ok "replayed into the tap: byte-exact, in order, before live traffic, nothing for the stranger"
 
 # Restore path: frames from a bundle's pcap, with hostile ones injected, replayed by send.

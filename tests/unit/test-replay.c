@@ -560,6 +560,68 @@ static void test_nflog_parse(void **state)
     replay_buf_free(&b);
 }
 
+/* One's complement sum of the pseudo header + UDP part of an IPv4/UDP frame (check included). */
+static uint16_t udp_sum(const uint8_t *f)
+{
+    const uint8_t *ip = f + 14, *udp = ip + 20;
+    size_t ulen = (size_t)(udp[4] << 8 | udp[5]);
+    uint32_t s = 0;
+    for (int i = 12; i < 20; i += 2)
+        s += (uint32_t)(ip[i] << 8 | ip[i + 1]);
+    s += 17 + (uint32_t)ulen;
+    for (size_t i = 0; i + 1 < ulen; i += 2)
+        s += (uint32_t)(udp[i] << 8 | udp[i + 1]);
+    if (ulen & 1)
+        s += (uint32_t)udp[ulen - 1] << 8;
+    while (s >> 16)
+        s = (s & 0xffff) + (s >> 16);
+    return (uint16_t)s;
+}
+
+static void test_partial_checksum(void **state)
+{
+    (void)state;
+    struct replay_addrs a;
+    addrs(&a);
+    uint8_t f[256];
+    size_t n = v4_frame(f, guest_mac, "10.0.0.2", 21);
+    uint8_t *udp = f + 14 + 20;
+    udp[4] = 0;
+    udp[5] = 8 + 21;
+    /* CHECKSUM_PARTIAL: the field holds the folded pseudo-header sum only */
+    uint32_t ps = 0;
+    for (int i = 12; i < 20; i += 2)
+        ps += (uint32_t)(f[14 + i] << 8 | f[14 + i + 1]);
+    ps += 17 + 8 + 21;
+    while (ps >> 16)
+        ps = (ps & 0xffff) + (ps >> 16);
+    udp[6] = (uint8_t)(ps >> 8);
+    udp[7] = (uint8_t)ps;
+    assert_int_not_equal(udp_sum(f), 0xffff);
+
+    uint8_t wrong[256];
+    memcpy(wrong, f, n);
+    wrong[14 + 20 + 6] ^= 0x55; /* simply wrong: must stay wrong */
+
+    struct msgb m = {0};
+    msg_begin(&m, NFPROTO_NETDEV);
+    msg_hdr(&m, NF_NETDEV_EGRESS);
+    msg_attr(&m, NFULA_PAYLOAD, f, n);
+    msg_end(&m);
+    msg_begin(&m, NFPROTO_NETDEV);
+    msg_hdr(&m, NF_NETDEV_EGRESS);
+    msg_attr(&m, NFULA_PAYLOAD, wrong, n);
+    msg_end(&m);
+    struct replay_buf b;
+    replay_buf_init(&b, 0);
+    assert_int_equal(replay_nflog_parse(m.buf, m.len, &a, &b), 2);
+    assert_int_equal(b.n, 2);
+    assert_int_equal(udp_sum(replay_buf_frame(&b, 0)), 0xffff);
+    assert_memory_equal(replay_buf_frame(&b, 0), f, 14 + 20 + 6); /* only the checksum moved */
+    assert_memory_equal(replay_buf_frame(&b, 1), wrong, n);
+    replay_buf_free(&b);
+}
+
 static void test_refusals(void **state)
 {
     (void)state;
@@ -668,6 +730,7 @@ int main(void)
         cmocka_unit_test(test_refusals),
         cmocka_unit_test(test_image_addrs),
         cmocka_unit_test(test_taps_and_gate_refusals),
+        cmocka_unit_test(test_partial_checksum),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
