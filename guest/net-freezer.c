@@ -766,6 +766,20 @@ int net_freezer_freeze(struct net_freezer *nf, const struct net_freeze_opts *o, 
 
         char lb[INET6_ADDRSTRLEN], rb[INET6_ADDRSTRLEN];
         r = tcp_repair_freeze(fd, &c->st);
+        if (r == -EOPNOTSUPP) {
+            /* Its state moved to one without a stream since we looked (a timer fired):
+             * untouched, so just leave it out. */
+            close(fd);
+            free(c->owners);
+            memset(c, 0, sizeof(*c));
+            nf->img.n_conns--;
+            r = add_skipped(&nf->img, &skipped_cap, &p->diag, SKIP_NOT_OWNED);
+            if (r < 0) {
+                qga_error_errno(err, r, "freeze");
+                goto fail;
+            }
+            continue;
+        }
         if (r < 0) {
             /* Its saved settings are unknown: leave repair mode without touching them, and
              * keep it out of the rollback. */
