@@ -77,6 +77,7 @@ int tap_watch_init_conns(struct tap_watch *w, json_object *image)
         t->snd_una = snd_seq - unacked - unsent;
         t->snd_nxt = t->snd_una + unacked;
         t->rcv_nxt = (uint32_t)get_int(c, "rcv_seq", 0);
+        t->queued = unacked + unsent > 0;
         w->n++;
     }
     return 0;
@@ -278,7 +279,7 @@ static bool settled(const struct tap_watch *w)
         const struct tap_watch_conn *c = &w->c[i];
         if (c->rst || c->stale)
             continue;
-        if (!c->first_peer_ns || !c->first_data_ns)
+        if (!c->first_peer_ns || (c->queued && !c->first_data_ns))
             return false;
     }
     return true;

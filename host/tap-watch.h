@@ -26,6 +26,7 @@ struct tap_watch_conn {
     struct in6_addr gaddr, paddr; /* guest (local) and peer (remote), v4 stored v4-mapped */
     uint16_t gport, pport;
     uint32_t snd_una, snd_nxt, rcv_nxt;    /* the guest's view, from the image */
+    bool queued;                           /* the guest had data to send: wait for it to move */
     uint64_t first_peer_ns, first_data_ns; /* 0: not seen */
     uint64_t bytes_to_guest, bytes_from_guest;
     bool rst, stale;
@@ -57,8 +58,8 @@ int tap_watch_feed(struct tap_watch *w, const uint8_t *frame, size_t len, uint64
 /* Same, for a frame of wire bytes of which only the first len were captured. */
 int tap_watch_feed_wire(struct tap_watch *w, const uint8_t *frame, size_t len, size_t wire,
                         uint64_t now_ns);
-/* Read frames until every connection has answered and moved data (or is reset/stale), or
- * max_ms passes, or *cancel is set. Sets t0 first. */
+/* Read frames until every connection has answered (and, when the guest had data queued,
+ * moved data), or is reset/stale, or max_ms passes, or *cancel is set. Sets t0 first. */
 void tap_watch_run(struct tap_watch *w, int max_ms, const volatile sig_atomic_t *cancel);
 /* {"watched_ms":N,"connections":[{"id","local","remote","result","stall_ms","answer_ms",
  *  "bytes_to_guest","bytes_from_guest"}],"survived":N,"stale":N,"reset":N,"stalled":N}.
