@@ -120,9 +120,12 @@ static int push_thread(struct quiesce_set *s, pid_t tid, pid_t tgid)
     return 0;
 }
 
-/* Reap threads that died while traced, so their parent learns of the exit. A traced
- * thread-group leader can only be reaped after its other threads, so all are polled together
- * until every one is gone or the deadline passes. */
+/* Settle threads that PTRACE_DETACH refused (ESRCH: not in a ptrace stop). Most died while
+ * traced: reap them so their parent learns of the exit (a traced thread-group leader can only
+ * be reaped after its other threads, so all are polled together). The others were seized but
+ * had not stopped yet (quiesce_add timed out, e.g. a thread in uninterruptible sleep): the
+ * pending interrupt stops them later, so detach them when that stop shows up, or they would
+ * sit in a ptrace stop until the agent exits. Bounded by REAP_TIMEOUT_MS. */
 static void reap_all(pid_t *tids, size_t n)
 {
     uint64_t deadline = now_monotonic_ns() + (uint64_t)REAP_TIMEOUT_MS * 1000000u;
@@ -137,6 +140,13 @@ static void reap_all(pid_t *tids, size_t n)
             if (r < 0 && errno == EINTR) {
                 i--;
                 continue;
+            }
+            if (r > 0 && WIFSTOPPED(st)) {
+                /* Hand back a signal caught in a signal-delivery stop, as release does. */
+                int sig = (st >> 16) == 0 && WSTOPSIG(st) != SIGTRAP ? WSTOPSIG(st) : 0;
+                if (ptrace(PTRACE_DETACH, tids[i], NULL, (void *)(long)sig) < 0 && errno == ESRCH)
+                    continue; /* died meanwhile: reaped on a later pass */
+                r = -1;
             }
             if (r < 0 || (r > 0 && (WIFEXITED(st) || WIFSIGNALED(st)))) {
                 tids[i] = 0;
@@ -161,7 +171,7 @@ static int release_range(struct quiesce_set *s, size_t from)
         if (ptrace(PTRACE_DETACH, t->tid, NULL, (void *)(long)t->pending_sig) == 0)
             resumed++;
         else if (errno == ESRCH && tids)
-            tids[dying++] = t->tid; /* killed while held: exiting, not stopped */
+            tids[dying++] = t->tid; /* exiting, or seized but not stopped yet */
     }
     if (dying)
         reap_all(tids, dying);

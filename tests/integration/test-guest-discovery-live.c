@@ -602,6 +602,86 @@ static void test_quiesce_exit_while_held(void **state)
     munmap(sh, sizeof(*sh));
 }
 
+/* A field of /proc/PID/status ("TracerPid", ...), -1 when unreadable. */
+static long status_field(pid_t pid, const char *name)
+{
+    char path[64], line[256];
+    snprintf(path, sizeof(path), "/proc/%d/status", pid);
+    FILE *f = fopen(path, "re");
+    if (!f)
+        return -1;
+    long v = -1;
+    size_t nl = strlen(name);
+    while (fgets(line, sizeof(line), f))
+        if (!strncmp(line, name, nl) && line[nl] == ':')
+            v = strtol(line + nl + 1, NULL, 10);
+    fclose(f);
+    return v;
+}
+
+static char proc_state(pid_t pid)
+{
+    char path[64], buf[512];
+    snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return 'X';
+    ssize_t k = read(fd, buf, sizeof(buf) - 1);
+    close(fd);
+    if (k <= 0)
+        return 'X';
+    buf[k] = 0;
+    char *c = strrchr(buf, ')');
+    return c && c[1] == ' ' ? c[2] : 'X';
+}
+
+/* A thread that cannot stop in time (here: a vfork parent, waiting for its child in
+ * uninterruptible sleep) makes quiesce_add time out. Its interrupt is still pending and stops
+ * it once the child exits; the rollback must then detach it, not leave it in a ptrace stop. */
+static void test_quiesce_timeout_releases(void **state)
+{
+    pid_t c = fork();
+    assert_true(c >= 0);
+    if (c == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        pid_t v = vfork();
+        if (v == 0) {
+            struct timespec ts = {0, 300 * 1000000L};
+            nanosleep(&ts, NULL);
+            _exit(0);
+        }
+        for (;;)
+            pause();
+    }
+    /* Wait until the parent sits in the vfork wait (D). */
+    bool in_vfork = false;
+    for (int i = 0; i < 2000 && !in_vfork; i++) {
+        in_vfork = proc_state(c) == 'D';
+        if (!in_vfork)
+            msleep(1);
+    }
+    if (!in_vfork) {
+        kill(c, SIGKILL);
+        reap_child(c);
+        skip(); /* the vfork child finished before we looked: nothing to time out on */
+    }
+    struct quiesce_set qs;
+    quiesce_init(&qs);
+    qs.timeout_ms = 50;
+    int r = quiesce_add(&qs, c);
+    bool held = quiesce_holds(&qs, c);
+    /* Released: not traced by us, and not stuck in a ptrace stop. */
+    long tracer = status_field(c, "TracerPid");
+    char st = proc_state(c);
+    quiesce_done(&qs);
+    kill(c, SIGKILL); /* before asserting, so a failure leaves nothing behind */
+    reap_child(c);
+    assert_int_equal(r, -ETIMEDOUT);
+    assert_false(held);
+    assert_int_equal(tracer, 0);
+    assert_true(st != 't');
+}
+
 /* ------------------------------------------------------------------ pidfd */
 
 static void test_pidfd_take_socket(void **state)
@@ -677,6 +757,7 @@ int main(void)
         cmocka_unit_test(test_proc_owner_shared),
         cmocka_unit_test(test_quiesce_multithreaded),
         cmocka_unit_test(test_quiesce_exit_while_held),
+        cmocka_unit_test(test_quiesce_timeout_releases),
         cmocka_unit_test(test_pidfd_take_socket),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
