@@ -233,7 +233,7 @@ static enum replay_verdict validate_l3(const struct replay_addrs *a, uint16_t ty
             return REPLAY_BAD_IP_HDR;
         if (ihl > len || tot > len) /* Ethernet padding after tot is fine */
             return REPLAY_TRUNCATED;
-        return ip_lookup(a, AF_INET, p + 16) ? REPLAY_OK : REPLAY_BAD_IP;
+        return a->any_ip || ip_lookup(a, AF_INET, p + 16) ? REPLAY_OK : REPLAY_BAD_IP;
     }
     if (type == ETHTYPE_IPV6) {
         if (len < 40)
@@ -245,7 +245,7 @@ static enum replay_verdict validate_l3(const struct replay_addrs *a, uint16_t ty
             return REPLAY_BAD_IP_HDR;
         if (40 + plen > len)
             return REPLAY_TRUNCATED;
-        return ip_lookup(a, AF_INET6, p + 24) ? REPLAY_OK : REPLAY_BAD_IP;
+        return a->any_ip || ip_lookup(a, AF_INET6, p + 24) ? REPLAY_OK : REPLAY_BAD_IP;
     }
     if (type == ETHTYPE_8021Q || type == ETHTYPE_8021AD || type == ETHTYPE_QINQ)
         return REPLAY_VLAN;
@@ -626,11 +626,11 @@ static void keep_l3(const struct replay_addrs *a, struct replay_buf *b, uint64_t
         ip = ip_lookup(a, AF_INET, pkt + 16);
     else if (family == AF_INET6 && len >= 40)
         ip = ip_lookup(a, AF_INET6, pkt + 24);
-    if (!ip || a->n_macs == 0 || len > REPLAY_MAX_FRAME - ETH_HLEN_) {
+    if ((!ip && !a->any_ip) || a->n_macs == 0 || len > REPLAY_MAX_FRAME - ETH_HLEN_) {
         b->rejected_pkts++;
         return;
     }
-    size_t mi = ip->mac_idx >= 0 && (size_t)ip->mac_idx < a->n_macs ? (size_t)ip->mac_idx : 0;
+    size_t mi = ip && ip->mac_idx >= 0 && (size_t)ip->mac_idx < a->n_macs ? (size_t)ip->mac_idx : 0;
     memcpy(scratch, a->macs[mi], REPLAY_ETH_ALEN);
     memset(scratch + 6, 0, REPLAY_ETH_ALEN);
     scratch[12] = (uint8_t)(type >> 8);
@@ -1084,6 +1084,10 @@ int replay_send(const struct replay_buf *b, const char *tap, const struct replay
     if (!b || !a || !st || !gate_ifname_valid(tap))
         return -EINVAL;
     *st = (struct replay_send_stats){0};
+    if (a->any_ip) { /* replay checks the IP, always */
+        log_err("replay: refusing to replay without the domain's IP addresses");
+        return -EINVAL;
+    }
     struct replay_send_opts opts = o ? *o
                                      : (struct replay_send_opts){.burst = REPLAY_DEFAULT_BURST,
                                                                  .pace_us = REPLAY_DEFAULT_PACE_US};
@@ -1182,7 +1186,7 @@ int replay_send_taps(const struct replay_buf *b, const struct replay_tap *taps, 
                      const struct replay_addrs *a, const struct replay_send_opts *o,
                      struct replay_send_stats *total)
 {
-    if (!b || !a || !total || (n_taps && !taps))
+    if (!b || !a || !total || (n_taps && !taps) || a->any_ip)
         return -EINVAL;
     *total = (struct replay_send_stats){0};
     int first = 0;

@@ -47,6 +47,10 @@ struct replay_addrs {
     size_t n_macs;
     struct replay_ip ips[REPLAY_MAX_IPS];
     size_t n_ips;
+    /* Do not check the destination IP (the headers still are). For a capture that starts
+     * with the gate, before the socket image says which addresses the guest uses; replay then
+     * validates again with the full set. Never for replay_send itself. */
+    bool any_ip;
 };
 
 /* "52:54:00:12:34:56" into out. 0 or -EINVAL. */

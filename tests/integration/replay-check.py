@@ -5,7 +5,8 @@
       (every K-th one also to DST2); used in the peer namespace
   marker DST                                         one datagram "marker" to DST:9999
   seqs PCAP                                          the rseq numbers of the UDP frames, in order
-  same PCAP_A PCAP_B N                               the first N frames of both are byte-equal
+  same PCAP_A PCAP_B N [--dst IP]                    the first N frames of both are byte-equal
+                                                     (--dst: of A, only the IPv4 frames to IP)
   inject IN OUT MAC_OTHER IP_OTHER                   OUT = IN plus a frame for another MAC, one for
                                                      another IP, a VLAN-tagged and a cut one
   routed PCAP SRC_MAC DST_MAC TTL                   every frame: those MACs, that TTL, valid IPv4
@@ -110,6 +111,9 @@ def main(a):
         _, fa = read_pcap(a[1])
         _, fb = read_pcap(a[2])
         n = int(a[3])
+        if len(a) > 5 and a[4] == "--dst":
+            ip = socket.inet_aton(a[5])
+            fa = [f for f in fa if f[12:14] == b"\x08\x00" and f[30:34] == ip]
         if len(fa) < n or len(fb) < n:
             print("too few frames: %d and %d, want %d" % (len(fa), len(fb), n))
             return 1

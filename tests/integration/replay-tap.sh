@@ -8,12 +8,17 @@ source "$(dirname "$0")/replay-lib.sh"
 topo
 N=200
 start_tapcap "$TMP/got.pcap" $((N + 1)) 60
+# The capture starts with the gate, before the socket image tells the guest's IPs: it checks
+# the MAC and the headers only; the replay checks the IPs too.
 start_hold "$TMP/hold.out" hold dom-r "$TAP" --mac "$GUEST_MAC" --ip "$GUEST_IP" \
-    --pcap "$TMP/held.pcap"
-# Every 10th datagram also goes to the stranger behind the same tap: 20 of those.
+    --capture-any-ip --pcap "$TMP/held.pcap"
+# Every 10th datagram also goes to the stranger behind the same tap (20 of those), and to an
+# address that is not the guest's but resolves to the guest's MAC (20 more).
+hx ip neigh replace 10.77.9.6 lladdr "$GUEST_MAC" dev "$TAP" nud permanent
 px $CHECK send "$GUEST_IP" $N --size 100 --other "$OTHER_IP" --every 10
-arrived() { (($(gate_to_guest dom-r) >= N + 20)); }
-wait_for 100 arrived || fail "the gate counted $(gate_to_guest dom-r) frames, want $((N + 20))"
+px $CHECK send 10.77.9.6 20 --size 100
+arrived() { (($(gate_to_guest dom-r) >= N + 40)); }
+wait_for 100 arrived || fail "the gate counted $(gate_to_guest dom-r) frames, want $((N + 40))"
 # The capture rule sits in the egress chain once, however often it is added.
 group=$(sed -n 's/^held group=//p' "$TMP/hold.out")
 hx "$REPLAYCTL" capture-add dom-r "$group" "$TAP" || fail "capture-add (again)"
@@ -25,18 +30,19 @@ ok "the capture rule is added once, and only to an installed gate"
 kill -USR1 "$HOLD_PID"
 wait "$HOLD_PID" || fail "replayctl hold failed: $(cat "$TMP/hold.out")"
 cat "$TMP/hold.out"
-[[ $(kv "$TMP/hold.out" captured kept) == "$N" ]] || fail "kept != $N"
+[[ $(kv "$TMP/hold.out" captured kept) == $((N + 20)) ]] || fail "kept != $N + 20"
 [[ $(kv "$TMP/hold.out" captured rejected) == 20 ]] || fail "the stranger's 20 frames were not rejected"
 [[ $(kv "$TMP/hold.out" captured dropped) == 0 ]] || fail "drops under the limit"
 [[ $(kv "$TMP/hold.out" replayed sent) == "$N" ]] || fail "replayed != $N"
-ok "captured $N frames at the gate's egress hook, the stranger's rejected"
+[[ $(kv "$TMP/hold.out" replayed refused) == 20 ]] || fail "frames for an IP not the guest's were not refused"
+ok "captured at the gate's egress hook: the stranger's MAC rejected, a foreign IP refused at replay"
 
 # The gate is gone: a marker goes straight through and must come after every replayed frame.
 px $CHECK marker "$GUEST_IP"
 wait "$TAPCAP_PID" || fail "tapcap failed"
 cat "$TMP/tapcap.out"
 [[ $(sed -n 's/^received=//p' "$TMP/tapcap.out") == $((N + 1)) ]] || fail "the guest end got the wrong number of frames"
-$CHECK same "$TMP/held.pcap" "$TMP/got.pcap" $N || fail "replayed frames differ from the held ones"
+$CHECK same "$TMP/held.pcap" "$TMP/got.pcap" $N --dst "$GUEST_IP" || fail "replayed frames differ from the held ones"
 seqs=$($CHECK seqs "$TMP/got.pcap")
 [[ $(head -n $N <<<"$seqs" | tr '\n' ' ') == "$(seq 0 $((N - 1)) | tr '\n' ' ')" ]] || fail "not in order: $seqs"
 [[ $(tail -n 1 <<<"$seqs") == marker ]] || fail "the marker is not last"
@@ -64,14 +70,14 @@ hx "$REPLAYCTL" send-taps --mac "$GUEST_MAC" --mac 02:00:00:00:09:04 --ip "$GUES
     --ip 10.77.9.4 --tap "$TAP=$GUEST_MAC" --tap nctap1=02:00:00:00:09:04 --burst 32 \
     --pace-us 100 "$TMP/hostile.pcap" >"$TMP/send.out" || fail "send failed"
 cat "$TMP/send.out"
-[[ $(kv "$TMP/send.out" loaded rejected) == 4 ]] || fail "the reader kept hostile frames"
+[[ $(kv "$TMP/send.out" loaded rejected) == 24 ]] || fail "the reader kept hostile frames (4 injected, 20 for a foreign IP)"
 [[ $(kv "$TMP/send.out" replayed sent) == "$N" ]] || fail "send count"
 [[ $(kv "$TMP/send.out" replayed other) == 0 ]] || fail "frames went to no tap"
 px $CHECK marker "$GUEST_IP"
 wait "$TAPCAP_PID" || fail "tapcap failed"
 wait "$TAPCAP1_PID" || fail "tapcap on nctap1 failed"
 [[ $(sed -n 's/^received=//p' "$TMP/tapcap1.out") == 0 ]] || fail "the second NIC's tap got frames"
-$CHECK same "$TMP/held.pcap" "$TMP/got2.pcap" $N || fail "frames replayed from the pcap differ"
+$CHECK same "$TMP/held.pcap" "$TMP/got2.pcap" $N --dst "$GUEST_IP" || fail "frames replayed from the pcap differ"
 [[ $($CHECK seqs "$TMP/got2.pcap" | tail -n 1) == marker ]] || fail "a hostile frame reached the guest"
 ok "a pcap with hostile frames replays only the domain's frames, each on its NIC's tap"
 

@@ -1,8 +1,8 @@
 /* tests/tools/replayctl.c: a test-only front end to host/replay (with host/gate), so the
  * integration tests and bench/replay drive the real library. Output is key=value lines.
  *
- *   replayctl hold DOMAIN TAP ADDRS [--limit N] [--pcap OUT] [--no-replay] [PACE]
- *       gate TAP with capture on; print "held group=G"; on SIGUSR1 (or SIGTERM) lift the gate,
+ *   replayctl hold DOMAIN TAP ADDRS [--limit N] [--pcap OUT] [--no-replay] [--capture-any-ip]
+ * [PACE] gate TAP with capture on; print "held group=G"; on SIGUSR1 (or SIGTERM) lift the gate,
  *       stop the capture, print its counts, write OUT, replay into TAP (unless --no-replay).
  *   replayctl hold-forward DOMAIN ADDRS [--limit N] [--pcap OUT] [--pass]
  *       stop mode: hold tables on the prerouting path; on SIGUSR1 remove them and write OUT.
@@ -32,7 +32,7 @@ struct opts {
     struct replay_addrs addrs;
     size_t limit;
     const char *pcap;
-    bool no_replay, pass, paced;
+    bool no_replay, pass, paced, capture_any_ip;
     struct replay_send_opts pace;
     struct replay_tap taps[16];
     size_t n_taps;
@@ -99,6 +99,8 @@ static int parse(int argc, char **argv, struct opts *o)
             *eq = 0;
             if (replay_tap_set(&o->taps[o->n_taps++], t, eq + 1) < 0)
                 return -EINVAL;
+        } else if (strcmp(a, "--capture-any-ip") == 0) {
+            o->capture_any_ip = true;
         } else if (strcmp(a, "--no-replay") == 0) {
             o->no_replay = true;
         } else if (strcmp(a, "--pass") == 0) {
@@ -156,8 +158,12 @@ static int cmd_hold(struct opts *o, bool forward)
     sigaddset(&set, SIGINT);
     pthread_sigmask(SIG_BLOCK, &set, NULL);
 
+    /* --capture-any-ip: capture as the transaction does before the socket image is known;
+     * the replay below still checks the IPs given. */
+    struct replay_addrs ca = o->addrs;
+    ca.any_ip = o->capture_any_ip;
     struct replay_capture c;
-    int r = replay_capture_open(&c, domain, 0, &o->addrs, o->limit);
+    int r = replay_capture_open(&c, domain, 0, &ca, o->limit);
     if (r < 0) {
         replay_capture_close(&c);
         return fail("capture open", r);

@@ -209,6 +209,21 @@ static void test_validate(void **state)
     v4_frame(big, guest_mac, "10.0.0.2", 32);
     assert_int_equal(replay_validate_frame(&a, big, REPLAY_MAX_FRAME + 1), REPLAY_TOO_BIG);
     free(big);
+    /* any_ip (capture before the image is known): the IP is not checked, the rest is */
+    struct replay_addrs any = {0};
+    replay_addrs_add_mac(&any, GUEST_MAC);
+    any.any_ip = true;
+    n = v4_frame(f, guest_mac, "10.9.9.9", 32);
+    assert_int_equal(replay_validate_frame(&any, f, n), REPLAY_OK);
+    assert_int_equal(replay_validate_frame(&any, f, n - 1), REPLAY_TRUNCATED);
+    n = v4_frame(f, other_mac, "10.9.9.9", 32);
+    assert_int_equal(replay_validate_frame(&any, f, n), REPLAY_BAD_MAC);
+    struct replay_buf rb;
+    replay_buf_init(&rb, 0);
+    struct replay_send_stats st;
+    assert_int_equal(replay_send(&rb, "lo", &any, NULL, &st), -EINVAL); /* replay checks IPs */
+    replay_buf_free(&rb);
+
     for (int v = REPLAY_OK; v <= REPLAY_BAD_IP; v++)
         assert_string_not_equal(replay_verdict_name((enum replay_verdict)v), "?");
 }
