@@ -33,5 +33,9 @@ int sha256_file_hex(const char *path, char out[SHA256_HEX_LEN]);
 char *base64_encode(const void *buf, size_t len);
 int base64_decode(const char *in, size_t in_len, uint8_t **out, size_t *out_len);
 
+/* vsnprintf into a caller's optional message buffer: nothing when err is NULL or errlen 0. */
+void set_errbuf(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
 /* 16 random bytes as 32 hex chars plus NUL, from getrandom(). */
 int random_id(char out[33]);

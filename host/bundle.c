@@ -10,7 +10,6 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
-#include <stdarg.h>
 #include <string.h>
 #include <stdio.h>
 #include <sys/stat.h>
@@ -26,17 +25,6 @@ extern const size_t netckpt_checkpoint_rng_len;
 
 /* The socket image is JSON nested a few levels deep; more is hostile. */
 #define SOCKET_IMAGE_JSON_DEPTH 32
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...) _printf_(3, 4);
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (!err || errlen == 0)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
 
 bool bundle_file_name_valid(const char *name)
 {
@@ -522,7 +510,7 @@ int manifest_from_xml(const char *xml, size_t len, struct manifest *m, char *err
     char verr[768];
     int r = manifest_validate(xml, len, NULL, verr, sizeof(verr));
     if (r < 0) {
-        set_err(err, errlen, "manifest.xml is invalid: %s", verr);
+        set_errbuf(err, errlen, "manifest.xml is invalid: %s", verr);
         return r == -EIO ? r : -EINVAL;
     }
     xmlDocPtr doc;
@@ -537,13 +525,13 @@ int manifest_from_xml(const char *xml, size_t len, struct manifest *m, char *err
     r = -EINVAL;
     if (!get_text(nc_xml_child(dom, "name"), m->domain_name, sizeof(m->domain_name)) ||
         !get_text(nc_xml_child(dom, "uuid"), m->domain_uuid, sizeof(m->domain_uuid))) {
-        set_err(err, errlen, "manifest.xml: bad <domain>");
+        set_errbuf(err, errlen, "manifest.xml: bad <domain>");
         goto out;
     }
     xmlNode *ct = nc_xml_child(root, "creationTime");
     if (!get_text(ct, buf, sizeof(buf)) || !parse_u64(buf, &secs) || !attr_u64(ct, "nsec", &nsec) ||
         secs > UINT64_MAX / 1000000000ULL - 1) {
-        set_err(err, errlen, "manifest.xml: bad <creationTime>");
+        set_errbuf(err, errlen, "manifest.xml: bad <creationTime>");
         goto out;
     }
     m->created_ns = secs * 1000000000ULL + nsec;
@@ -560,8 +548,8 @@ int manifest_from_xml(const char *xml, size_t len, struct manifest *m, char *err
         m->state = MANIFEST_STATE_SAVE;
         get_attr(st, "file", state_file, sizeof(state_file));
         if (strcmp(state_file, BUNDLE_VM_STATE) != 0) {
-            set_err(err, errlen, "manifest.xml: the VM state file must be %s, not '%s'",
-                    BUNDLE_VM_STATE, state_file);
+            set_errbuf(err, errlen, "manifest.xml: the VM state file must be %s, not '%s'",
+                       BUNDLE_VM_STATE, state_file);
             goto out;
         }
     }
@@ -569,7 +557,7 @@ int manifest_from_xml(const char *xml, size_t len, struct manifest *m, char *err
     xmlNode *img = nc_xml_child(root, "image");
     get_attr(img, "id", m->image_id, sizeof(m->image_id));
     if (!attr_u64(img, "connections", &u) || u > UINT32_MAX) {
-        set_err(err, errlen, "manifest.xml: bad <image connections>");
+        set_errbuf(err, errlen, "manifest.xml: bad <image connections>");
         goto out;
     }
     m->n_connections = (uint32_t)u;
@@ -578,7 +566,7 @@ int manifest_from_xml(const char *xml, size_t len, struct manifest *m, char *err
         if (!nc_xml_is_elem(c, "interface"))
             continue;
         if (m->n_taps >= BUNDLE_MAX_TAPS) {
-            set_err(err, errlen, "manifest.xml: more than %d interfaces", BUNDLE_MAX_TAPS);
+            set_errbuf(err, errlen, "manifest.xml: more than %d interfaces", BUNDLE_MAX_TAPS);
             goto out;
         }
         get_attr(c, "dev", m->taps[m->n_taps], sizeof(m->taps[0]));
@@ -595,7 +583,7 @@ int manifest_from_xml(const char *xml, size_t len, struct manifest *m, char *err
                       to ? &m->counters.to_guest_pkts : &m->counters.from_guest_pkts) ||
             !attr_u64(c, "bytes",
                       to ? &m->counters.to_guest_bytes : &m->counters.from_guest_bytes)) {
-            set_err(err, errlen, "manifest.xml: bad <gate> counter");
+            set_errbuf(err, errlen, "manifest.xml: bad <gate> counter");
             goto out;
         }
     }
@@ -604,19 +592,19 @@ int manifest_from_xml(const char *xml, size_t len, struct manifest *m, char *err
         if (!nc_xml_is_elem(c, "file"))
             continue;
         if (m->n_files >= BUNDLE_MAX_FILES) {
-            set_err(err, errlen, "manifest.xml: more than %d files", BUNDLE_MAX_FILES);
+            set_errbuf(err, errlen, "manifest.xml: more than %d files", BUNDLE_MAX_FILES);
             goto out;
         }
         struct manifest_file *f = &m->files[m->n_files];
         if (!get_attr(c, "name", f->name, sizeof(f->name)) || !bundle_file_name_valid(f->name) ||
             !strcmp(f->name, BUNDLE_MANIFEST) || !attr_u64(c, "size", &f->size) ||
             !get_attr(c, "sha256", f->sha256, sizeof(f->sha256)) || strlen(f->sha256) != 64) {
-            set_err(err, errlen, "manifest.xml: bad <file> entry '%s'", f->name);
+            set_errbuf(err, errlen, "manifest.xml: bad <file> entry '%s'", f->name);
             goto out;
         }
         for (size_t i = 0; i < m->n_files; i++)
             if (!strcmp(m->files[i].name, f->name)) {
-                set_err(err, errlen, "manifest.xml: file '%s' is listed twice", f->name);
+                set_errbuf(err, errlen, "manifest.xml: file '%s' is listed twice", f->name);
                 goto out;
             }
         m->n_files++;
@@ -631,7 +619,7 @@ int manifest_from_xml(const char *xml, size_t len, struct manifest *m, char *err
             continue;
         struct manifest_step *s = &m->steps[m->n_steps];
         if (!get_attr(c, "name", s->name, sizeof(s->name)) || !attr_u64(c, "ns", &s->duration_ns)) {
-            set_err(err, errlen, "manifest.xml: bad <step>");
+            set_errbuf(err, errlen, "manifest.xml: bad <step>");
             goto out;
         }
         m->n_steps++;
@@ -697,19 +685,20 @@ static int check_socket_image(int dirfd, const struct manifest *m, char *err, si
     }
     json_tokener_free(tok);
     if (r == 0 && (!j || je != json_tokener_success)) {
-        set_err(err, errlen, "%s is not valid JSON (%s)", BUNDLE_SOCKET_IMAGE,
-                je == json_tokener_success ? "truncated" : json_tokener_error_desc(je));
+        set_errbuf(err, errlen, "%s is not valid JSON (%s)", BUNDLE_SOCKET_IMAGE,
+                   je == json_tokener_success ? "truncated" : json_tokener_error_desc(je));
         r = -EINVAL;
     } else if (r == 0 && !json_object_is_type(j, json_type_object)) {
-        set_err(err, errlen, "%s is not a JSON object", BUNDLE_SOCKET_IMAGE);
+        set_errbuf(err, errlen, "%s is not a JSON object", BUNDLE_SOCKET_IMAGE);
         r = -EINVAL;
     } else if (r == 0) {
-        json_object *id;
-        if (json_object_object_get_ex(j, "image_id", &id) &&
-            (!json_object_is_type(id, json_type_string) ||
-             strcmp(json_object_get_string(id), m->image_id) != 0)) {
-            set_err(err, errlen, "%s has image_id '%s', the manifest says '%s'",
-                    BUNDLE_SOCKET_IMAGE, json_object_get_string(id), m->image_id);
+        json_object *id = NULL;
+        if (!json_object_object_get_ex(j, "image_id", &id) ||
+            !json_object_is_type(id, json_type_string) ||
+            strcmp(json_object_get_string(id), m->image_id) != 0) {
+            set_errbuf(err, errlen, "%s has image_id '%.64s', the manifest says '%s'",
+                       BUNDLE_SOCKET_IMAGE, id ? json_object_get_string(id) : "(none)",
+                       m->image_id);
             r = -EINVAL;
         }
     }
@@ -720,19 +709,19 @@ static int check_socket_image(int dirfd, const struct manifest *m, char *err, si
 int bundle_open_verify(const char *path, struct manifest *m, char *err, size_t errlen)
 {
     memset(m, 0, sizeof(*m));
-    set_err(err, errlen, "%s", "");
+    set_errbuf(err, errlen, "%s", "");
     char parent[PATH_MAX], base[NAME_MAX + 1], partial[PATH_MAX];
     int r = split_path(path, parent, sizeof(parent), base, sizeof(base));
     if (r < 0) {
-        set_err(err, errlen, "%s: not a bundle path", path);
+        set_errbuf(err, errlen, "%s: not a bundle path", path);
         return r;
     }
     size_t bl = strlen(base), sl = strlen(BUNDLE_PARTIAL_SUFFIX);
     if (bl > sl && !strcmp(base + bl - sl, BUNDLE_PARTIAL_SUFFIX)) {
-        set_err(err, errlen,
-                "%s is an incomplete bundle (a checkpoint was interrupted before its commit); "
-                "it cannot be restored, remove it",
-                path);
+        set_errbuf(err, errlen,
+                   "%s is an incomplete bundle (a checkpoint was interrupted before its commit); "
+                   "it cannot be restored, remove it",
+                   path);
         return -ENOENT;
     }
     struct stat st;
@@ -740,22 +729,22 @@ int bundle_open_verify(const char *path, struct manifest *m, char *err, size_t e
         r = negative_errno();
         if (r == -ENOENT && partial_path(path, partial, sizeof(partial)) == 0 &&
             lstat(partial, &st) == 0)
-            set_err(err, errlen,
-                    "%s does not exist, only the incomplete %s (a checkpoint was interrupted "
-                    "before its commit)",
-                    path, partial);
+            set_errbuf(err, errlen,
+                       "%s does not exist, only the incomplete %s (a checkpoint was interrupted "
+                       "before its commit)",
+                       path, partial);
         else
-            set_err(err, errlen, "%s: %s", path, strerror(-r));
+            set_errbuf(err, errlen, "%s: %s", path, strerror(-r));
         return r;
     }
     if (!S_ISDIR(st.st_mode)) {
-        set_err(err, errlen, "%s is not a bundle directory", path);
+        set_errbuf(err, errlen, "%s is not a bundle directory", path);
         return -ENOTDIR;
     }
     _cleanup_close_ int dirfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (dirfd < 0) {
         r = negative_errno();
-        set_err(err, errlen, "%s: %s", path, strerror(-r));
+        set_errbuf(err, errlen, "%s: %s", path, strerror(-r));
         return r;
     }
 
@@ -763,13 +752,13 @@ int bundle_open_verify(const char *path, struct manifest *m, char *err, size_t e
     _cleanup_close_ int mfd = openat(dirfd, BUNDLE_MANIFEST, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
     if (mfd < 0) {
         r = negative_errno();
-        set_err(err, errlen, "%s: no readable %s (%s): incomplete or not a bundle", path,
-                BUNDLE_MANIFEST, strerror(-r));
+        set_errbuf(err, errlen, "%s: no readable %s (%s): incomplete or not a bundle", path,
+                   BUNDLE_MANIFEST, strerror(-r));
         return r == -ENOENT ? -ENOENT : r;
     }
     if (fstat(mfd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size > BUNDLE_MANIFEST_MAX) {
-        set_err(err, errlen, "%s/%s: not a regular file of at most %u bytes", path, BUNDLE_MANIFEST,
-                BUNDLE_MANIFEST_MAX);
+        set_errbuf(err, errlen, "%s/%s: not a regular file of at most %u bytes", path,
+                   BUNDLE_MANIFEST, BUNDLE_MANIFEST_MAX);
         return -EFBIG;
     }
     _cleanup_free_ char *xml = malloc((size_t)st.st_size + 1);
@@ -777,14 +766,14 @@ int bundle_open_verify(const char *path, struct manifest *m, char *err, size_t e
         return -ENOMEM;
     r = read_full(mfd, xml, (size_t)st.st_size);
     if (r < 0) {
-        set_err(err, errlen, "%s/%s: %s", path, BUNDLE_MANIFEST, strerror(-r));
+        set_errbuf(err, errlen, "%s/%s: %s", path, BUNDLE_MANIFEST, strerror(-r));
         return r;
     }
     xml[st.st_size] = 0;
     char merr[900];
     r = manifest_from_xml(xml, (size_t)st.st_size, m, merr, sizeof(merr));
     if (r < 0) {
-        set_err(err, errlen, "%s: %s", path, merr);
+        set_errbuf(err, errlen, "%s: %s", path, merr);
         return r;
     }
 
@@ -793,7 +782,7 @@ int bundle_open_verify(const char *path, struct manifest *m, char *err, size_t e
                               m->state == MANIFEST_STATE_SAVE ? BUNDLE_VM_STATE : NULL};
     for (size_t i = 0; i < ELEMENTSOF(required); i++)
         if (required[i] && !find_file(m, required[i])) {
-            set_err(err, errlen, "%s: the manifest does not list %s", path, required[i]);
+            set_errbuf(err, errlen, "%s: the manifest does not list %s", path, required[i]);
             return -EINVAL;
         }
     int dfd = dup(dirfd);
@@ -802,7 +791,7 @@ int bundle_open_verify(const char *path, struct manifest *m, char *err, size_t e
         r = negative_errno();
         if (dfd >= 0)
             close(dfd);
-        set_err(err, errlen, "%s: %s", path, strerror(-r));
+        set_errbuf(err, errlen, "%s: %s", path, strerror(-r));
         return r;
     }
     struct dirent *de;
@@ -811,10 +800,10 @@ int bundle_open_verify(const char *path, struct manifest *m, char *err, size_t e
         if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, "..") ||
             !strcmp(de->d_name, BUNDLE_MANIFEST) || find_file(m, de->d_name))
             continue;
-        set_err(err, errlen,
-                "%s: unexpected file '%s' (not in the manifest: tampered with, or "
-                "left over from an interrupted write)",
-                path, de->d_name);
+        set_errbuf(err, errlen,
+                   "%s: unexpected file '%s' (not in the manifest: tampered with, or "
+                   "left over from an interrupted write)",
+                   path, de->d_name);
         r = -EINVAL;
         break;
     }
@@ -827,46 +816,46 @@ int bundle_open_verify(const char *path, struct manifest *m, char *err, size_t e
         _cleanup_close_ int fd = openat(dirfd, f->name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
         if (fd < 0) {
             r = negative_errno();
-            set_err(err, errlen, "%s: %s is missing or unreadable (%s)", path, f->name,
-                    strerror(-r));
+            set_errbuf(err, errlen, "%s: %s is missing or unreadable (%s)", path, f->name,
+                       strerror(-r));
             return r == -ELOOP ? -EINVAL : r;
         }
         if (fstat(fd, &st) < 0)
             return negative_errno();
         if (!S_ISREG(st.st_mode)) {
-            set_err(err, errlen, "%s: %s is not a regular file", path, f->name);
+            set_errbuf(err, errlen, "%s: %s is not a regular file", path, f->name);
             return -EINVAL;
         }
         if (!strcmp(f->name, BUNDLE_SOCKET_IMAGE) &&
             ((uint64_t)st.st_size > BUNDLE_SOCKET_IMAGE_MAX || f->size > BUNDLE_SOCKET_IMAGE_MAX)) {
-            set_err(err, errlen, "%s: %s is %" PRIu64 " bytes, over the %u byte limit", path,
-                    f->name, (uint64_t)st.st_size, BUNDLE_SOCKET_IMAGE_MAX);
+            set_errbuf(err, errlen, "%s: %s is %" PRIu64 " bytes, over the %u byte limit", path,
+                       f->name, (uint64_t)st.st_size, BUNDLE_SOCKET_IMAGE_MAX);
             return -EFBIG;
         }
         if ((uint64_t)st.st_size != f->size) {
-            set_err(err, errlen,
-                    "%s: %s is %" PRIu64 " bytes, the manifest says %" PRIu64
-                    " (truncated or tampered with)",
-                    path, f->name, (uint64_t)st.st_size, f->size);
+            set_errbuf(err, errlen,
+                       "%s: %s is %" PRIu64 " bytes, the manifest says %" PRIu64
+                       " (truncated or tampered with)",
+                       path, f->name, (uint64_t)st.st_size, f->size);
             return -EINVAL;
         }
         char sum[SHA256_HEX_LEN], fpath[PATH_MAX];
         snprintf(fpath, sizeof(fpath), "/proc/self/fd/%d", fd);
         r = sha256_file_hex(fpath, sum);
         if (r < 0) {
-            set_err(err, errlen, "%s: reading %s: %s", path, f->name, strerror(-r));
+            set_errbuf(err, errlen, "%s: reading %s: %s", path, f->name, strerror(-r));
             return r;
         }
         if (strcmp(sum, f->sha256) != 0) {
-            set_err(err, errlen,
-                    "%s: %s has sha256 %s, the manifest says %s (corrupt or "
-                    "tampered with)",
-                    path, f->name, sum, f->sha256);
+            set_errbuf(err, errlen,
+                       "%s: %s has sha256 %s, the manifest says %s (corrupt or "
+                       "tampered with)",
+                       path, f->name, sum, f->sha256);
             return -EINVAL;
         }
     }
     r = check_socket_image(dirfd, m, err, errlen);
     if (r < 0 && err && !err[0])
-        set_err(err, errlen, "%s: %s: %s", path, BUNDLE_SOCKET_IMAGE, strerror(-r));
+        set_errbuf(err, errlen, "%s: %s: %s", path, BUNDLE_SOCKET_IMAGE, strerror(-r));
     return r;
 }

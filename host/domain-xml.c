@@ -1,9 +1,9 @@
 /* host/domain-xml.c: see domain-xml.h. */
 #include "host/domain-xml.h"
 #include "common/macro.h"
+#include "common/util.h"
 
 #include <limits.h>
-#include <stdarg.h>
 #include <string.h>
 
 #include <libxml/parser.h>
@@ -13,17 +13,6 @@ struct parse_state {
     bool had_dtd;
     char msg[512];
 };
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...) _printf_(3, 4);
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (!err || errlen == 0)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
 
 /* A DTD could declare entities (expansion bombs) or pull external files: stop parsing the
  * moment one starts, before any declaration inside it is read. */
@@ -115,9 +104,9 @@ static int parse_iface(const xmlNode *n, struct domain_iface *ifc, char *err, si
         !attr(nc_xml_child(n, "target"), "dev", ifc->tap, sizeof(ifc->tap)) ||
         !attr(nc_xml_child(n, "mac"), "address", ifc->mac, sizeof(ifc->mac)) ||
         !attr(nc_xml_child(n, "model"), "type", ifc->model, sizeof(ifc->model))) {
-        set_err(err, errlen,
-                "domain XML: an <interface> has an overlong type, target dev, mac "
-                "or model (tap names have at most 15 characters)");
+        set_errbuf(err, errlen,
+                   "domain XML: an <interface> has an overlong type, target dev, mac "
+                   "or model (tap names have at most 15 characters)");
         return -EINVAL;
     }
     for (char *p = ifc->mac; *p; p++)
@@ -144,13 +133,14 @@ int nc_xml_read_safe(const char *buf, size_t len, const char *what, xmlDocPtr *o
         xmlCtxtReadMemory(ctxt, buf, (int)len, what, NULL, XML_PARSE_NONET | XML_PARSE_NOCDATA);
     int r = 0;
     if (ps.had_dtd) {
-        set_err(err, errlen,
-                "%s: refused, it has a DTD (<!DOCTYPE>); entities and external subsets are "
-                "not accepted",
-                what);
+        set_errbuf(err, errlen,
+                   "%s: refused, it has a DTD (<!DOCTYPE>); entities and external subsets are "
+                   "not accepted",
+                   what);
         r = -EINVAL;
     } else if (!doc) {
-        set_err(err, errlen, "%s: not well-formed: %s", what, ps.msg[0] ? ps.msg : "parse error");
+        set_errbuf(err, errlen, "%s: not well-formed: %s", what,
+                   ps.msg[0] ? ps.msg : "parse error");
         r = -EINVAL;
     }
     xmlFreeParserCtxt(ctxt);
@@ -167,14 +157,15 @@ int domain_xml_parse(const char *xml, const char *want_agent_name, struct domain
 {
     const char *want = want_agent_name && *want_agent_name ? want_agent_name : DOMAIN_AGENT_NAME;
     memset(out, 0, sizeof(*out));
-    set_err(err, errlen, "%s", "");
+    set_errbuf(err, errlen, "%s", "");
     if (!xml) {
-        set_err(err, errlen, "domain XML: none given");
+        set_errbuf(err, errlen, "domain XML: none given");
         return -EINVAL;
     }
     size_t len = strlen(xml);
     if (len > DOMAIN_XML_MAX) {
-        set_err(err, errlen, "domain XML: %zu bytes, over the %u byte limit", len, DOMAIN_XML_MAX);
+        set_errbuf(err, errlen, "domain XML: %zu bytes, over the %u byte limit", len,
+                   DOMAIN_XML_MAX);
         return -EINVAL;
     }
     xmlDocPtr doc;
@@ -184,19 +175,19 @@ int domain_xml_parse(const char *xml, const char *want_agent_name, struct domain
 
     xmlNode *root = xmlDocGetRootElement(doc);
     if (!nc_xml_is_elem(root, "domain")) {
-        set_err(err, errlen, "domain XML: the root element is <%s>, not <domain>",
-                root ? (const char *)root->name : "");
+        set_errbuf(err, errlen, "domain XML: the root element is <%s>, not <domain>",
+                   root ? (const char *)root->name : "");
         xmlFreeDoc(doc);
         return -EINVAL;
     }
     if (!text(nc_xml_child(root, "name"), out->name, sizeof(out->name)) ||
         !text(nc_xml_child(root, "uuid"), out->uuid, sizeof(out->uuid))) {
-        set_err(err, errlen, "domain XML: <name> or <uuid> is too long");
+        set_errbuf(err, errlen, "domain XML: <name> or <uuid> is too long");
         xmlFreeDoc(doc);
         return -EINVAL;
     }
     if (!out->name[0]) {
-        set_err(err, errlen, "domain XML: <domain> has no <name>");
+        set_errbuf(err, errlen, "domain XML: <domain> has no <name>");
         xmlFreeDoc(doc);
         return -EINVAL;
     }
@@ -246,26 +237,26 @@ int domain_xml_parse(const char *xml, const char *want_agent_name, struct domain
 
     if (n_taps == 0) {
         if (n_seen > 0)
-            set_err(err, errlen,
-                    "domain '%s' has %zu <interface> but none with a tap device (<target "
-                    "dev='...'/>); start the domain so libvirt assigns one, or use a tap you "
-                    "created:\n  <interface type='ethernet'>\n    <target dev='tap0' "
-                    "managed='no'/>\n    <model type='virtio'/>\n  </interface>",
-                    out->name, n_seen);
+            set_errbuf(err, errlen,
+                       "domain '%s' has %zu <interface> but none with a tap device (<target "
+                       "dev='...'/>); start the domain so libvirt assigns one, or use a tap you "
+                       "created:\n  <interface type='ethernet'>\n    <target dev='tap0' "
+                       "managed='no'/>\n    <model type='virtio'/>\n  </interface>",
+                       out->name, n_seen);
         else
-            set_err(err, errlen,
-                    "domain '%s' has no network interface, so there is no tap to gate; add one "
-                    "under <devices>, e.g.:\n  <interface type='ethernet'>\n    <target "
-                    "dev='tap0' managed='no'/>\n    <model type='virtio'/>\n  </interface>",
-                    out->name);
+            set_errbuf(err, errlen,
+                       "domain '%s' has no network interface, so there is no tap to gate; add one "
+                       "under <devices>, e.g.:\n  <interface type='ethernet'>\n    <target "
+                       "dev='tap0' managed='no'/>\n    <model type='virtio'/>\n  </interface>",
+                       out->name);
         return -ENODEV;
     }
     if (!out->agent_name[0]) {
-        set_err(err, errlen,
-                "domain '%s' has no agent channel named '%s'; add under <devices>:\n"
-                "  <channel type='unix'>\n    <source mode='bind'/>\n"
-                "    <target type='virtio' name='%s'/>\n  </channel>",
-                out->name, want, want);
+        set_errbuf(err, errlen,
+                   "domain '%s' has no agent channel named '%s'; add under <devices>:\n"
+                   "  <channel type='unix'>\n    <source mode='bind'/>\n"
+                   "    <target type='virtio' name='%s'/>\n  </channel>",
+                   out->name, want, want);
         return -ENOENT;
     }
     return 0;

@@ -369,9 +369,9 @@ static void test_socket_image_checks(void **state)
 
     /* not JSON, or not this image: consistent checksums, so only the content check sees it */
     const char *bad[] = {"{\"image_id\":", "[1,2]", "{\"image_id\":\"ffff\"}",
-                         "{\"image_id\":\"" IMAGE_ID "\"} trailing"};
+                         "{\"image_id\":\"" IMAGE_ID "\"} trailing", "{\"connections\":[]}"};
     const char *why[] = {"not valid JSON", "not a JSON object", "the manifest says",
-                         "not valid JSON"};
+                         "not valid JSON", "has image_id '(none)'"};
     for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
         struct bundle b;
         assert_int_equal(bundle_begin(f->path, &b), 0);
@@ -444,7 +444,8 @@ static void test_copy_in(void **state)
     assert_int_equal(bundle_add_file(&b, BUNDLE_DOMAIN_XML, src), 0);
     assert_int_equal(bundle_add_buffer(&b, BUNDLE_SOCKET_IMAGE, "{}", 2), 0);
     /* the later write of a name wins */
-    assert_int_equal(bundle_add_buffer(&b, BUNDLE_SOCKET_IMAGE, "{\"a\":1}", 7), 0);
+    const char *img = "{\"image_id\":\"" IMAGE_ID "\"}";
+    assert_int_equal(bundle_add_buffer(&b, BUNDLE_SOCKET_IMAGE, img, strlen(img)), 0);
     assert_int_equal(bundle_add_buffer(&b, BUNDLE_VM_STATE, "", 0), 0);
     assert_int_equal(bundle_add_file(&b, "missing", "/nonexistent/file"), -ENOENT);
     struct manifest m, r;
