@@ -350,6 +350,8 @@ static int get_i64(json_object *o, const char *key, int64_t min, int64_t max, in
 static int entry_from_text(const char *text, size_t len, struct journal_entry *e, const char **why)
 {
     memset(e, 0, sizeof(*e));
+    if (len > JOURNAL_MAX_FILE)
+        return *why = "larger than JOURNAL_MAX_FILE", -EBADMSG;
     _cleanup_(json_tokener_freep) json_tokener *tok = json_tokener_new_ex(16);
     if (!tok)
         return -ENOMEM;
@@ -405,7 +407,8 @@ static int entry_from_text(const char *text, size_t len, struct journal_entry *e
     for (size_t i = 0; i < e->n_taps; i++) {
         json_object *t = json_object_array_get_idx(v, i);
         if (!json_object_is_type(t, json_type_string) ||
-            (size_t)json_object_get_string_len(t) >= sizeof(e->taps[i]))
+            (size_t)json_object_get_string_len(t) >= sizeof(e->taps[i]) ||
+            strlen(json_object_get_string(t)) != (size_t)json_object_get_string_len(t))
             return *why = "taps", -ENODATA;
         memcpy(e->taps[i], json_object_get_string(t), (size_t)json_object_get_string_len(t) + 1);
     }

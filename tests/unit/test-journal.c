@@ -188,6 +188,10 @@ static void test_corrupt_refused(void **state)
         "{\"version\":1,\"domain\":\"victim\\u0000x\",\"taps\":[],\"step\":\"gated\",\"pid\":1,"
         "\"pid_start_ticks\":0,\"started_ns\":0,\"netns_dev\":1,\"netns_ino\":1,\"vm_was_running\":"
         "true}",
+        /* embedded NUL in a tap ("vnet0" to nft, something else on disk) */
+        "{\"version\":1,\"domain\":\"victim\",\"taps\":[\"vnet0\\u0000x\"],\"step\":\"gated\","
+        "\"pid\":1,\"pid_start_ticks\":0,\"started_ns\":0,\"netns_dev\":1,\"netns_ino\":1,"
+        "\"vm_was_running\":true}",
         /* negative pid */
         "{\"version\":1,\"domain\":\"victim\",\"taps\":[],\"step\":\"gated\",\"pid\":-5,"
         "\"pid_start_ticks\":0,\"started_ns\":0,\"netns_dev\":1,\"netns_ino\":1,\"vm_was_running\":"
