@@ -49,7 +49,9 @@ static void link_init(struct agent_link *l)
 
 int agent_link_set_max_reply(struct agent_link *l, size_t bytes)
 {
-    if (bytes == 0)
+    /* Checked here too: a link without a client (libvirt's agent API) would otherwise keep a
+     * limit the qga client refuses, and make_client() would drop it silently. */
+    if (bytes == 0 || bytes > QGA_READER_MAX_BYTES)
         return -EINVAL;
     if (l->client) {
         int r = qga_client_set_max_reply(l->client, bytes);

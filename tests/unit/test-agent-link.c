@@ -10,6 +10,7 @@
 
 #include "agent/qga-server.h"
 #include "common/util.h"
+#include "agent/qga-stream.h"
 #include "host/agent-link.h"
 
 #include <errno.h>
@@ -192,6 +193,12 @@ static void test_reply_limit(void **state)
     assert_int_equal(json_object_get_string_len(ret), 100000);
     json_object_put(ret);
     agent_link_close(&l);
+
+    /* A link without a qga client (libvirt's agent API) refuses what the client would. */
+    struct agent_link q = {.kind = AGENT_LINK_QEMU_AGENT, .fd = -1};
+    assert_int_equal(agent_link_set_max_reply(&q, (size_t)QGA_READER_MAX_BYTES + 1), -EINVAL);
+    assert_int_equal(agent_link_set_max_reply(&q, QGA_READER_MAX_BYTES), 0);
+    assert_int_equal(q.max_reply, QGA_READER_MAX_BYTES);
 }
 
 static void test_no_agent(void **state)
