@@ -69,6 +69,13 @@ static void xml_serror(void *ud, xmlErrorPtr err)
     xml_error(ud, err);
 }
 
+/* Parser errors come with the parser context as their user data. */
+static void parse_serror(void *ud, xmlErrorPtr err)
+{
+    xmlParserCtxtPtr c = ud;
+    xml_error(c->_private, err);
+}
+
 static void refuse_dtd(void *ctx, const xmlChar *name, const xmlChar *ext, const xmlChar *sys)
 {
     xmlParserCtxtPtr c = ctx;
@@ -86,7 +93,7 @@ static int read_doc(const char *xml, size_t len, const char *file, xmlDocPtr *ou
         return -ENOMEM;
     c->_private = &x;
     c->sax->internalSubset = refuse_dtd;
-    c->sax->serror = xml_serror;
+    c->sax->serror = parse_serror;
     xmlDocPtr doc =
         xmlCtxtReadMemory(c, xml, (int)len, file, NULL, XML_PARSE_NONET | XML_PARSE_NOCDATA);
     int line = c->input ? c->input->line : 0;

@@ -100,9 +100,9 @@ static const struct {
     int line;
     const char *reason;
 } bad[] = {
-    {"policy-bad-mode.xml", 5, "mode"},       {"policy-bad-time.xml", 6, "policy.rng"},
-    {"policy-bad-xml.xml", 6, "well-formed"}, {"policy-bad-relative.xml", 5, "bundles"},
-    {"policy-bad-dtd.xml", 2, "DTD"},         {"policy-bad-unknown.xml", 6, "compression"},
+    {"policy-bad-mode.xml", 5, "mode"},        {"policy-bad-time.xml", 6, "policy.rng"},
+    {"policy-bad-xml.xml", 5, "tag mismatch"}, {"policy-bad-relative.xml", 5, "bundles"},
+    {"policy-bad-dtd.xml", 2, "DTD"},          {"policy-bad-unknown.xml", 6, "compression"},
     {"policy-bad-glob.xml", 3, "glob"},
 };
 
