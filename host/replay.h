@@ -135,8 +135,10 @@ int replay_pcap_read(const char *path, const struct replay_addrs *a, struct repl
  * egress hook are whole Ethernet frames; bridge-family ones are rebuilt from NFULA_L2HDR and
  * the payload; IPv4/IPv6 ones (the hold tables) get an Ethernet header towards the MAC of
  * their destination IP (source 00:00:00:00:00:00: the tap's MAC is filled in at replay), with
- * the TTL/hop limit lowered by one as forwarding would have done. Returns the number of frames
- * seen (kept or not) or -EBADMSG. */
+ * the TTL/hop limit lowered by one as forwarding would have done. A TCP/UDP checksum left to
+ * offload (the field holds the pseudo-header sum) is completed. Returns the number of frames
+ * seen (kept or not) or -EBADMSG at the first malformed message (the frames of the messages
+ * before it are kept: each message is independent). */
 int replay_nflog_parse(const uint8_t *buf, size_t len, const struct replay_addrs *a,
                        struct replay_buf *b);
 
@@ -167,7 +169,8 @@ uint16_t replay_group_for(const char *domain);
  * another listener has it). c->group says which. limit as replay_buf_init. */
 int replay_capture_open(struct replay_capture *c, const char *domain, uint16_t group,
                         const struct replay_addrs *a, size_t limit);
-/* Read what is queued (timeout_ms: -1 wait, 0 none) and keep it. Frames seen, or -errno. */
+/* Read what is queued (timeout_ms: -1 wait, 0 none) and keep it. Frames seen, or -errno.
+ * For an event loop (poll c->fd); do not mix with replay_capture_start(). */
 int replay_capture_poll(struct replay_capture *c, int timeout_ms);
 /* Drain in a thread of its own until replay_capture_stop(), which drains what the kernel has
  * already queued (call it after the rules are gone) and joins. */
