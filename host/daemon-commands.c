@@ -488,6 +488,11 @@ static int cmd_unblock(void *ud, json_object *args, json_object **ret, struct qg
     r = daemon_claim(d, name, "unblock", 0, msg, sizeof(msg));
     if (r < 0)
         return start_error(r, msg, err);
+    /* An entry of this very process is a job of ours that could not roll back (we hold the
+     * domain's claim now, so none runs): it is ours to clean, no force needed. */
+    struct journal_entry je;
+    if (!force && journal_read(d->cfg.state_dir, name, &je) == 0 && je.pid == getpid())
+        force = true;
     json_object *rep = NULL;
     r = txn_real_unblock(d->virt, d->cfg.state_dir, name, force, &rep, msg, sizeof(msg));
     daemon_release(d, name);
