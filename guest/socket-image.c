@@ -39,18 +39,51 @@ static int add(json_object *o, const char *key, json_object *v)
     return 0;
 }
 
+/* Add keys[i] = vals[i] in order (o may be NULL: out of memory). After the first failure the
+ * remaining values are released, so the caller owns nothing either way. */
+static int add_all(json_object *o, const char *const *keys, json_object **vals, size_t n)
+{
+    int r = o ? 0 : -ENOMEM;
+    for (size_t i = 0; i < n; i++) {
+        if (r == 0)
+            r = add(o, keys[i], vals[i]);
+        else
+            json_object_put(vals[i]);
+    }
+    return r;
+}
+
+#define ADD_ALL(o, keys, vals)                                                                     \
+    ({                                                                                             \
+        _Static_assert(ELEMENTSOF(keys) == ELEMENTSOF(vals), "one value per key");                 \
+        add_all(o, keys, vals, ELEMENTSOF(keys));                                                  \
+    })
+
+/* A new object holding keys/vals, or NULL (the values released). */
+static json_object *new_obj(const char *const *keys, json_object **vals, size_t n)
+{
+    json_object *o = json_object_new_object();
+    if (add_all(o, keys, vals, n) < 0) {
+        json_object_put(o);
+        return NULL;
+    }
+    return o;
+}
+
+#define NEW_OBJ(keys, vals)                                                                        \
+    ({                                                                                             \
+        _Static_assert(ELEMENTSOF(keys) == ELEMENTSOF(vals), "one value per key");                 \
+        new_obj(keys, vals, ELEMENTSOF(keys));                                                     \
+    })
+
 static json_object *endpoint_json(const struct tcp_endpoint *ep)
 {
     char buf[INET6_ADDRSTRLEN];
     if (!tcp_endpoint_addr_str(ep, buf, sizeof(buf)))
         return NULL;
-    json_object *o = json_object_new_object();
-    if (!o || add(o, "addr", json_object_new_string(buf)) < 0 ||
-        add(o, "port", json_object_new_int(ep->port)) < 0) {
-        json_object_put(o);
-        return NULL;
-    }
-    return o;
+    static const char *const k[] = {"addr", "port"};
+    json_object *v[] = {json_object_new_string(buf), json_object_new_int(ep->port)};
+    return NEW_OBJ(k, v);
 }
 
 static json_object *queue_json(const struct tcp_repair_queue *q)
@@ -60,14 +93,28 @@ static json_object *queue_json(const struct tcp_repair_queue *q)
     _cleanup_free_ char *b64 = base64_encode(q->data ? (const void *)q->data : "", q->len);
     if (!b64)
         return NULL;
-    json_object *o = json_object_new_object();
-    if (!o || add(o, "len", json_object_new_int64(q->len)) < 0 ||
-        add(o, "sha256", json_object_new_string(sha)) < 0 ||
-        add(o, "data", json_object_new_string(b64)) < 0) {
-        json_object_put(o);
-        return NULL;
+    static const char *const k[] = {"len", "sha256", "data"};
+    json_object *v[] = {json_object_new_int64(q->len), json_object_new_string(sha),
+                        json_object_new_string(b64)};
+    return NEW_OBJ(k, v);
+}
+
+static json_object *owners_json(const struct image_conn *c)
+{
+    json_object *owners = json_object_new_array();
+    for (size_t i = 0; owners && i < c->n_owners; i++) {
+        static const char *const k[] = {"pid", "fd", "comm"};
+        json_object *v[] = {json_object_new_int(c->owners[i].pid),
+                            json_object_new_int(c->owners[i].fd),
+                            json_object_new_string(c->owners[i].comm)};
+        json_object *w = NEW_OBJ(k, v);
+        if (!w || json_object_array_add(owners, w) < 0) {
+            json_object_put(w);
+            json_object_put(owners);
+            return NULL;
+        }
     }
-    return o;
+    return owners;
 }
 
 static json_object *conn_json(const struct image_conn *c)
@@ -77,115 +124,53 @@ static json_object *conn_json(const struct image_conn *c)
     if (!state)
         return NULL;
     json_object *o = json_object_new_object();
-    json_object *owners = json_object_new_array();
-    int r = o && owners ? 0 : -ENOMEM;
-    for (size_t i = 0; r == 0 && i < c->n_owners; i++) {
-        json_object *w = json_object_new_object();
-        r = w ? 0 : -ENOMEM;
-        if (r == 0)
-            r = add(w, "pid", json_object_new_int(c->owners[i].pid));
-        if (r == 0)
-            r = add(w, "fd", json_object_new_int(c->owners[i].fd));
-        if (r == 0)
-            r = add(w, "comm", json_object_new_string(c->owners[i].comm));
-        if (r == 0 && json_object_array_add(owners, w) < 0)
-            r = -ENOMEM;
-        if (r < 0)
-            json_object_put(w);
-    }
-    if (r < 0) {
-        json_object_put(owners);
-        json_object_put(o);
-        return NULL;
-    }
-    r = add(o, "id", json_object_new_int64(c->id));
-    if (r == 0)
-        r = add(o, "inode", json_object_new_int64((int64_t)c->inode));
-    if (r == 0)
-        r = add(o, "owners", owners);
-    else
-        json_object_put(owners);
-    if (r == 0)
-        r = add(o, "family", json_object_new_string(st->sock_family == AF_INET6 ? "ipv6" : "ipv4"));
-    if (r == 0)
-        r = add(o, "v6only", json_object_new_boolean(st->v6only));
-    if (r == 0)
-        r = add(o, "state", json_object_new_string(state));
-    if (r == 0)
-        r = add(o, "local", endpoint_json(&st->local));
-    if (r == 0)
-        r = add(o, "remote", endpoint_json(&st->remote));
-    if (r == 0)
-        r = add(o, "snd_seq", json_object_new_int64(st->snd_seq));
-    if (r == 0)
-        r = add(o, "rcv_seq", json_object_new_int64(st->rcv_seq));
-    if (r == 0)
-        r = add(o, "unacked", queue_json(&st->unacked));
-    if (r == 0)
-        r = add(o, "unsent", queue_json(&st->unsent));
-    if (r == 0)
-        r = add(o, "recv", queue_json(&st->recv));
+    static const char *const k[] = {"id",      "inode",  "owners", "family",  "v6only",
+                                    "state",   "local",  "remote", "snd_seq", "rcv_seq",
+                                    "unacked", "unsent", "recv"};
+    json_object *v[] = {json_object_new_int64(c->id),
+                        json_object_new_int64((int64_t)c->inode),
+                        owners_json(c),
+                        json_object_new_string(st->sock_family == AF_INET6 ? "ipv6" : "ipv4"),
+                        json_object_new_boolean(st->v6only),
+                        json_object_new_string(state),
+                        endpoint_json(&st->local),
+                        endpoint_json(&st->remote),
+                        json_object_new_int64(st->snd_seq),
+                        json_object_new_int64(st->rcv_seq),
+                        queue_json(&st->unacked),
+                        queue_json(&st->unsent),
+                        queue_json(&st->recv)};
+    int r = ADD_ALL(o, k, v);
     if (r == 0 && st->has_window) {
-        json_object *w = json_object_new_object();
-        r = w ? 0 : -ENOMEM;
-        if (r == 0)
-            r = add(w, "snd_wl1", json_object_new_int64(st->window.snd_wl1));
-        if (r == 0)
-            r = add(w, "snd_wnd", json_object_new_int64(st->window.snd_wnd));
-        if (r == 0)
-            r = add(w, "max_window", json_object_new_int64(st->window.max_window));
-        if (r == 0)
-            r = add(w, "rcv_wnd", json_object_new_int64(st->window.rcv_wnd));
-        if (r == 0)
-            r = add(w, "rcv_wup", json_object_new_int64(st->window.rcv_wup));
-        if (r == 0)
-            r = add(o, "window", w);
-        else
-            json_object_put(w);
+        static const char *const wk[] = {"snd_wl1", "snd_wnd", "max_window", "rcv_wnd", "rcv_wup"};
+        json_object *wv[] = {
+            json_object_new_int64(st->window.snd_wl1), json_object_new_int64(st->window.snd_wnd),
+            json_object_new_int64(st->window.max_window), json_object_new_int64(st->window.rcv_wnd),
+            json_object_new_int64(st->window.rcv_wup)};
+        r = add(o, "window", NEW_OBJ(wk, wv));
     }
     if (r == 0) {
-        json_object *p = json_object_new_object();
-        r = p ? 0 : -ENOMEM;
-        if (r == 0)
-            r = add(p, "mss", json_object_new_int64(st->mss));
-        if (r == 0)
-            r = add(p, "sack", json_object_new_boolean(st->opt_sack));
-        if (r == 0)
-            r = add(p, "timestamps", json_object_new_boolean(st->opt_timestamps));
-        if (r == 0)
-            r = add(p, "wscale", json_object_new_boolean(st->opt_wscale));
-        if (r == 0)
-            r = add(p, "snd_wscale", json_object_new_int(st->snd_wscale));
-        if (r == 0)
-            r = add(p, "rcv_wscale", json_object_new_int(st->rcv_wscale));
-        if (r == 0)
-            r = add(o, "options", p);
-        else
-            json_object_put(p);
+        static const char *const pk[] = {"mss",    "sack",       "timestamps",
+                                         "wscale", "snd_wscale", "rcv_wscale"};
+        json_object *pv[] = {json_object_new_int64(st->mss),
+                             json_object_new_boolean(st->opt_sack),
+                             json_object_new_boolean(st->opt_timestamps),
+                             json_object_new_boolean(st->opt_wscale),
+                             json_object_new_int(st->snd_wscale),
+                             json_object_new_int(st->rcv_wscale)};
+        r = add(o, "options", NEW_OBJ(pk, pv));
     }
     if (r == 0)
         r = add(o, "timestamp", json_object_new_int64(st->timestamp));
     if (r == 0) {
-        json_object *s = json_object_new_object();
-        r = s ? 0 : -ENOMEM;
-        if (r == 0)
-            r = add(s, "nodelay", json_object_new_boolean(st->nodelay));
-        if (r == 0)
-            r = add(s, "cork", json_object_new_boolean(st->cork));
-        if (r == 0)
-            r = add(s, "keepalive", json_object_new_boolean(st->keepalive.enabled));
-        if (r == 0)
-            r = add(s, "keepidle", json_object_new_int(st->keepalive.idle));
-        if (r == 0)
-            r = add(s, "keepintvl", json_object_new_int(st->keepalive.intvl));
-        if (r == 0)
-            r = add(s, "keepcnt", json_object_new_int(st->keepalive.cnt));
-        if (r == 0)
-            r = add(s, "user_timeout_ms", json_object_new_int64(st->user_timeout_ms));
-        if (r == 0)
-            r = add(o, "settings", s);
-        else
-            json_object_put(s);
+        static const char *const sk[] = {"nodelay",   "cork",    "keepalive",      "keepidle",
+                                         "keepintvl", "keepcnt", "user_timeout_ms"};
+        json_object *sv[] = {
+            json_object_new_boolean(st->nodelay),           json_object_new_boolean(st->cork),
+            json_object_new_boolean(st->keepalive.enabled), json_object_new_int(st->keepalive.idle),
+            json_object_new_int(st->keepalive.intvl),       json_object_new_int(st->keepalive.cnt),
+            json_object_new_int64(st->user_timeout_ms)};
+        r = add(o, "settings", NEW_OBJ(sk, sv));
     }
     if (r < 0) {
         json_object_put(o);
@@ -199,15 +184,10 @@ static json_object *skipped_json(const struct image_skipped *s)
     const char *state = tcp_state_name(s->state);
     if (!state || !s->reason)
         return NULL;
-    json_object *o = json_object_new_object();
-    if (!o || add(o, "local", endpoint_json(&s->local)) < 0 ||
-        add(o, "remote", endpoint_json(&s->remote)) < 0 ||
-        add(o, "state", json_object_new_string(state)) < 0 ||
-        add(o, "reason", json_object_new_string(s->reason)) < 0) {
-        json_object_put(o);
-        return NULL;
-    }
-    return o;
+    static const char *const k[] = {"local", "remote", "state", "reason"};
+    json_object *v[] = {endpoint_json(&s->local), endpoint_json(&s->remote),
+                        json_object_new_string(state), json_object_new_string(s->reason)};
+    return NEW_OBJ(k, v);
 }
 
 json_object *socket_image_to_json(const struct socket_image *img)
@@ -230,27 +210,20 @@ json_object *socket_image_to_json(const struct socket_image *img)
             r = -ENOMEM;
         }
     }
-    if (r == 0)
-        r = add(o, "format", json_object_new_string(SOCKET_IMAGE_FORMAT));
-    if (r == 0)
-        r = add(o, "version", json_object_new_int(SOCKET_IMAGE_VERSION));
-    if (r == 0)
-        r = add(o, "image_id", json_object_new_string(img->image_id));
-    if (r == 0)
-        r = add(o, "boot_id", json_object_new_string(img->boot_id));
-    if (r == 0)
-        r = add(o, "hostname", json_object_new_string(img->hostname));
-    if (r == 0)
-        r = add(o, "monotonic_ns", json_object_new_int64((int64_t)img->monotonic_ns));
-    if (r == 0)
-        r = add(o, "realtime_ns", json_object_new_int64((int64_t)img->realtime_ns));
     if (r == 0) {
-        r = add(o, "connections", conns);
-        conns = NULL;
-    }
-    if (r == 0) {
-        r = add(o, "skipped", skipped);
-        skipped = NULL;
+        static const char *const k[] = {"format",      "version",     "image_id",
+                                        "boot_id",     "hostname",    "monotonic_ns",
+                                        "realtime_ns", "connections", "skipped"};
+        json_object *v[] = {json_object_new_string(SOCKET_IMAGE_FORMAT),
+                            json_object_new_int(SOCKET_IMAGE_VERSION),
+                            json_object_new_string(img->image_id),
+                            json_object_new_string(img->boot_id),
+                            json_object_new_string(img->hostname),
+                            json_object_new_int64((int64_t)img->monotonic_ns),
+                            json_object_new_int64((int64_t)img->realtime_ns),
+                            TAKE_PTR(conns),
+                            TAKE_PTR(skipped)};
+        r = ADD_ALL(o, k, v);
     }
     json_object_put(conns);
     json_object_put(skipped);
