@@ -88,8 +88,9 @@ int bundle_file_path(const struct bundle *b, const char *name, char *buf, size_t
 int bundle_add_file(struct bundle *b, const char *name, const char *src);
 int bundle_add_buffer(struct bundle *b, const char *name, const void *buf, size_t len);
 /* Write manifest.xml (m->files is filled from the bundle, the versions when empty), fsync it
- * and the directory, rename to the final path, fsync the parent. On failure the partial
- * directory is removed. */
+ * and the directory, rename to the final path, fsync the parent. On failure before the rename
+ * the partial directory is removed; an error from the parent's fsync comes after the rename
+ * (b->active is then false: the bundle is complete, its rename maybe not yet durable). */
 int bundle_commit(struct bundle *b, struct manifest *m);
 /* Remove the partial directory. */
 void bundle_abort(struct bundle *b);
