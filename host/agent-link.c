@@ -384,6 +384,10 @@ static int call_qemu_agent(struct agent_link *l, const char *cmd, json_object *a
     if (args)
         json_object_object_add(req, "arguments", json_object_get(args));
     const char *s = json_object_to_json_string_ext(req, JSON_C_TO_STRING_PLAIN);
+    if (!s) {
+        json_object_put(req);
+        return -ENOMEM;
+    }
     uint64_t start = now_monotonic_ns();
     char *reply = NULL;
     int r = 0;
