@@ -1222,6 +1222,110 @@ int replay_send_taps(const struct replay_buf *b, const struct replay_tap *taps, 
     return first;
 }
 
+/* ---- the session -------------------------------------------------------------------- */
+
+int replay_session_set_taps(struct replay_session *s, const char *domain,
+                            const struct replay_tap *taps, size_t n_taps)
+{
+    if (!s || !domain || !taps || n_taps == 0 || n_taps > ELEMENTSOF(s->taps) ||
+        strlen(domain) >= sizeof(s->domain))
+        return -EINVAL;
+    for (size_t i = 0; i < n_taps; i++)
+        if (!gate_ifname_valid(taps[i].name) || (taps[i].mac[0] & 1))
+            return -EINVAL;
+    snprintf(s->domain, sizeof(s->domain), "%s", domain);
+    memcpy(s->taps, taps, n_taps * sizeof(*taps));
+    s->n_taps = n_taps;
+    return 0;
+}
+
+int replay_session_begin(struct replay_session *s, const char *domain,
+                         const struct replay_tap *taps, size_t n_taps, size_t limit)
+{
+    if (!s)
+        return -EINVAL;
+    *s = (struct replay_session){.cap = {.fd = -1, .stop_fd = -1}};
+    int r = replay_session_set_taps(s, domain, taps, n_taps);
+    if (r < 0)
+        return r;
+    struct replay_addrs a = {.any_ip = true};
+    for (size_t i = 0; i < n_taps; i++) {
+        if (mac_index(&a, taps[i].mac) >= 0)
+            continue;
+        memcpy(a.macs[a.n_macs++], taps[i].mac, REPLAY_ETH_ALEN);
+    }
+    r = replay_capture_open(&s->cap, domain, 0, &a, limit);
+    if (r >= 0)
+        r = replay_capture_start(&s->cap);
+    const char *names[16];
+    for (size_t i = 0; i < n_taps; i++)
+        names[i] = s->taps[i].name;
+    if (r >= 0)
+        r = gate_capture_add(domain, names, n_taps, s->cap.group);
+    if (r < 0) {
+        log_warn("replay: no held-traffic capture for %s (%s): the peers will retransmit", domain,
+                 strerror(-r));
+        replay_capture_close(&s->cap);
+        return r;
+    }
+    s->capturing = true;
+    return 0;
+}
+
+int replay_session_stop(struct replay_session *s)
+{
+    if (!s || !s->capturing)
+        return 0;
+    int r = replay_capture_stop(&s->cap);
+    if (s->cap.fd >= 0) {
+        close(s->cap.fd); /* releases the group; the frames stay in cap.buf */
+        s->cap.fd = -1;
+    }
+    s->capturing = false;
+    log_info("replay: %s: %zu frame(s) held (%zu bytes), %" PRIu64 " over the bound, %" PRIu64
+             " not the domain's, %" PRIu64 " kernel overruns",
+             s->domain, s->cap.buf.n, s->cap.buf.used, s->cap.buf.dropped_pkts,
+             s->cap.buf.rejected_pkts, s->cap.lost_events);
+    return r;
+}
+
+int replay_session_replay(struct replay_session *s, const struct replay_buf *prior,
+                          struct json_object *image, const struct replay_send_opts *o,
+                          struct replay_send_stats *st)
+{
+    if (!s || !st || s->n_taps == 0 || s->capturing)
+        return -EINVAL;
+    *st = (struct replay_send_stats){0};
+    struct replay_addrs full = {0};
+    int r = image ? replay_addrs_add_image(&full, image) : -EINVAL;
+    if (r < 0)
+        return r;
+    if (full.n_ips == 0)
+        return -ENOENT;
+    size_t limit = s->cap.buf.limit ? s->cap.buf.limit : (prior ? prior->limit : 0);
+    struct replay_buf all;
+    if ((r = replay_buf_init(&all, limit)) < 0)
+        return r;
+    if (prior)
+        r = replay_buf_append(&all, prior);
+    if (r >= 0)
+        r = replay_buf_append(&all, &s->cap.buf);
+    if (r >= 0)
+        r = replay_send_taps(&all, s->taps, s->n_taps, &full, o, st);
+    replay_buf_free(&all);
+    return r;
+}
+
+void replay_session_close(struct replay_session *s)
+{
+    if (!s)
+        return;
+    /* rxbuf marks an opened capture (a zeroed struct has fd 0, which is not ours) */
+    if (s->cap.rxbuf)
+        replay_capture_close(&s->cap);
+    s->capturing = false;
+}
+
 /* ---- stop-mode hold tables --------------------------------------------------------------- */
 
 static inline void nft_ctx_freep(struct nft_ctx **c)

@@ -217,6 +217,42 @@ int replay_send_taps(const struct replay_buf *b, const struct replay_tap *taps, 
                      const struct replay_addrs *a, const struct replay_send_opts *o,
                      struct replay_send_stats *total);
 
+/* The whole gate-window flow for one domain, for the transaction: four calls.
+ *   gate_install(domain, taps)            (the transaction, as before)
+ *   replay_session_begin(&s, ...)         capture on every tap; warning-only on failure
+ *   ... freeze, save / resume ...
+ *   gate_lift(domain); replay_session_stop(&s)
+ *   stop mode: replay_pcap_encode(&s.cap.buf, ...) -> bundle_add_buffer(REPLAY_PCAP_NAME)
+ *   after the thaw: replay_session_replay(&s, prior, image, NULL, &st)
+ *   replay_session_close(&s)              always (safe on a zeroed struct) */
+struct replay_session {
+    char domain[256];
+    struct replay_tap taps[16];
+    size_t n_taps;
+    struct replay_capture cap;
+    bool capturing;
+};
+/* Open the capture (frames for the taps' MACs, any IP: the image is not known yet) and add the
+ * capture rule to the installed gate. limit 0: the default. On failure s is left closed. */
+int replay_session_begin(struct replay_session *s, const char *domain,
+                         const struct replay_tap *taps, size_t n_taps, size_t limit);
+/* After gate_lift(): drain what the kernel queued and end the capture (s->cap.buf keeps the
+ * frames). A session never begun: 0. */
+int replay_session_stop(struct replay_session *s);
+/* Replay prior (frames held earlier, e.g. the bundle's held.pcap read with no addresses; may
+ * be NULL) then the session's frames, in that order and under the session's bound, on the taps
+ * by destination MAC, each checked against the taps' MACs and the addresses of image's
+ * connections (replay_addrs_add_image). An image with no usable address replays nothing
+ * (-ENOENT). taps: the session's; a session never begun can still replay prior when given
+ * taps through replay_session_set_taps(). */
+int replay_session_replay(struct replay_session *s, const struct replay_buf *prior,
+                          struct json_object *image, const struct replay_send_opts *o,
+                          struct replay_send_stats *st);
+/* For a restore that only replays a bundle's frames: set the taps without capturing. */
+int replay_session_set_taps(struct replay_session *s, const char *domain,
+                            const struct replay_tap *taps, size_t n_taps);
+void replay_session_close(struct replay_session *s);
+
 /* Stop mode: while the VM (and its tap) is down, frames for it still reach this namespace.
  * Install (one transaction, idempotent) an `inet` table whose prerouting chain does
  * `ip daddr {IPs} log group G drop` (and ip6), and a `bridge` table whose prerouting chain does

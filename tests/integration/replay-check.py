@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """Helpers for the replay-*.sh tests: a UDP sender for the peer and pcap checks.
 
-  send DST N [--size B] [--other DST2 --every K]   N datagrams "rseq=NNNNNN" to DST:9999
-      (every K-th one also to DST2); used in the peer namespace
+  send DST N [--size B] [--other DST2 --every K] [--start S]
+      N datagrams "rseq=NNNNNN" (from S) to DST:9999 (every K-th one also to DST2); used in
+      the peer namespace
   marker DST                                         one datagram "marker" to DST:9999
   seqs PCAP                                          the rseq numbers of the UDP frames, in order
   same PCAP_A PCAP_B N [--dst IP]                    the first N frames of both are byte-equal
@@ -76,7 +77,7 @@ def main(a):
     cmd = a[0]
     if cmd == "send":
         dst, n = a[1], int(a[2])
-        size, other, every = 64, None, 0
+        size, other, every, start = 64, None, 0, 0
         i = 3
         while i < len(a):
             if a[i] == "--size":
@@ -85,10 +86,12 @@ def main(a):
                 other = a[i + 1]
             elif a[i] == "--every":
                 every = int(a[i + 1])
+            elif a[i] == "--start":
+                start = int(a[i + 1])
             i += 2
         s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         for k in range(n):
-            msg = ("rseq=%06d" % k).encode().ljust(size, b".")
+            msg = ("rseq=%06d" % (start + k)).encode().ljust(size, b".")
             s.sendto(msg, (dst, 9999))
             if other and every and k % every == 0:
                 s.sendto(b"stranger" + msg, (other, 9999))

@@ -12,6 +12,10 @@
  *       the same over several taps, each with its own MAC (replay_send_taps; ADDRS' MACs
  *       filter what the reader keeps).
  *   replayctl capture-add DOMAIN GROUP TAP...   gate_capture_add on an installed gate.
+ *   replayctl session DOMAIN --tap TAP=MAC... [--limit N] [--pcap OUT] [--image IMAGE.json
+ *       [--prior PCAP]]   the transaction's flow through struct replay_session: gate, capture,
+ *       "held", on SIGUSR1 lift, stop, write OUT; with --image replay PRIOR's frames then the
+ *       session's, checked against the image's addresses.
  *   replayctl check ADDRS PCAP      validate every frame: "frame I VERDICT" lines.
  * ADDRS: --mac MAC (repeatable) --ip IP[@MACINDEX] (repeatable). PACE: --burst N --pace-us US
  * (none given: the library's default pacing; --burst 0 --pace-us 0: unpaced).
@@ -22,6 +26,7 @@
 #include "common/util.h"
 
 #include <errno.h>
+#include <json-c/json.h>
 #include <inttypes.h>
 #include <signal.h>
 #include <stdio.h>
@@ -31,7 +36,7 @@
 struct opts {
     struct replay_addrs addrs;
     size_t limit;
-    const char *pcap;
+    const char *pcap, *image, *prior;
     bool no_replay, pass, paced, capture_any_ip;
     struct replay_send_opts pace;
     struct replay_tap taps[16];
@@ -48,6 +53,8 @@ static int usage(void)
                     "       replayctl send TAP ADDRS [--limit N] [--burst N --pace-us US] PCAP...\n"
                     "       replayctl send-taps ADDRS --tap TAP=MAC... [PACE] PCAP...\n"
                     "       replayctl capture-add DOMAIN GROUP TAP...\n"
+                    "       replayctl session DOMAIN --tap TAP=MAC... [--limit N] [--pcap OUT] "
+                    "[--image IMAGE.json [--prior PCAP]]\n"
                     "       replayctl check ADDRS PCAP\n"
                     "ADDRS: --mac MAC ... --ip IP ...\n");
     return 2;
@@ -84,6 +91,10 @@ static int parse(int argc, char **argv, struct opts *o)
             o->limit = strtoull(argv[++i], NULL, 0);
         } else if (strcmp(a, "--pcap") == 0 && has) {
             o->pcap = argv[++i];
+        } else if (strcmp(a, "--image") == 0 && has) {
+            o->image = argv[++i];
+        } else if (strcmp(a, "--prior") == 0 && has) {
+            o->prior = argv[++i];
         } else if (strcmp(a, "--burst") == 0 && has) {
             o->pace.burst = (uint32_t)strtoul(argv[++i], NULL, 0);
             o->paced = true;
@@ -249,6 +260,70 @@ static int cmd_send(struct opts *o, bool multi)
     return 0;
 }
 
+static int cmd_session(struct opts *o)
+{
+    if (o->n_pos != 1 || o->n_taps == 0)
+        return usage();
+    const char *domain = o->pos[0];
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGUSR1);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    const char *names[16];
+    for (size_t i = 0; i < o->n_taps; i++)
+        names[i] = o->taps[i].name;
+    int r = gate_install(domain, names, o->n_taps);
+    if (r < 0)
+        return fail("gate", r);
+    struct replay_session s;
+    r = replay_session_begin(&s, domain, o->taps, o->n_taps, o->limit);
+    if (r < 0) {
+        gate_lift(domain);
+        replay_session_close(&s);
+        return fail("session begin", r);
+    }
+    printf("held group=%u\n", s.cap.group);
+    fflush(stdout);
+    wait_signal();
+    uint64_t lift_ns = now_monotonic_ns();
+    r = gate_lift(domain);
+    int rs = replay_session_stop(&s);
+    if (r < 0 || rs < 0) {
+        replay_session_close(&s);
+        return fail("lift", r < 0 ? r : rs);
+    }
+    print_capture(&s.cap);
+    if (o->pcap && (r = replay_pcap_write(&s.cap.buf, o->pcap)) < 0) {
+        replay_session_close(&s);
+        return fail("pcap write", r);
+    }
+    if (o->image) {
+        json_object *img = json_object_from_file(o->image);
+        struct replay_buf prior;
+        replay_buf_init(&prior, 0);
+        if (o->prior && (r = replay_pcap_read(o->prior, NULL, &prior)) < 0) {
+            json_object_put(img);
+            replay_buf_free(&prior);
+            replay_session_close(&s);
+            return fail("prior pcap", r);
+        }
+        struct replay_send_stats st;
+        r = replay_session_replay(&s, o->prior ? &prior : NULL, img, NULL, &st);
+        json_object_put(img);
+        replay_buf_free(&prior);
+        if (r < 0) {
+            replay_session_close(&s);
+            return fail("replay", r);
+        }
+        print_send(&st, lift_ns);
+    }
+    fflush(stdout);
+    replay_session_close(&s);
+    return 0;
+}
+
 static int cmd_check(struct opts *o)
 {
     if (o->n_pos != 1)
@@ -283,6 +358,8 @@ int main(int argc, char **argv)
         return cmd_hold(&o, true);
     if (strcmp(argv[1], "send") == 0)
         return cmd_send(&o, false);
+    if (strcmp(argv[1], "session") == 0)
+        return cmd_session(&o);
     if (strcmp(argv[1], "send-taps") == 0)
         return cmd_send(&o, true);
     if (strcmp(argv[1], "capture-add") == 0) {

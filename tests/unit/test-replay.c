@@ -15,6 +15,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <json-c/json.h>
 #include <linux/netfilter.h>
 #include <linux/netfilter/nfnetlink.h>
@@ -637,6 +638,31 @@ static void test_partial_checksum(void **state)
     replay_buf_free(&b);
 }
 
+static void test_session_refusals(void **state)
+{
+    (void)state;
+    struct replay_session s = {0};
+    int fd0_before = fcntl(0, F_GETFD) >= 0;
+    replay_session_close(&s); /* zeroed: nothing to close, fd 0 untouched */
+    assert_int_equal(fcntl(0, F_GETFD) >= 0, fd0_before);
+    struct replay_tap t[2];
+    replay_tap_set(&t[0], "vnet0", GUEST_MAC);
+    assert_int_equal(replay_session_begin(&s, "dom", t, 0, 0), -EINVAL);
+    replay_session_close(&s);
+    assert_int_equal(replay_session_begin(&s, "", t, 1, 0), -EINVAL);
+    replay_session_close(&s);
+    assert_int_equal(replay_session_stop(&s), 0); /* never begun */
+    struct replay_send_stats st;
+    assert_int_equal(replay_session_replay(&s, NULL, NULL, NULL, &st), -EINVAL); /* no taps */
+    assert_int_equal(replay_session_set_taps(&s, "dom", t, 1), 0);
+    json_object *img =
+        json_tokener_parse("{\"connections\":[{\"local\":{\"addr\":\"0.0.0.0\",\"port\":1}}]}");
+    assert_int_equal(replay_session_replay(&s, NULL, img, NULL, &st), -ENOENT);
+    assert_int_equal(replay_session_replay(&s, NULL, NULL, NULL, &st), -EINVAL);
+    json_object_put(img);
+    replay_session_close(&s);
+}
+
 static void test_refusals(void **state)
 {
     (void)state;
@@ -746,6 +772,7 @@ int main(void)
         cmocka_unit_test(test_image_addrs),
         cmocka_unit_test(test_taps_and_gate_refusals),
         cmocka_unit_test(test_partial_checksum),
+        cmocka_unit_test(test_session_refusals),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
