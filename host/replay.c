@@ -1095,9 +1095,10 @@ int replay_send(const struct replay_buf *b, const char *tap, const struct replay
         log_err("replay: refusing to replay without the domain's IP addresses");
         return -EINVAL;
     }
-    struct replay_send_opts opts = o ? *o
-                                     : (struct replay_send_opts){.burst = REPLAY_DEFAULT_BURST,
-                                                                 .pace_us = REPLAY_DEFAULT_PACE_US};
+    struct replay_send_opts opts = {
+        .burst = REPLAY_DEFAULT_BURST, .pace_us = REPLAY_DEFAULT_PACE_US, .adaptive = true};
+    if (o)
+        opts = *o;
     unsigned idx = if_nametoindex(tap);
     if (idx == 0) {
         log_err("replay: tap %s does not exist in this network namespace", tap);
@@ -1119,6 +1120,7 @@ int replay_send(const struct replay_buf *b, const char *tap, const struct replay
 
     uint64_t drop0 = 0, drop1 = 0;
     bool have_drops = tap_tx_dropped(tap, &drop0) == 0;
+    uint64_t last_dropped = drop0;
     uint64_t t0 = now_monotonic_ns();
     _cleanup_free_ uint8_t *scratch = NULL;
     uint32_t in_burst = 0;
@@ -1144,6 +1146,12 @@ int replay_send(const struct replay_buf *b, const char *tap, const struct replay
         }
         if (opts.burst && in_burst == opts.burst) {
             in_burst = 0;
+            uint64_t now_dropped;
+            if (opts.adaptive && have_drops && tap_tx_dropped(tap, &now_dropped) == 0) {
+                if (now_dropped > last_dropped && opts.pace_us < REPLAY_MAX_PACE_US)
+                    opts.pace_us = opts.pace_us ? 2 * opts.pace_us : 100;
+                last_dropped = now_dropped;
+            }
             if (opts.pace_us) {
                 struct timespec ts = {.tv_sec = opts.pace_us / 1000000,
                                       .tv_nsec = (long)(opts.pace_us % 1000000) * 1000};

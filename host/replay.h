@@ -182,11 +182,14 @@ void replay_capture_close(struct replay_capture *c);
 /* Replay into a tap (after the gate lifted; the egress hook would drop them otherwise). A tap
  * queues at most 500 frames for its reader (QEMU) and silently drops beyond, so an unpaced
  * burst of thousands loses most of them (bench/replay); the defaults (o == NULL) pace it. */
-#define REPLAY_DEFAULT_BURST   128
+#define REPLAY_DEFAULT_BURST   64
 #define REPLAY_DEFAULT_PACE_US 1000
+#define REPLAY_MAX_PACE_US     32000
 struct replay_send_opts {
     uint32_t burst;   /* frames per burst (0: all at once, unpaced) */
     uint32_t pace_us; /* pause between bursts */
+    bool adaptive;    /* double the pause (up to REPLAY_MAX_PACE_US) whenever the tap's
+                         tx_dropped grew during a burst: the reader is slower than us */
 };
 struct replay_send_stats {
     uint64_t sent, sent_bytes;

@@ -18,7 +18,7 @@
  *       session's, checked against the image's addresses.
  *   replayctl check ADDRS PCAP      validate every frame: "frame I VERDICT" lines.
  * ADDRS: --mac MAC (repeatable) --ip IP[@MACINDEX] (repeatable). PACE: --burst N --pace-us US
- * (none given: the library's default pacing; --burst 0 --pace-us 0: unpaced).
+ * [--adaptive] (none given: the library's default pacing; --burst 0 --pace-us 0: unpaced).
  * Exit codes: 0 ok, 2 error. */
 #include "host/gate.h"
 #include "host/replay.h"
@@ -97,6 +97,9 @@ static int parse(int argc, char **argv, struct opts *o)
             o->prior = argv[++i];
         } else if (strcmp(a, "--burst") == 0 && has) {
             o->pace.burst = (uint32_t)strtoul(argv[++i], NULL, 0);
+            o->paced = true;
+        } else if (strcmp(a, "--adaptive") == 0) {
+            o->pace.adaptive = true;
             o->paced = true;
         } else if (strcmp(a, "--pace-us") == 0 && has) {
             o->pace.pace_us = (uint32_t)strtoul(argv[++i], NULL, 0);
