@@ -7,7 +7,8 @@
 #  3. SIGKILL of the daemon mid-save, restart: the journal replay lifts the gate, brings the VM
 #     back running with its agent thawed, removes the partial bundle; no bundle is taken for
 #     complete;
-#  4. the metrics file counts it all; the streams end byte-exact in both directions.
+#  4. SIGTERM of the daemon mid-save: the job rolls back before the daemon exits 0;
+#  5. the streams end byte-exact in both directions.
 # Only the daemon talks to libvirt while it runs (a second process on the embedded root would
 # fight it for QEMU's monitor): states come from the daemon's status.
 set -euo pipefail
@@ -128,8 +129,30 @@ jq -e '.state == "running" and .gate.installed == false and .journal == null and
   fail "after recovery: $st"
 ok "SIGKILL of the daemon mid-save: the restart lifts the gate, resumes and thaws, no bundle"
 
-# 4. Metrics and streams.
 grep -q '^netckptd_journal_recovered_total 1$' "$VM_WORK/metrics.prom" || fail "metrics"
+
+# 4. SIGTERM mid-save: the daemon rolls the running job back, then exits 0.
+call checkpoint "{\"domain\":\"$VM_NAME\",\"wait\":false,\"dir\":\"$VM_WORK/b-term\"}" >/dev/null
+for _ in $(seq 500); do
+  grep -qs '"step": *"saving"' "$STATE"/journal/*.json && break
+  sleep 0.02
+done
+grep -qs '"step": *"saving"' "$STATE"/journal/*.json || fail "the job never reached the save"
+sleep 0.3
+kill -TERM "$DPID"
+wait "$DPID" || fail "netckptd exit status after SIGTERM mid-save"
+[[ $(gate_count) == 0 ]] || fail "a gate is left after SIGTERM"
+[[ -z $(ls -A "$STATE/journal" 2>/dev/null) ]] || fail "a journal entry is left after SIGTERM"
+[[ ! -e $VM_WORK/b-term && ! -e $VM_WORK/.b-term.partial ]] || fail "a bundle is left after SIGTERM"
+grep -q "rollback" "$VM_WORK/daemon2.log" || fail "no rollback logged"
+start_daemon "$VM_WORK/daemon3.log"
+st=$(call status "{\"domain\":\"$VM_NAME\"}")
+jq -e '.state == "running" and .gate.installed == false and .agent.status.frozen == false' \
+  <<<"$st" >/dev/null || fail "after SIGTERM: $st"
+grep -q "journal recovery" "$VM_WORK/daemon3.log" && fail "SIGTERM left something to recover"
+ok "SIGTERM mid-save: the job rolls back (VM running, agent thawed, no gate, no bundle), exit 0"
+
+# 5. Streams.
 kill -TERM "$DPID"
 wait "$DPID" || fail "netckptd exit status"
 sleep 1
