@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -81,4 +82,29 @@ void daemon_client_close(struct daemon_client *dc)
     if (dc->fd >= 0)
         close(dc->fd);
     dc->fd = -1;
+}
+
+int daemon_client_run(const char *path, const char *cmd, json_object *args, int timeout_ms,
+                      json_object **ret, char *msg, size_t msglen)
+{
+    *ret = NULL;
+    if (msglen)
+        msg[0] = 0;
+    struct daemon_client dc;
+    int r =
+        daemon_client_connect(&dc, path, timeout_ms < 0 || timeout_ms > 5000 ? 5000 : timeout_ms);
+    if (r < 0) {
+        snprintf(msg, msglen, "cannot reach netckptd at %s: %s", daemon_client_socket(path),
+                 strerror(-r));
+        return r;
+    }
+    struct qga_error err;
+    qga_error_clear(&err);
+    r = daemon_client_call(&dc, cmd, args, timeout_ms, ret, &err);
+    daemon_client_close(&dc);
+    if (r == -EREMOTEIO)
+        snprintf(msg, msglen, "%s: %s", qga_error_class_name(err.cls), err.desc);
+    else if (r < 0)
+        snprintf(msg, msglen, "netckptd %s: %s", cmd, strerror(-r));
+    return r;
 }

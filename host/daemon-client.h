@@ -36,3 +36,9 @@ bool daemon_client_available(const char *path);
 int daemon_client_call(struct daemon_client *dc, const char *cmd, json_object *args, int timeout_ms,
                        json_object **ret, struct qga_error *err);
 void daemon_client_close(struct daemon_client *dc);
+
+/* One call on a fresh connection, for a front end that only forwards one command: connect
+ * (path as above), call, close. 0 with *ret; -ENOENT/-ECONNREFUSED: no daemon (work alone);
+ * -EREMOTEIO: the daemon refused, msg says why; other -errno with msg filled. */
+int daemon_client_run(const char *path, const char *cmd, json_object *args, int timeout_ms,
+                      json_object **ret, char *msg, size_t msglen);

@@ -141,6 +141,13 @@ static void *client_thread(void *arg)
         qga_reader_init(&s.reader, DAEMON_MAX_REQUEST, DAEMON_MAX_DEPTH);
         char *buf = malloc(DAEMON_MAX_REQUEST);
         while (buf) {
+            /* A client that says nothing for this long gives its slot back. */
+            struct pollfd pfd = {.fd = c->fd, .events = POLLIN};
+            int pr = poll(&pfd, 1, DAEMON_CLIENT_IDLE_MS);
+            if (pr < 0 && errno == EINTR)
+                continue;
+            if (pr <= 0)
+                break;
             ssize_t n = read(c->fd, buf, DAEMON_MAX_REQUEST);
             if (n < 0 && errno == EINTR)
                 continue;

@@ -34,7 +34,8 @@
 #define DAEMON_MAX_REQUEST        (64u << 10) /* control requests are small */
 #define DAEMON_MAX_DEPTH          32
 #define DAEMON_MAX_CLIENTS        64
-#define DAEMON_MAX_RUNNING        16 /* jobs at once */
+#define DAEMON_CLIENT_IDLE_MS     (15 * 60 * 1000) /* a silent client is dropped after this */
+#define DAEMON_MAX_RUNNING        16               /* jobs at once */
 #define DAEMON_JOB_HISTORY        64 /* running + recently finished jobs kept for status */
 #define DAEMON_EVENTS             512
 #define DAEMON_MAX_CLAIMS         64
