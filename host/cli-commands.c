@@ -606,18 +606,21 @@ int cli_cmd_unblock(struct cli_ctx *ctx, const struct cli_args *a)
     sigaddset(&s, SIGINT);
     sigaddset(&s, SIGTERM);
     pthread_sigmask(SIG_BLOCK, &s, &old);
-    if (!ctx->virt) {
+    struct nc_virt *conn = ctx->virt; /* open already when recovery needed it */
+    if (!conn) {
         int r = nc_virt_open(&v, ctx->uri, ctx->state_dir);
         if (r < 0)
             log_warn("no libvirt connection (%s): only the gate is lifted",
                      v.err[0] ? v.err : strerror(-r));
         else
-            ctx->virt = &v;
+            conn = &v;
     }
     json_object *rep = NULL;
     char err[1024] = "";
-    int r = txn_real_unblock(ctx->virt, ctx->state_dir, domain, cli_arg_bool(a, "force"), &rep, err,
+    int r = txn_real_unblock(conn, ctx->state_dir, domain, cli_arg_bool(a, "force"), &rep, err,
                              sizeof(err));
+    if (conn == &v) /* ours: it must not outlive this frame */
+        nc_virt_close(&v);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     int code = r == 0 ? NC_EXIT_OK : r == -EBUSY ? NC_EXIT_BUSY : NC_EXIT_FAILURE;
     if (r < 0 && !rep)
