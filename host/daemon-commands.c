@@ -201,18 +201,16 @@ static int cmd_checkpoint(void *ud, json_object *args, json_object **ret, struct
     if (dir) {
         snprintf(t.path, sizeof(t.path), "%s", dir);
     } else {
-        char name[32];
         if (!policy_domain_dirname_ok(t.domain)) {
             qga_error_set(err, QGA_ERR_INVALID_PARAMETER,
                           "the domain name %s cannot be a directory name; give dir", t.domain);
             return -EINVAL;
         }
-        retention_bundle_name(now_realtime_ns(), name, sizeof(name));
-        if (snprintf(t.path, sizeof(t.path), "%.3700s/bundles/%s/%s", d->cfg.state_dir, t.domain,
-                     name) >= (int)sizeof(t.path)) {
-            qga_error_set(err, QGA_ERR_INVALID_PARAMETER, "bundle path too long; give dir");
-            return -ENAMETOOLONG;
-        }
+        char base[4200];
+        snprintf(base, sizeof(base), "%s/bundles", d->cfg.state_dir);
+        r = daemon_bundle_path(base, t.domain, t.path, sizeof(t.path));
+        if (r < 0)
+            return qga_error_errno(err, r, "no bundle path under %s", base);
     }
     return run_job(d, &t, wait, ret, err);
 }

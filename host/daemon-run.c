@@ -132,21 +132,20 @@ static int check_conditions(struct daemon *d, struct daemon_job *j)
     return go;
 }
 
-/* <bundle_dir>/<domain>/<UTC time>[-N], not existing yet. */
-static int policy_bundle_path(const struct policy *p, const char *domain, char *buf, size_t len)
+int daemon_bundle_path(const char *bundle_dir, const char *domain, char *buf, size_t len)
 {
     char name[32];
     int r = retention_bundle_name(now_realtime_ns(), name, sizeof(name));
     if (r < 0)
         return r;
     for (int i = 0; i < 100; i++) {
-        int n = i ? snprintf(buf, len, "%s/%s/%s-%d", p->bundle_dir, domain, name, i)
-                  : snprintf(buf, len, "%s/%s/%s", p->bundle_dir, domain, name);
+        int n = i ? snprintf(buf, len, "%s/%s/%s-%d", bundle_dir, domain, name, i)
+                  : snprintf(buf, len, "%s/%s/%s", bundle_dir, domain, name);
         if (n < 0 || (size_t)n >= len)
             return -ENAMETOOLONG;
         char partial[4400];
         const char *base = strrchr(buf, '/') + 1;
-        snprintf(partial, sizeof(partial), "%s/%s/.%s%s", p->bundle_dir, domain, base,
+        snprintf(partial, sizeof(partial), "%s/%s/.%s%s", bundle_dir, domain, base,
                  BUNDLE_PARTIAL_SUFFIX);
         if (access(buf, F_OK) < 0 && errno == ENOENT && access(partial, F_OK) < 0 &&
             errno == ENOENT)
@@ -160,7 +159,7 @@ static void run_checkpoint(struct daemon *d, struct daemon_job *j)
     if (j->policy) {
         if (!check_conditions(d, j))
             return;
-        int q = policy_bundle_path(j->policy, j->domain, j->path, sizeof(j->path));
+        int q = daemon_bundle_path(j->policy->bundle_dir, j->domain, j->path, sizeof(j->path));
         if (q < 0) {
             finish(j, false, "failed", "no bundle path under %s: %s", j->policy->bundle_dir,
                    strerror(-q));

@@ -189,6 +189,9 @@ void daemon_metrics_flush(struct daemon *d);
 void daemon_wake(struct daemon *d);
 
 /* ---- daemon-run.c ---- */
+/* A new bundle path <bundle_dir>/<domain>/<UTC time>[-N] where neither it nor its partial
+ * directory exists yet. */
+int daemon_bundle_path(const char *bundle_dir, const char *domain, char *buf, size_t len);
 /* Start-up: journal recovery (lift stale gates, thaw, resume, clean partial bundles) and
  * marking interrupted bundles in the policies' bundle dirs failed. */
 void daemon_recover(struct daemon *d);
