@@ -86,6 +86,13 @@ n=$(find "$VM_WORK/bundles/$VM_NAME" -mindepth 1 -maxdepth 1 -name '2*' | wc -l)
 for b in "$VM_WORK/bundles/$VM_NAME"/2*; do
   vm_host "$VM_BUILD/host/netckpt" verify "$b" >/dev/null || fail "bundle $b does not verify"
 done
+grep -q '^netckptd_checkpoints_total{result="ok"} 3$' "$VM_WORK/metrics.prom" || fail "metrics ok"
+kept=$(awk '$1 == "netckptd_connections_kept_total" {print $2}' "$VM_WORK/metrics.prom")
+gate_s=$(awk '$1 == "netckptd_last_checkpoint_gate_seconds" {print $2}' "$VM_WORK/metrics.prom")
+((kept >= 6)) || fail "metrics: $kept connections kept"
+awk -v g="$gate_s" 'BEGIN { exit !(g > 0) }' || fail "metrics: gate time $gate_s"
+grep -q '^netckptd_bundles_pruned_total 1$' "$VM_WORK/metrics.prom" || fail "metrics pruned"
+echo "metrics: $kept connections kept, last gate time ${gate_s} s"
 ok "three policy runs (continue mode): VM running, no gate, bundles verify, retention kept 2"
 
 # 2. Busy.
