@@ -153,8 +153,11 @@ static json_object *jget(json_object *o, const char *k)
 static void print_report(json_object *rep)
 {
     json_object *conns = jget(rep, "connections");
-    if (!conns)
+    if (!conns || json_object_array_length(conns) == 0) {
+        if (conns)
+            printf("  no connections to report\n");
         return;
+    }
     printf("  connections: %d survived, %d stale, %d reset, %d stalled (watched %d ms)\n",
            json_object_get_int(jget(rep, "survived")), json_object_get_int(jget(rep, "stale")),
            json_object_get_int(jget(rep, "reset")), json_object_get_int(jget(rep, "stalled")),
