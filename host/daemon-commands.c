@@ -17,6 +17,7 @@
 #include "host/bundle.h"
 #include "host/cli.h"
 #include "host/daemon.h"
+#include "host/domain-xml.h"
 #include "host/gate.h"
 #include "host/journal.h"
 #include "host/retention.h"
@@ -27,24 +28,20 @@
 #define DEFAULT_FREEZE_S 60
 
 static const struct daemon_arg args_checkpoint[] = {
-    {"domain", json_type_string, true},
-    {"dir", json_type_string, false},
-    {"continue", json_type_boolean, false},
-    {"snapshot", json_type_boolean, false},
-    {"freeze-timeout", json_type_int, false},
-    {"wait", json_type_boolean, false},
-    {NULL, 0, false},
+    {"domain", json_type_string, true},         {"dir", json_type_string, false},
+    {"continue", json_type_boolean, false},     {"snapshot", json_type_boolean, false},
+    {"freeze-timeout", json_type_int, false},   {"wait", json_type_boolean, false},
+    {"agent-channel", json_type_string, false}, {NULL, 0, false},
 };
 static const struct daemon_arg args_restore[] = {
-    {"bundle", json_type_string, true},
-    {"stale", json_type_string, false},
-    {"paused", json_type_boolean, false},
-    {"wait", json_type_boolean, false},
-    {NULL, 0, false},
+    {"bundle", json_type_string, true},         {"stale", json_type_string, false},
+    {"paused", json_type_boolean, false},       {"wait", json_type_boolean, false},
+    {"agent-channel", json_type_string, false}, {NULL, 0, false},
 };
 static const struct daemon_arg args_status[] = {
     {"domain", json_type_string, false},
     {"job", json_type_int, false},
+    {"agent-channel", json_type_string, false},
     {NULL, 0, false},
 };
 static const struct daemon_arg args_list[] = {
@@ -141,6 +138,22 @@ static int canonical_name(struct daemon *d, const char *in, char *out, size_t le
     return 0;
 }
 
+/* The optional agent-channel argument: one of the two names netckpt knows. */
+static int agent_channel_arg(json_object *args, char *out, size_t len, struct qga_error *err)
+{
+    const char *ch = NULL;
+    int r = qga_arg_string(args, "agent-channel", false, 63, &ch, err);
+    if (r <= 0)
+        return r;
+    if (strcmp(ch, DOMAIN_AGENT_NAME) && strcmp(ch, DOMAIN_QGA_NAME)) {
+        qga_error_set(err, QGA_ERR_INVALID_PARAMETER, "agent-channel must be %s or %s",
+                      DOMAIN_AGENT_NAME, DOMAIN_QGA_NAME);
+        return -EINVAL;
+    }
+    snprintf(out, len, "%s", ch);
+    return 1;
+}
+
 static int start_error(int r, const char *msg, struct qga_error *err)
 {
     qga_error_set(err, r == -EBUSY || r == -EAGAIN ? QGA_ERR_BUSY : QGA_ERR_GENERIC_ERROR, "%s",
@@ -186,6 +199,8 @@ static int cmd_checkpoint(void *ud, json_object *args, json_object **ret, struct
     if (r >= 0)
         r = qga_arg_int(args, "freeze-timeout", false, 1, 86400, &freeze, err);
     struct daemon_job t = {.kind = DAEMON_JOB_CHECKPOINT, .freeze_timeout_s = (uint32_t)freeze};
+    if (r >= 0)
+        r = agent_channel_arg(args, t.agent_channel, sizeof(t.agent_channel), err);
     t.continue_running = opt_bool(args, "continue", false, &r, err);
     t.snapshot = opt_bool(args, "snapshot", false, &r, err);
     bool wait = opt_bool(args, "wait", true, &r, err);
@@ -225,6 +240,8 @@ static int cmd_restore(void *ud, json_object *args, json_object **ret, struct qg
     if (r >= 0)
         r = qga_arg_string(args, "stale", false, 8, &stale, err);
     struct daemon_job t = {.kind = DAEMON_JOB_RESTORE};
+    if (r >= 0)
+        r = agent_channel_arg(args, t.agent_channel, sizeof(t.agent_channel), err);
     t.paused = opt_bool(args, "paused", false, &r, err);
     bool wait = opt_bool(args, "wait", true, &r, err);
     if (r < 0)
@@ -337,6 +354,9 @@ static int cmd_status(void *ud, json_object *args, json_object **ret, struct qga
         r = qga_arg_string(args, "domain", false, 255, &domain, err);
     if (r >= 0)
         r = qga_arg_int(args, "job", false, 1, INT64_MAX, &job, err);
+    char channel[64] = "";
+    if (r >= 0)
+        r = agent_channel_arg(args, channel, sizeof(channel), err);
     if (r < 0)
         return r;
     if (job) {
@@ -413,6 +433,7 @@ static int cmd_status(void *ud, json_object *args, json_object **ret, struct qga
     } else {
         struct txn_real t;
         txn_real_init(&t, d->virt, d->cfg.state_dir, NULL);
+        t.agent_name = channel[0] ? channel : NULL;
         snprintf(t.domain, sizeof(t.domain), "%s", name);
         json_object *sret = NULL;
         r = txn_real_agent_call(&t, AGENT_CMD_NET_STATUS, NULL, 3000, &sret, msg, sizeof(msg));

@@ -169,6 +169,7 @@ int daemon_policy_run(struct daemon *d, const char *name, const char *only_domai
             .deferred_since_ns = deferred_since,
         };
         snprintf(t.domain, sizeof(t.domain), "%s", dom);
+        snprintf(t.agent_channel, sizeof(t.agent_channel), "%s", p.agent_channel);
         t.policy = malloc(sizeof(*t.policy));
         if (!t.policy) {
             skip(skipped, dom, strerror(ENOMEM));

@@ -86,6 +86,7 @@ static int check_conditions(struct daemon *d, struct daemon_job *j)
         return 1;
     struct txn_real t;
     txn_real_init(&t, d->virt, d->cfg.state_dir, &j->cancel);
+    t.agent_name = j->agent_channel[0] ? j->agent_channel : NULL;
     snprintf(t.domain, sizeof(t.domain), "%s", j->domain);
     json_object *st = NULL;
     char err[512] = "";
@@ -168,6 +169,7 @@ static void run_checkpoint(struct daemon *d, struct daemon_job *j)
     }
     struct txn_real t;
     txn_real_init(&t, d->virt, d->cfg.state_dir, &j->cancel);
+    t.agent_name = j->agent_channel[0] ? j->agent_channel : NULL;
     struct txn_ctx tc = {.ops = &txn_real_ops,
                          .ud = &t,
                          .cancel = &j->cancel,
@@ -226,6 +228,7 @@ static void run_restore(struct daemon *d, struct daemon_job *j)
     struct txn_real t;
     txn_real_init(&t, d->virt, d->cfg.state_dir, &j->cancel);
     t.watch_ms = TAP_WATCH_DEFAULT_MS;
+    t.agent_name = j->agent_channel[0] ? j->agent_channel : NULL;
     struct txn_ctx tc = {.ops = &txn_real_ops,
                          .ud = &t,
                          .cancel = &j->cancel,

@@ -72,6 +72,7 @@ struct daemon_job {
     char path[4096]; /* checkpoint: bundle to create ("" : policy picks); restore: bundle */
     bool continue_running, snapshot, paused, reset_stale;
     uint32_t freeze_timeout_s;
+    char agent_channel[64];     /* "" : org.netckpt.agent.0 */
     struct policy *policy;      /* policy runs: a copy, owned by the job */
     uint64_t deferred_since_ns; /* policy retries: when the first deferral happened */
 

@@ -379,6 +379,8 @@ static int interpret(xmlDocPtr doc, struct policy *p, struct policy_error *e)
             uint_prop(n, "giveUp", 900, &p->retrans_give_up_s) < 0 || !p->retrans_give_up_s)
             return seterr(e, line_of(n), "<retransmitting>: bad max, retry or giveUp"), -EINVAL;
     }
+    if ((n = child(root, "agentChannel")) && !text(n, p->agent_channel, sizeof(p->agent_channel)))
+        return seterr(e, line_of(n), "<agentChannel>: too long"), -EINVAL;
     p->freeze_timeout_s = POLICY_DEFAULT_FREEZE_S;
     if ((n = child(root, "freezeTimeout"))) {
         uint64_t s;

@@ -35,6 +35,7 @@ struct policy {
     bool retrans_check; /* <conditions><retransmitting/> */
     uint32_t retrans_max, retrans_retry_s, retrans_give_up_s;
     uint32_t freeze_timeout_s;
+    char agent_channel[64]; /* <agentChannel>; "" : org.netckpt.agent.0 */
 };
 
 struct policy_error {

@@ -327,6 +327,9 @@ static void test_commands(void **state)
     rep = call(&s, "{\"execute\":\"policy-run\",\"arguments\":{\"name\":\"nope\"}}");
     assert_string_equal(err_class(rep), "NotFound");
     json_object_put(rep);
+    rep = call(&s, "{\"execute\":\"status\",\"arguments\":{\"agent-channel\":\"x\"}}");
+    assert_string_equal(err_class(rep), "InvalidParameter");
+    json_object_put(rep);
     rep = call(&s, "{\"execute\":\"no-such\"}");
     assert_string_equal(err_class(rep), "CommandNotFound");
     json_object_put(rep);

@@ -63,6 +63,7 @@ static void test_good_interval(void **state)
     assert_int_equal(p.retrans_retry_s, 60);
     assert_int_equal(p.retrans_give_up_s, 900);
     assert_int_equal(p.freeze_timeout_s, 60);
+    assert_string_equal(p.agent_channel, "org.qemu.guest_agent.0");
     assert_true(policy_matches(&p, "web-1"));
     assert_true(policy_matches(&p, "web-"));
     assert_true(policy_matches(&p, "db1"));
@@ -90,6 +91,7 @@ static void test_good_calendar(void **state)
     assert_false(p.agent_check);
     assert_false(p.retrans_check);
     assert_int_equal(p.freeze_timeout_s, POLICY_DEFAULT_FREEZE_S);
+    assert_string_equal(p.agent_channel, "");
     assert_true(policy_matches(&p, "vm1"));
     assert_false(policy_matches(&p, "vm12"));
 }
@@ -176,6 +178,8 @@ static void test_inline(void **state)
         {"ok", "a", "<interval>5</interval>", "<conditions><retransmitting max='0'/></conditions>",
          0, NULL},
         {"ok", "a", "<interval>5</interval>", "<freezeTimeout>86401</freezeTimeout>", -EINVAL,
+         "policy.rng"},
+        {"ok", "a", "<interval>5</interval>", "<agentChannel>org.evil.0</agentChannel>", -EINVAL,
          "policy.rng"},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
