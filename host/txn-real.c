@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <net/if.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -188,6 +189,17 @@ static int r_discover(void *ud, const char *domain, struct txn_domain *out, char
             free(out->xml);
             out->xml = NULL;
             return -EINVAL;
+        }
+        /* QEMU's tap lives in the namespace libvirt (and so netckpt) ran in; gating a name
+         * that is not here would hook nothing (or fail only after the gate step). */
+        if (!t->open_ok && !if_nametoindex(taps[i])) {
+            seterr(err, errlen,
+                   "tap %s of %s is not in this network namespace; run netckpt in the one that "
+                   "holds it (ip netns exec NS netckpt ...)",
+                   taps[i], out->name);
+            free(out->xml);
+            out->xml = NULL;
+            return -ENODEV;
         }
         snprintf(out->taps[i], sizeof(out->taps[i]), "%s", taps[i]);
     }

@@ -52,6 +52,16 @@ done
 [[ -e $VM_WORK/stream.ready && -e $VM_WORK/idle.ready ]] || fail "the streams did not start"
 sleep 2
 
+# 0. From outside the tap's network namespace: refused at discover, nothing touched.
+rc=0
+"$NC" -c "$VM_URI" --json checkpoint "$VM_NAME" --dir "$VM_WORK/b0" >"$VM_WORK/cp0.json" \
+  2>"$VM_WORK/cp0.err" || rc=$?
+[[ $rc == 1 ]] || fail "checkpoint from the wrong netns: rc $rc: $(cat "$VM_WORK/cp0.json")"
+jq -e '.failed_step == "discover" and (.error | contains("network namespace"))' "$VM_WORK/cp0.json" \
+  >/dev/null || fail "wrong-netns json: $(cat "$VM_WORK/cp0.json")"
+[[ $(state) == running && ! -e $VM_WORK/b0 ]] || fail "the wrong-netns checkpoint touched something"
+ok "a checkpoint from outside the tap's namespace is refused at discover"
+
 # 1. Stop mode.
 nc_json "$VM_WORK/cp1.json" checkpoint "$VM_NAME" --dir "$VM_WORK/b1" ||
   fail "checkpoint (stop): rc $?: $(cat "$VM_WORK/cp1.json.err")"
