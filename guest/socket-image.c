@@ -975,7 +975,7 @@ static void diff_queue(struct differ *d, const char *field, const struct tcp_rep
 }
 
 /* Everything that makes the connection what it is. Not the timestamp (a clock), owners or
- * inode (bookkeeping, not TCP state). */
+ * inode (bookkeeping, not TCP state), nor our own advertised window (see below). */
 static void diff_conn(struct differ *d, const struct tcp_conn_state *a,
                       const struct tcp_conn_state *b)
 {
@@ -993,8 +993,10 @@ static void diff_conn(struct differ *d, const struct tcp_conn_state *a,
         diff_u64(d, "window.snd_wl1", a->window.snd_wl1, b->window.snd_wl1);
         diff_u64(d, "window.snd_wnd", a->window.snd_wnd, b->window.snd_wnd);
         diff_u64(d, "window.max_window", a->window.max_window, b->window.max_window);
-        diff_u64(d, "window.rcv_wnd", a->window.rcv_wnd, b->window.rcv_wnd);
-        diff_u64(d, "window.rcv_wup", a->window.rcv_wup, b->window.rcv_wup);
+        /* rcv_wnd and rcv_wup are not compared: the frozen socket's delayed-ACK timer still
+         * runs in repair mode and re-selects the advertised window into the gate, so they move
+         * on a correctly paired state (seen in 1 of 6 --continue runs). They describe what we
+         * offer, not what was exchanged; sequence numbers and queues decide the pairing. */
     }
     diff_u64(d, "options.mss", a->mss, b->mss);
     diff_u64(d, "options.sack", a->opt_sack, b->opt_sack);

@@ -502,6 +502,8 @@ static void test_diff(void **state)
     b.conns[0].st.snd_seq++;
     b.conns[1].st.recv.data[5] ^= 1;
     b.conns[2].st.window.rcv_wnd = 99; /* has_window is false on both: not compared */
+    b.conns[0].st.window.rcv_wnd += 4096; /* our advertised window may move while frozen */
+    b.conns[0].st.window.rcv_wup += 1;
     b.conns[0].st.timestamp++;         /* a clock: never compared */
     b.conns[0].inode = 77;             /* bookkeeping: never compared */
     assert_int_equal(socket_image_diff(&a, &b, &d), 2);
