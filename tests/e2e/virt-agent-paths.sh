@@ -10,7 +10,12 @@ vm_env_init virtpaths
 VIRTCTL=$VM_BUILD/tests/tools/virtctl
 [[ -x $VIRTCTL ]] || vm_die "build virtctl first"
 vm_image_build
-((VM_HAS_AGENT)) || vm_die "no static agent in the image (build netckpt-agent-static)"
+# A build without the static agent (sanitizer builds, NETCKPT_STATIC_AGENT=OFF) has nothing to
+# call: skipped (ctest SKIP_RETURN_CODE 77), not failed.
+if ((!VM_HAS_AGENT)); then
+    echo "skip: no static agent in the image (build netckpt-agent-static)"
+    exit 77
+fi
 vm_net_up
 vm_start
 vm_wait_ready
