@@ -43,6 +43,10 @@ static const struct cli_opt opts_checkpoint[] = {
     {"freeze-timeout", CLI_OPT_INT, 0,
      "seconds after which the agent thaws by itself if netckpt vanishes (default 60)", NULL,
      CLI_COMPLETE_NONE},
+    {"no-replay", CLI_OPT_BOOL, 0,
+     "do not hold and replay the frames sent to the guest while it is gated (the peers "
+     "retransmit them, later)",
+     NULL, CLI_COMPLETE_NONE},
     AGENT_CHANNEL_OPT,
     {NULL, 0, 0, NULL, NULL, 0},
 };
@@ -62,6 +66,10 @@ static const struct cli_opt opts_restore[] = {
     {"watch", CLI_OPT_INT, 0,
      "milliseconds to watch the taps for the per-connection report (default 2000, 0: off)", NULL,
      CLI_COMPLETE_NONE},
+    {"no-replay", CLI_OPT_BOOL, 0,
+     "do not hold and replay the frames sent to the guest while it is gated (the peers "
+     "retransmit them, later)",
+     NULL, CLI_COMPLETE_NONE},
     AGENT_CHANNEL_OPT,
     {NULL, 0, 0, NULL, NULL, 0},
 };

@@ -132,6 +132,14 @@ json_object *cli_txn_result_json(const char *command, const struct txn_result *r
     json_object_object_add(o, "verify_differences", json_object_get(r->verify_diff));
     json_object_object_add(o, "thaw", json_object_get(r->thaw_reply));
     json_object_object_add(o, "report", json_object_get(r->report));
+    json_object *rp = json_object_new_object();
+    json_object_object_add(rp, "enabled", json_object_new_boolean(r->replay.enabled));
+    json_object_object_add(rp, "skipped", json_object_new_boolean(r->replay.skipped));
+    json_object_object_add(rp, "held", json_object_new_int64((int64_t)r->replay.held));
+    json_object_object_add(rp, "replayed", json_object_new_int64((int64_t)r->replay.replayed));
+    json_object_object_add(rp, "dropped", json_object_new_int64((int64_t)r->replay.dropped));
+    json_object_object_add(rp, "rejected", json_object_new_int64((int64_t)r->replay.rejected));
+    json_object_object_add(o, "replay", rp);
     return o;
 }
 
@@ -179,6 +187,23 @@ static void print_report(json_object *rep)
         printf("  %-4d %-9s %9s %9s  %-22s %-22s\n", json_object_get_int(jget(c, "id")),
                json_object_get_string(jget(c, "result")), st, an, l, r);
     }
+}
+
+static void print_replay(const struct txn_result *r, bool stop_mode)
+{
+    const struct txn_replay_stats *s = &r->replay;
+    if (!s->enabled)
+        printf("  held-traffic replay: off\n");
+    else if (s->skipped)
+        printf("  held-traffic replay: skipped (a rollback: the stale connections are reset)\n");
+    else if (stop_mode)
+        printf("  held-traffic replay: %" PRIu64 " frames kept in the bundle, %" PRIu64
+               " over the bound dropped, %" PRIu64 " rejected\n",
+               s->held, s->dropped, s->rejected);
+    else
+        printf("  held-traffic replay: %" PRIu64 " held, %" PRIu64 " replayed, %" PRIu64
+               " dropped, %" PRIu64 " rejected\n",
+               s->held, s->replayed, s->dropped, s->rejected);
 }
 
 static void print_failure(const char *what, const struct txn_result *r)
@@ -234,6 +259,7 @@ int cli_cmd_checkpoint(struct cli_ctx *ctx, const struct cli_args *a)
         .continue_running = cli_arg_bool(a, "continue"),
         .snapshot = cli_arg_bool(a, "snapshot"),
         .watchdog_ms = (uint32_t)(freeze_s * 1000),
+        .no_replay = cli_arg_bool(a, "no-replay"),
     };
     struct txn_result r;
     txn_checkpoint(&tc, &o, &r);
@@ -269,6 +295,7 @@ int cli_cmd_checkpoint(struct cli_ctx *ctx, const struct cli_args *a)
                    r.m.counters.to_guest_pkts, r.m.counters.to_guest_bytes,
                    r.m.counters.from_guest_pkts, r.m.counters.from_guest_bytes);
             print_steps(&r.m);
+            print_replay(&r, !o.continue_running);
             if (o.continue_running)
                 print_report(r.report);
             else
@@ -300,6 +327,7 @@ int cli_cmd_restore(struct cli_ctx *ctx, const struct cli_args *a)
         .image_override = cli_arg_str(a, "image"),
         .reset_stale = !stale || !strcmp(stale, "auto"),
         .leave_paused = cli_arg_bool(a, "paused"),
+        .no_replay = cli_arg_bool(a, "no-replay"),
     };
     struct txn_result r;
     txn_restore(&tc, &o, &r);
@@ -317,6 +345,7 @@ int cli_cmd_restore(struct cli_ctx *ctx, const struct cli_args *a)
                 printf("restore of %s from %s complete: the VM is %s\n", r.m.domain_name,
                        r.bundle_path, txn_vm_state_name(r.vm_after));
                 print_steps(&r.m);
+                print_replay(&r, false);
                 print_report(r.report);
             }
         }

@@ -93,6 +93,7 @@ struct run {
     const char *domain;
     sigset_t saved_mask;
     int blocked;
+    bool replay_on;
 };
 
 static uint64_t mono(struct run *x)
@@ -269,6 +270,35 @@ static void watch(struct run *x)
         warn(x, "cannot watch the taps for the report: %s", strerror(-q));
 }
 
+static const char *replay_phase_name(enum txn_replay_phase ph)
+{
+    switch (ph) {
+    case TXN_REPLAY_BEGIN:
+        return "capture";
+    case TXN_REPLAY_STOP:
+        return "drain";
+    case TXN_REPLAY_KEEP:
+        return "keeping the held frames";
+    case TXN_REPLAY_SEND:
+        return "replay";
+    case TXN_REPLAY_CLOSE:
+        return "close";
+    }
+    return "?";
+}
+
+/* Held-traffic replay only makes the resume faster; a failure never fails the transaction. */
+static void replay(struct run *x, enum txn_replay_phase ph, json_object *image)
+{
+    if (!x->replay_on)
+        return;
+    char e[512] = "";
+    int q = x->ctx->ops->replay(x->ctx->ud, ph, image, &x->r->replay, e, sizeof(e));
+    if (q < 0 && ph != TXN_REPLAY_CLOSE)
+        warn(x, "held-traffic %s failed: %s (the peers retransmit instead)", replay_phase_name(ph),
+             e[0] ? e : strerror(-q));
+}
+
 static void init_result(struct txn_result *r)
 {
     memset(r, 0, sizeof(*r));
@@ -399,6 +429,7 @@ enum txn_outcome txn_checkpoint(struct txn_ctx *ctx, const struct txn_checkpoint
     const struct txn_ops *ops = ctx->ops;
     void *ud = ctx->ud;
     struct run x = {.ctx = ctx, .r = r, .domain = o->domain};
+    x.replay_on = !o->no_replay && ctx->ops->replay;
     struct txn_domain dom = {0};
     struct journal_entry je;
     int q;
@@ -408,6 +439,7 @@ enum txn_outcome txn_checkpoint(struct txn_ctx *ctx, const struct txn_checkpoint
     r->m.mode = o->continue_running ? MANIFEST_MODE_CONTINUE : MANIFEST_MODE_STOP;
     r->m.state = o->snapshot ? MANIFEST_STATE_SNAPSHOT : MANIFEST_STATE_SAVE;
     r->m.created_ns = ops->clock(ud, true);
+    r->replay.enabled = x.replay_on;
 
     /* Discover: nothing to undo if this fails. */
     begin(&x, TXN_STEP_DISCOVER);
@@ -494,6 +526,7 @@ enum txn_outcome txn_checkpoint(struct txn_ctx *ctx, const struct txn_checkpoint
         goto rollback;
     }
     journal_step(&x, &je, "gated");
+    replay(&x, TXN_REPLAY_BEGIN, NULL);
     end(&x);
     if (check_cancel(&x))
         goto rollback;
@@ -541,6 +574,11 @@ enum txn_outcome txn_checkpoint(struct txn_ctx *ctx, const struct txn_checkpoint
         r->m.counters.to_guest_bytes = c.to_guest_bytes;
         r->m.counters.from_guest_pkts = c.from_guest_pkts;
         r->m.counters.from_guest_bytes = c.from_guest_bytes;
+    }
+    if (!o->continue_running) {
+        /* The VM is off: what reached the gate during the save goes into the bundle. */
+        replay(&x, TXN_REPLAY_STOP, NULL);
+        replay(&x, TXN_REPLAY_KEEP, r->image);
     }
     end(&x);
     if (check_cancel(&x))
@@ -635,6 +673,7 @@ enum txn_outcome txn_checkpoint(struct txn_ctx *ctx, const struct txn_checkpoint
         fail(&x, q, "gate lift failed: %s", why(&x, q));
         goto rollback;
     }
+    replay(&x, TXN_REPLAY_STOP, NULL);
     end(&x);
     begin(&x, TXN_STEP_THAW);
     q = ops->agent_thaw(ud, ops->clock(ud, true), &r->thaw_reply, x.err, sizeof(x.err));
@@ -643,6 +682,8 @@ enum txn_outcome txn_checkpoint(struct txn_ctx *ctx, const struct txn_checkpoint
         goto rollback;
     }
     x.d.frozen = false;
+    /* The guest's sockets are live again: give them what the peers sent meanwhile. */
+    replay(&x, TXN_REPLAY_SEND, r->image);
     end(&x);
     if (ops->agent_report) {
         begin(&x, TXN_STEP_REPORT);
@@ -668,6 +709,7 @@ out_state:
     if (ops->vm_state(ud, &r->vm_after) < 0)
         r->vm_after = TXN_VM_UNKNOWN;
 out_free:
+    replay(&x, TXN_REPLAY_CLOSE, NULL);
     if (r->outcome == TXN_OK)
         r->failed_step = TXN_STEP_NONE;
     free(dom.xml);
@@ -736,12 +778,14 @@ enum txn_outcome txn_restore(struct txn_ctx *ctx, const struct txn_restore_opts 
     const struct txn_ops *ops = ctx->ops;
     void *ud = ctx->ud;
     struct run x = {.ctx = ctx, .r = r};
+    x.replay_on = !o->no_replay && ctx->ops->replay;
     struct txn_domain dom = {0};
     struct journal_entry je;
     int q;
 
     init_result(r);
     snprintf(r->bundle_path, sizeof(r->bundle_path), "%s", o->bundle);
+    r->replay.enabled = x.replay_on;
 
     begin(&x, TXN_STEP_OPEN);
     q = ops->bundle_open(ud, o->bundle, o->image_override, &r->m, &r->image, x.err, sizeof(x.err));
@@ -858,6 +902,7 @@ enum txn_outcome txn_restore(struct txn_ctx *ctx, const struct txn_restore_opts 
             goto rollback;
         }
     }
+    replay(&x, TXN_REPLAY_BEGIN, NULL);
     end(&x);
     if (check_cancel(&x))
         goto rollback;
@@ -929,6 +974,7 @@ enum txn_outcome txn_restore(struct txn_ctx *ctx, const struct txn_restore_opts 
         fail(&x, q, "gate lift failed: %s", why(&x, q));
         goto rollback;
     }
+    replay(&x, TXN_REPLAY_STOP, NULL);
     end(&x);
 
     /* Past the lift the restore is committed forward: the VM runs with an open network. A
@@ -950,6 +996,12 @@ enum txn_outcome txn_restore(struct txn_ctx *ctx, const struct txn_restore_opts 
             goto out_state;
         }
     }
+    /* A --continue bundle is a rollback: the domain ran on and the peers are ahead of the
+     * image, so their held frames would only meet connections about to be reset. */
+    if (r->m.mode == MANIFEST_MODE_CONTINUE && o->reset_stale)
+        r->replay.skipped = x.replay_on;
+    else
+        replay(&x, TXN_REPLAY_SEND, r->image);
     end(&x);
 
     if (ops->agent_report) {
@@ -973,6 +1025,7 @@ out_state:
     if (ops->vm_state(ud, &r->vm_after) < 0)
         r->vm_after = TXN_VM_UNKNOWN;
 out:
+    replay(&x, TXN_REPLAY_CLOSE, NULL);
     if (r->outcome == TXN_OK)
         r->failed_step = TXN_STEP_NONE;
     free(dom.xml);

@@ -87,6 +87,23 @@ struct txn_domain {
 
 typedef void (*txn_progress_fn)(void *userdata, uint64_t done, uint64_t total);
 
+/* Held-traffic replay (host/replay.h), in the order the transaction calls it. */
+enum txn_replay_phase {
+    TXN_REPLAY_BEGIN, /* right after the gate went on the (live) taps: start capturing */
+    TXN_REPLAY_STOP,  /* right after the lift (stop mode: after the save): drain, end capture */
+    TXN_REPLAY_KEEP,  /* stop mode, before commit: put the held frames in the bundle */
+    TXN_REPLAY_SEND,  /* after the thaw: replay (restore: the bundle's frames first) */
+    TXN_REPLAY_CLOSE, /* always, at the end: free everything (safe when never begun) */
+};
+struct txn_replay_stats {
+    bool enabled;      /* replay was on for this transaction */
+    uint64_t held;     /* frames held (restore: the bundle's plus the restore window's) */
+    uint64_t replayed; /* frames sent into the taps */
+    uint64_t dropped;  /* over the bound, not kept (the peers retransmit them) */
+    uint64_t rejected; /* not the domain's, or refused at replay */
+    bool skipped;      /* not replayed on purpose (a rollback whose stale connections reset) */
+};
+
 /* The effects. ud is the implementation's context. Every int function returns 0 or -errno and
  * may fill err (errlen bytes) with a one-line reason. */
 struct txn_ops {
@@ -153,6 +170,11 @@ struct txn_ops {
     int (*journal_write)(void *ud, const struct journal_entry *e);
     int (*journal_remove)(void *ud, const char *domain);
 
+    /* Optional (NULL: no replay). image: the socket image (NULL before the freeze); st
+     * accumulates the counts. Every failure is only a warning: the peers retransmit. */
+    int (*replay)(void *ud, enum txn_replay_phase ph, json_object *image,
+                  struct txn_replay_stats *st, char *err, size_t errlen);
+
     /* CLOCK_MONOTONIC or CLOCK_REALTIME in ns. */
     uint64_t (*clock)(void *ud, bool realtime);
 };
@@ -183,6 +205,7 @@ struct txn_checkpoint_opts {
     bool continue_running;
     bool snapshot;
     uint32_t watchdog_ms; /* --freeze-timeout */
+    bool no_replay;       /* --no-replay */
 };
 
 struct txn_restore_opts {
@@ -190,6 +213,7 @@ struct txn_restore_opts {
     const char *image_override; /* --image FILE, NULL: the bundle's */
     bool reset_stale;           /* --stale=auto */
     bool leave_paused;          /* --paused: stop after verify, VM paused and gated */
+    bool no_replay;             /* --no-replay */
 };
 
 /* What happened, for the report. Free with txn_result_done(). */
@@ -211,6 +235,7 @@ struct txn_result {
     json_object *verify_diff; /* restore: differences when refused */
     json_object *thaw_reply;
     json_object *report; /* restore and continue mode: per-connection results */
+    struct txn_replay_stats replay;
 };
 
 void txn_result_done(struct txn_result *r);

@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <limits.h>
 #include <net/if.h>
 #include <stdarg.h>
@@ -78,6 +79,7 @@ void txn_real_done(struct txn_real *t)
     if (t->rescue[0])
         unlink(t->rescue);
     t->rescue[0] = 0;
+    replay_session_close(&t->rs);
     if (t->watch) {
         tap_watch_stop(t->watch);
         free(t->watch);
@@ -834,6 +836,160 @@ static int r_bundle_open(void *ud, const char *path, const char *image_override,
     return 0;
 }
 
+/* ---- held-traffic replay ---- */
+
+/* The live taps with their NICs' MACs, from the domain XML. */
+static int replay_taps(struct txn_real *t, struct replay_tap *taps, size_t max, size_t *n,
+                       char *err, size_t errlen)
+{
+    *n = 0;
+    if (!t->have_di) {
+        int r = ensure_dom(t, err, errlen);
+        if (r == 0)
+            r = read_di(t, NULL, err, errlen);
+        if (r < 0)
+            return r;
+    }
+    for (size_t i = 0; i < t->di.n_ifaces && *n < max; i++) {
+        const struct domain_iface *f = &t->di.ifaces[i];
+        if (!f->tap[0] || !f->mac[0])
+            continue;
+        int r = replay_tap_set(&taps[*n], f->tap, f->mac);
+        if (r < 0) {
+            seterr(err, errlen, "tap %s / MAC %s: %s", f->tap, f->mac, strerror(-r));
+            return r;
+        }
+        (*n)++;
+    }
+    if (*n == 0) {
+        seterr(err, errlen, "no tap with a MAC address in the domain XML");
+        return -ENODEV;
+    }
+    return 0;
+}
+
+static bool manifest_lists(const struct manifest *m, const char *name)
+{
+    for (size_t i = 0; i < m->n_files; i++)
+        if (!strcmp(m->files[i].name, name))
+            return true;
+    return false;
+}
+
+static void add_counts(struct txn_replay_stats *st, const struct replay_buf *b)
+{
+    st->held += b->n;
+    st->dropped += b->dropped_pkts;
+    st->rejected += b->rejected_pkts;
+}
+
+static int r_replay(void *ud, enum txn_replay_phase ph, json_object *image,
+                    struct txn_replay_stats *st, char *err, size_t errlen)
+{
+    struct txn_real *t = T;
+    struct replay_session *rs = &t->rs;
+    int r = 0;
+    switch (ph) {
+    case TXN_REPLAY_BEGIN: {
+        struct replay_tap taps[ELEMENTSOF(rs->taps)];
+        size_t n = 0;
+        replay_session_close(rs); /* a restore gates twice; capture the live taps only */
+        memset(rs, 0, sizeof(*rs));
+        r = replay_taps(t, taps, ELEMENTSOF(taps), &n, err, errlen);
+        if (r == 0) {
+            r = replay_session_begin(rs, t->domain, taps, n, t->replay_limit);
+            if (r < 0)
+                seterr(err, errlen, "cannot capture on the gated taps: %s", strerror(-r));
+        }
+        if (r < 0)
+            memset(rs, 0, sizeof(*rs)); /* left closed by replay_session_begin */
+        return r;
+    }
+    case TXN_REPLAY_STOP:
+        if (!rs->capturing)
+            return 0;
+        r = replay_session_stop(rs);
+        if (rs->cap.lost_events)
+            log_warn("replay: the kernel dropped nflog messages %" PRIu64 " times",
+                     rs->cap.lost_events);
+        if (r < 0)
+            seterr(err, errlen, "draining the capture: %s", strerror(-r));
+        return r;
+    case TXN_REPLAY_KEEP: {
+        if (!rs->n_taps)
+            return 0; /* capture never began (already warned) */
+        add_counts(st, &rs->cap.buf);
+        _cleanup_free_ uint8_t *p = NULL;
+        size_t len = 0;
+        r = replay_pcap_encode(&rs->cap.buf, &p, &len);
+        if (r == 0)
+            r = bundle_add_buffer(&t->b, REPLAY_PCAP_NAME, p, len);
+        if (r < 0)
+            seterr(err, errlen, "writing %s into the bundle: %s", REPLAY_PCAP_NAME, strerror(-r));
+        else
+            log_info("replay: %zu frames held for the bundle (%" PRIu64 " over the bound)",
+                     rs->cap.buf.n, rs->cap.buf.dropped_pkts);
+        return r;
+    }
+    case TXN_REPLAY_SEND: {
+        struct replay_buf prior = {0};
+        bool have_prior = false;
+        if (t->open_ok && manifest_lists(&t->open_m, REPLAY_PCAP_NAME)) {
+            char path[PATH_MAX];
+            r = replay_buf_init(&prior, t->replay_limit);
+            if (r == 0 && snprintf(path, sizeof(path), "%s/%s", t->open_path, REPLAY_PCAP_NAME) >=
+                              (int)sizeof(path))
+                r = -ENAMETOOLONG;
+            if (r == 0)
+                r = replay_pcap_read(path, NULL, &prior);
+            if (r < 0)
+                log_warn("replay: the bundle's %s is refused (%s); replaying only the restore "
+                         "window's frames",
+                         REPLAY_PCAP_NAME, strerror(-r));
+            else
+                have_prior = true;
+        }
+        if (!rs->n_taps && have_prior) { /* capture failed to begin: the bundle's frames still */
+            struct replay_tap taps[ELEMENTSOF(rs->taps)];
+            size_t n = 0;
+            r = replay_taps(t, taps, ELEMENTSOF(taps), &n, err, errlen);
+            if (r == 0)
+                r = replay_session_set_taps(rs, t->domain, taps, n);
+            if (r < 0) {
+                replay_buf_free(&prior);
+                return r;
+            }
+        }
+        if (have_prior)
+            add_counts(st, &prior);
+        if (rs->n_taps)
+            add_counts(st, &rs->cap.buf);
+        if (!rs->n_taps) {
+            replay_buf_free(&prior);
+            return 0;
+        }
+        struct replay_send_stats ss = {0};
+        r = replay_session_replay(rs, have_prior ? &prior : NULL, image, NULL, &ss);
+        replay_buf_free(&prior);
+        st->replayed += ss.sent;
+        st->rejected += ss.refused;
+        if (r == -ENOENT)
+            return 0; /* no connection with an address: nothing to replay for */
+        if (r < 0)
+            seterr(err, errlen, "replaying into the taps: %s", strerror(-r));
+        else
+            log_info("replay: %" PRIu64 " frames replayed in %" PRIu64 " ms (%" PRIu64
+                     " refused, %" PRIu64 " dropped by the tap)",
+                     ss.sent, ss.duration_ns / 1000000, ss.refused, ss.tap_dropped);
+        return r;
+    }
+    case TXN_REPLAY_CLOSE:
+        replay_session_close(rs);
+        return 0;
+    }
+    return -EINVAL;
+}
+
 /* ---- journal and clock ---- */
 
 static int r_journal_check(void *ud, const char *domain)
@@ -890,6 +1046,7 @@ const struct txn_ops txn_real_ops = {
     .journal_check = r_journal_check,
     .journal_write = r_journal_write,
     .journal_remove = r_journal_remove,
+    .replay = r_replay,
     .clock = r_clock,
 };
 

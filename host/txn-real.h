@@ -19,6 +19,7 @@
 #include "host/agent-link.h"
 #include "host/bundle.h"
 #include "host/domain-xml.h"
+#include "host/replay.h"
 #include "host/transaction.h"
 #include "host/virt.h"
 
@@ -61,6 +62,9 @@ struct txn_real {
     struct manifest open_m;
     bool open_ok;
     bool restored; /* restore_bundle ran: taps must exist from now on */
+    /* held-traffic replay (host/replay.h); replay_limit 0: REPLAY_DEFAULT_LIMIT */
+    struct replay_session rs;
+    size_t replay_limit;
 };
 
 extern const struct txn_ops txn_real_ops;

@@ -35,6 +35,9 @@ struct fake {
     const char *always_fail;
     char trace[8192];
     uint64_t clock;
+    /* replay: the phase that fails (-1: none), and what the fake saw */
+    int replay_fail;
+    bool replay_capturing, replay_closed_last;
 };
 
 static int hit(struct fake *f, const char *op)
@@ -348,6 +351,7 @@ static void fake_init(struct fake *f, enum txn_vm_state vm)
     f->fail_errno = -EIO;
     f->taps_exist = true;
     f->vm_after_failed_save = TXN_VM_RUNNING;
+    f->replay_fail = -1;
 }
 
 static enum txn_outcome run_checkpoint(struct fake *f, bool cont, bool snap, struct txn_result *r)
@@ -830,6 +834,129 @@ static void test_restore_signal_each_step(void **state)
     restore_faults(0, true);
 }
 
+/* ---- held-traffic replay: only ever a warning ---- */
+
+static int f_replay(void *ud, enum txn_replay_phase ph, json_object *image,
+                    struct txn_replay_stats *st, char *err, size_t errlen)
+{
+    static const char *const names[] = {"replay_begin", "replay_stop", "replay_keep", "replay_send",
+                                        "replay_close"};
+    struct fake *f = F;
+    (void)hit(f, names[ph]); /* traced only: the injected faults below are the replay's own */
+    f->replay_closed_last = ph == TXN_REPLAY_CLOSE;
+    switch (ph) {
+    case TXN_REPLAY_BEGIN:
+        assert_true(f->gate); /* capture only behind an installed gate */
+        f->replay_capturing = true;
+        break;
+    case TXN_REPLAY_STOP:
+        f->replay_capturing = false;
+        break;
+    case TXN_REPLAY_KEEP:
+        assert_int_equal(f->bundle, B_PARTIAL); /* before the commit */
+        assert_non_null(image);
+        st->held += 7;
+        break;
+    case TXN_REPLAY_SEND:
+        assert_false(f->gate || f->frozen); /* after the lift and the thaw */
+        assert_false(f->replay_capturing);
+        assert_non_null(image);
+        st->held += 5;
+        st->replayed += 5;
+        break;
+    case TXN_REPLAY_CLOSE:
+        f->replay_capturing = false;
+        break;
+    }
+    if ((int)ph == f->replay_fail) {
+        snprintf(err, errlen, "injected replay fault");
+        return -EIO;
+    }
+    return 0;
+}
+
+static enum txn_outcome run_replay(struct fake *f, int kind, bool no_replay, struct txn_result *r)
+{
+    struct txn_ops ops = fake_ops;
+    ops.replay = f_replay;
+    struct txn_ctx ctx = {.ops = &ops, .ud = f, .cancel = &f->cancel, .pid = 4242};
+    if (kind == 2) {
+        struct txn_restore_opts o = {.bundle = "/tmp/b", .no_replay = no_replay};
+        return txn_restore(&ctx, &o, r);
+    }
+    struct txn_checkpoint_opts o = {.domain = "vm1",
+                                    .dir = "/tmp/b",
+                                    .continue_running = kind == 1,
+                                    .watchdog_ms = 30000,
+                                    .no_replay = no_replay};
+    return txn_checkpoint(&ctx, &o, r);
+}
+
+static void test_replay_failure_is_warning(void **state)
+{
+    /* kind 0: stop-mode checkpoint, 1: continue, 2: restore */
+    static const char *const want[] = {
+        "gate_install journal_write replay_begin agent_freeze",
+        "gate_lift replay_stop agent_thaw replay_send",
+        "gate_lift replay_stop agent_thaw replay_send",
+    };
+    for (int kind = 0; kind < 3; kind++) {
+        for (int ph = -1; ph <= TXN_REPLAY_CLOSE; ph++) {
+            struct fake f;
+            struct txn_result r;
+            fake_init(&f, kind == 2 ? TXN_VM_ABSENT : TXN_VM_RUNNING);
+            f.replay_fail = ph;
+            assert_int_equal(run_replay(&f, kind, false, &r), TXN_OK);
+            assert_true(r.replay.enabled);
+            assert_false(f.gate || f.journal);
+            assert_true(f.replay_closed_last);
+            assert_false(f.replay_capturing);
+            if (!strstr(f.trace, want[kind]))
+                fprintf(stderr, "trace: %s\n", f.trace);
+            assert_non_null(strstr(f.trace, want[kind]));
+            if (kind == 0) {
+                assert_non_null(
+                    strstr(f.trace, "replay_stop replay_keep journal_write bundle_commit"));
+                assert_null(strstr(f.trace, "replay_send"));
+                assert_int_equal(r.replay.held, 7);
+            } else {
+                assert_int_equal(r.replay.replayed, 5);
+                assert_int_equal(f.vm, TXN_VM_RUNNING);
+            }
+            bool called = ph >= 0 && ph != TXN_REPLAY_CLOSE &&
+                          (kind == 0 ? ph != TXN_REPLAY_SEND : ph != TXN_REPLAY_KEEP);
+            if (called)
+                assert_non_null(strstr(r.warnings, "held-traffic"));
+            else
+                assert_null(strstr(r.warnings, "held-traffic"));
+            txn_result_done(&r);
+        }
+    }
+}
+
+static void test_replay_off_and_rollback(void **state)
+{
+    for (int kind = 0; kind < 3; kind++) {
+        struct fake f;
+        struct txn_result r;
+        fake_init(&f, kind == 2 ? TXN_VM_ABSENT : TXN_VM_RUNNING);
+        assert_int_equal(run_replay(&f, kind, true, &r), TXN_OK);
+        assert_false(r.replay.enabled);
+        assert_null(strstr(f.trace, "replay"));
+        txn_result_done(&r);
+    }
+    /* A failure after the capture began still closes it, after the rollback's lift. */
+    struct fake f;
+    struct txn_result r;
+    fake_init(&f, TXN_VM_RUNNING);
+    f.always_fail = "agent_freeze";
+    assert_int_equal(run_replay(&f, 1, false, &r), TXN_ROLLED_BACK);
+    assert_true(f.replay_closed_last);
+    assert_false(f.gate);
+    assert_null(strstr(f.trace, "replay_send"));
+    txn_result_done(&r);
+}
+
 static void test_names(void **state)
 {
     assert_string_equal(txn_step_name(TXN_STEP_FREEZE), "freeze");
@@ -842,6 +969,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_names),
+        cmocka_unit_test(test_replay_failure_is_warning),
+        cmocka_unit_test(test_replay_off_and_rollback),
         cmocka_unit_test(test_checkpoint_ok_stop),
         cmocka_unit_test(test_checkpoint_ok_continue),
         cmocka_unit_test(test_checkpoint_ok_snapshot),
