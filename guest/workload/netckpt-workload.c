@@ -965,16 +965,20 @@ static void handle_signals(struct workload *w)
     }
 }
 
+/* Marks the connections as established (the connect deadline stops counting), and tells a
+ * waiting script so through the ready file when one was given. */
 static void write_ready(struct workload *w)
 {
-    if (w->ready_written || !w->ready_file)
+    if (w->ready_written)
+        return;
+    w->ready_written = true;
+    if (!w->ready_file)
         return;
     FILE *f = fopen(w->ready_file, "we");
     if (f) {
         fprintf(f, "%u\n", count_conns(w, ROLE_CONTROLLER));
         fclose(f);
     }
-    w->ready_written = true;
 }
 
 static void step_conn(struct workload *w, struct conn *c, short revents, uint64_t t)

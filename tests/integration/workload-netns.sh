@@ -50,6 +50,14 @@ ip netns exec "$B" "$W" stream --connect 10.9.0.1:7000 --mode both --seconds 1 \
 jq -e '.connections[0].tx.bytes > 0 and .connections[0].rx.bytes > 0' "$work/fast.json" \
   >/dev/null || fail "no bytes moved"
 
+# A run longer than the connect deadline, without --ready-file, ends when --seconds says and
+# not with a false "not established in time" (regression: the deadline kept counting).
+ip netns exec "$B" "$W" stream --connect 10.9.0.1:7000 --mode both --seconds 3 --conns 2 \
+  --connect-timeout 1 --rate 1000000 >"$work/long.json" 2>"$work/long.log" ||
+  fail "run past the connect deadline: $(cat "$work/long.log")"
+jq -e '.summary.ok == 2' "$work/long.json" >/dev/null || fail "long run: $(cat "$work/long.json")"
+! grep -q "established in time" "$work/long.log" || fail "false deadline: $(cat "$work/long.log")"
+
 # The guest side's dialer answers a listening controller; a marker is reported per direction.
 ip netns exec "$B" "$W" stream --listen 10.9.0.2:7100 --mode both --seconds 0 --conns 2 \
   --rate 1000000 --ready-file "$work/ready" >"$work/listen.json" 2>"$work/listen.log" &
