@@ -139,6 +139,7 @@ json_object *cli_txn_result_json(const char *command, const struct txn_result *r
     json_object_object_add(rp, "replayed", json_object_new_int64((int64_t)r->replay.replayed));
     json_object_object_add(rp, "dropped", json_object_new_int64((int64_t)r->replay.dropped));
     json_object_object_add(rp, "rejected", json_object_new_int64((int64_t)r->replay.rejected));
+    json_object_object_add(rp, "failed", json_object_new_int64((int64_t)r->replay.failed));
     json_object_object_add(o, "replay", rp);
     return o;
 }
@@ -202,8 +203,8 @@ static void print_replay(const struct txn_result *r, bool stop_mode)
                s->held, s->dropped, s->rejected);
     else
         printf("  held-traffic replay: %" PRIu64 " held, %" PRIu64 " replayed, %" PRIu64
-               " dropped, %" PRIu64 " rejected\n",
-               s->held, s->replayed, s->dropped, s->rejected);
+               " dropped, %" PRIu64 " rejected, %" PRIu64 " failed to send\n",
+               s->held, s->replayed, s->dropped, s->rejected, s->failed);
 }
 
 static void print_failure(const char *what, const struct txn_result *r)

@@ -101,6 +101,7 @@ struct txn_replay_stats {
     uint64_t replayed; /* frames sent into the taps */
     uint64_t dropped;  /* over the bound, not kept (the peers retransmit them) */
     uint64_t rejected; /* not the domain's, or refused at replay */
+    uint64_t failed;   /* the send failed (e.g. a GSO frame over the tap's MTU) */
     bool skipped;      /* not replayed on purpose (a rollback whose stale connections reset) */
 };
 

@@ -973,14 +973,15 @@ static int r_replay(void *ud, enum txn_replay_phase ph, json_object *image,
         replay_buf_free(&prior);
         st->replayed += ss.sent;
         st->rejected += ss.refused;
+        st->failed += ss.errors;
         if (r == -ENOENT)
             return 0; /* no connection with an address: nothing to replay for */
         if (r < 0)
             seterr(err, errlen, "replaying into the taps: %s", strerror(-r));
         else
             log_info("replay: %" PRIu64 " frames replayed in %" PRIu64 " ms (%" PRIu64
-                     " refused, %" PRIu64 " dropped by the tap)",
-                     ss.sent, ss.duration_ns / 1000000, ss.refused, ss.tap_dropped);
+                     " refused, %" PRIu64 " failed to send, %" PRIu64 " dropped by the tap)",
+                     ss.sent, ss.duration_ns / 1000000, ss.refused, ss.errors, ss.tap_dropped);
         return r;
     }
     case TXN_REPLAY_CLOSE:
