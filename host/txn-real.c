@@ -949,16 +949,20 @@ static int r_replay(void *ud, enum txn_replay_phase ph, json_object *image,
             else
                 have_prior = true;
         }
-        if (!rs->n_taps && have_prior) { /* capture failed to begin: the bundle's frames still */
+        if (rs->n_taps || have_prior) {
+            /* The taps of the QEMU that runs now: a continue-mode save may have restarted it
+             * on other taps than the capture began on. */
             struct replay_tap taps[ELEMENTSOF(rs->taps)];
             size_t n = 0;
             r = replay_taps(t, taps, ELEMENTSOF(taps), &n, err, errlen);
             if (r == 0)
                 r = replay_session_set_taps(rs, t->domain, taps, n);
-            if (r < 0) {
+            if (r < 0 && !rs->n_taps) {
                 replay_buf_free(&prior);
                 return r;
             }
+            if (r < 0)
+                log_warn("replay: cannot read the live taps (%s); using the captured ones", err);
         }
         if (have_prior)
             add_counts(st, &prior);
