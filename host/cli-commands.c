@@ -420,6 +420,11 @@ int cli_cmd_status(struct cli_ctx *ctx, const struct cli_args *a)
                            journal_read(ctx->state_dir, name, &e) == 0 ? journal_json(&e) : NULL);
 
     json_object *agent = json_object_new_object();
+    char not_running[96];
+    if (st < 0)
+        snprintf(not_running, sizeof(not_running), "the domain does not exist");
+    else
+        snprintf(not_running, sizeof(not_running), "the domain is %s", nc_virt_state_name(st));
     if (st == VIR_DOMAIN_RUNNING) {
         snprintf(t.domain, sizeof(t.domain), "%s", name);
         json_object *ret = NULL;
@@ -434,7 +439,7 @@ int cli_cmd_status(struct cli_ctx *ctx, const struct cli_args *a)
         json_object_object_add(agent, "reachable", json_object_new_boolean(false));
         json_object_object_add(agent, "frozen", NULL);
         json_object_object_add(agent, "status", NULL);
-        json_object_object_add(agent, "error", json_object_new_string("the domain is not running"));
+        json_object_object_add(agent, "error", json_object_new_string(not_running));
     }
     json_object_object_add(o, "agent", agent);
     json_object_object_add(o, "last_checkpoint", cli_last_checkpoint_read(ctx, name));
@@ -442,17 +447,31 @@ int cli_cmd_status(struct cli_ctx *ctx, const struct cli_args *a)
         virDomainFree(dom);
     txn_real_done(&t);
 
+    /* An unknown domain is an error (exit 1); --json keeps the same keys and adds "error".
+     * A gate or journal entry netckpt still holds under that name is shown all the same. */
+    int code = NC_EXIT_OK;
+    bool show = !ctx->quiet;
+    if (st < 0) {
+        char msg[600];
+        snprintf(msg, sizeof(msg), "domain %s not found", domain);
+        fprintf(stderr, "netckpt: %s\n", msg);
+        if (ctx->json) {
+            json_object *err = cli_error_json(NC_EXIT_FAILURE, msg);
+            json_object_object_add(o, "error", json_object_get(jget(err, "error")));
+            json_object_put(err);
+        }
+        code = NC_EXIT_FAILURE;
+        show = show && (g == 1 || jget(o, "journal"));
+    }
     if (ctx->json) {
         cli_print_json(o);
-        return NC_EXIT_OK;
+        return code;
     }
-    if (!ctx->quiet) {
+    if (show) {
         json_object *gi = jget(gate, "installed"), *cnt = jget(gate, "counters");
         printf("Domain:      %s\n", jstr(o, "domain", ""));
         printf("State:       %s\n", jstr(o, "state", ""));
-        printf("Gate:        %s", !gi                           ? "unknown"
-                                  : json_object_get_boolean(gi) ? "installed"
-                                                                : "none");
+        printf("Gate:        %s", !gi ? "unknown" : json_object_get_boolean(gi) ? "gated" : "open");
         if (cnt)
             printf(" (dropped %" PRId64 " packets to the guest, %" PRId64 " from it)",
                    jint(cnt, "to_guest_pkts", 0), jint(cnt, "from_guest_pkts", 0));
@@ -477,7 +496,7 @@ int cli_cmd_status(struct cli_ctx *ctx, const struct cli_args *a)
             printf("Last checkpoint: none\n");
     }
     json_object_put(o);
-    return NC_EXIT_OK;
+    return code;
 }
 
 /* ---- inspect and verify ---- */

@@ -212,7 +212,7 @@ const struct cli_cmd *cli_find_command(const char *name)
 
 void cli_usage(FILE *f)
 {
-    fprintf(f, "Usage: netckpt [-c URI] [--json] [-q] COMMAND [ARGS...]\n\n"
+    fprintf(f, "Usage: netckpt [-c URI] [--json] [-q] [-v] COMMAND [ARGS...]\n\n"
                "Network-consistent checkpoints of libvirt/QEMU VMs.\n\n"
                "Global options:\n"
                "  -c, --connect URI  libvirt URI (default: the embedded QEMU driver under\n"

@@ -47,15 +47,33 @@ static void block_term_signals(sigset_t *old)
     pthread_sigmask(SIG_BLOCK, &s, old);
 }
 
-static int open_conn(struct cli_ctx *ctx, struct nc_virt *v)
+/* netckpt drives QEMU (test:/// for trying it out); any other scheme is most likely a typo, and
+ * libvirt then falls back to its remote driver with a confusing TLS error. */
+static bool known_scheme(const char *uri)
+{
+    size_t n = strcspn(uri, "+:");
+    return (n == 4 && !strncmp(uri, "qemu", 4)) || (n == 4 && !strncmp(uri, "test", 4));
+}
+
+/* Open the connection; on failure print one line and leave it in msg (for --json too). */
+static int open_conn(struct cli_ctx *ctx, struct nc_virt *v, char *msg, size_t len)
 {
     sigset_t old;
     block_term_signals(&old);
     int r = nc_virt_open(v, ctx->uri, ctx->state_dir);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     if (r < 0) {
-        log_err("cannot connect to %s: %s", ctx->uri ? ctx->uri : "the embedded QEMU driver",
-                v->err[0] ? v->err : strerror(-r));
+        if (r == -EBUSY) /* its message names the root and the holder */
+            snprintf(msg, len, "%s", v->err);
+        else
+            snprintf(msg, len, "cannot connect to %s: %s%s",
+                     ctx->uri ? ctx->uri : "the embedded QEMU driver",
+                     v->err[0] ? v->err : strerror(-r),
+                     ctx->uri && !known_scheme(ctx->uri)
+                         ? " (netckpt works with qemu:///system, qemu:///embed?root=DIR or "
+                           "test:///default; without -c it uses its own embedded driver)"
+                         : "");
+        log_err("%s", msg);
         return r;
     }
     ctx->virt = v;
@@ -80,7 +98,8 @@ static void recover(struct cli_ctx *ctx, struct nc_virt *v)
     free(list);
     if (!stale)
         return;
-    if (!ctx->virt && open_conn(ctx, v) < 0) {
+    char msg[1536];
+    if (!ctx->virt && open_conn(ctx, v, msg, sizeof(msg)) < 0) {
         log_warn("journal: %zu stale entr%s not recovered: no libvirt connection", stale,
                  stale == 1 ? "y" : "ies");
         return;
@@ -126,6 +145,7 @@ int main(int argc, char **argv)
     struct nc_virt v;
     memset(&v, 0, sizeof(v));
     char state_dir[4096];
+    bool verbose = false;
     int i;
 
     for (i = 1; i < argc; i++) {
@@ -144,6 +164,7 @@ int main(int argc, char **argv)
             ctx.quiet = true;
         } else if (!strcmp(a, "-v") || !strcmp(a, "--verbose")) {
             setenv("NETCKPT_LOG", "debug", 1);
+            verbose = true;
         } else if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
             cli_usage(stdout);
             return NC_EXIT_OK;
@@ -190,6 +211,11 @@ int main(int argc, char **argv)
             return NC_EXIT_USAGE;
         }
         ctx.state_dir = state_dir;
+        /* libvirt's own info and warning lines ("tainted", "security driver none") are noise
+         * on every command: they go to the state directory's log, unless -v. Our errors carry
+         * libvirt's message. Best effort: an unwritable state dir leaves them on stderr. */
+        if (!verbose && nc_virt_log_to_file(state_dir) < 0)
+            log_debug("libvirt's log stays on stderr");
     }
     ctx.tty = isatty(STDERR_FILENO) && !ctx.json;
     if (install_signals() < 0) {
@@ -201,12 +227,14 @@ int main(int argc, char **argv)
     if (cmd->no_setup) {
         rc = cmd->handler(&ctx, &args);
     } else {
-        if (cmd->needs_conn && open_conn(&ctx, &v) < 0) {
+        char msg[1536];
+        int r = cmd->needs_conn ? open_conn(&ctx, &v, msg, sizeof(msg)) : 0;
+        if (r < 0) {
+            int code = r == -EBUSY ? NC_EXIT_BUSY : NC_EXIT_FAILURE;
             if (ctx.json)
-                cli_print_json(cli_error_json(NC_EXIT_FAILURE,
-                                              v.err[0] ? v.err : "cannot connect to libvirt"));
+                cli_print_json(cli_error_json(code, msg));
             nc_virt_close(&v);
-            return NC_EXIT_FAILURE;
+            return code;
         }
         recover(&ctx, &v);
         rc = cmd->handler(&ctx, &args);

@@ -5,6 +5,7 @@
 #include "common/util.h"
 #include "host/domain-xml.h"
 
+#include <ctype.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <stdarg.h>
@@ -153,6 +154,69 @@ static void stop_loop(struct nc_virt *v)
     v->loop_started = false;
 }
 
+/* DIR of qemu:///embed?root=DIR, or -EINVAL for any other URI. */
+static int embed_root(const char *uri, char *buf, size_t len)
+{
+    const char *p = strstr(uri, "root=");
+    if (strncmp(uri, "qemu:///embed?", 14) || !p || p[5] != '/')
+        return -EINVAL;
+    size_t n = strcspn(p + 5, "&#");
+    if (n >= len)
+        return -ENAMETOOLONG;
+    memcpy(buf, p + 5, n);
+    buf[n] = 0;
+    return 0;
+}
+
+/* The process holding root/run/qemu/driver.pid: libvirt keeps a write lock on it for as long as
+ * the embedded driver lives, so ask the kernel who holds it (F_GETLK), and fall back to the pid
+ * libvirt wrote into it. 0 when nobody does or it cannot be told. */
+static pid_t embed_holder(const char *root)
+{
+    char path[PATH_MAX];
+    if (snprintf(path, sizeof(path), "%s/run/qemu/driver.pid", root) >= (int)sizeof(path))
+        return 0;
+    _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (fd < 0)
+        return 0;
+    struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET};
+    if (fcntl(fd, F_GETLK, &fl) == 0 && fl.l_type != F_UNLCK && fl.l_pid > 0)
+        return fl.l_pid;
+    char buf[32];
+    ssize_t n = read(fd, buf, sizeof(buf) - 1);
+    if (n <= 0)
+        return 0;
+    buf[n] = 0;
+    char *end;
+    long pid = strtol(buf, &end, 10);
+    return pid > 0 && pid < INT_MAX && (*end == 0 || isspace((unsigned char)*end)) ? (pid_t)pid : 0;
+}
+
+/* The embedded driver lives in one process at a time: say who has it, and what to do. */
+static int embed_busy(struct nc_virt *v, const char *root)
+{
+    pid_t pid = embed_holder(root);
+    char who[96] = "another process";
+    if (pid > 0) {
+        char comm_path[64], comm[32] = "";
+        _cleanup_free_ char *c = NULL;
+        size_t len = 0;
+        snprintf(comm_path, sizeof(comm_path), "/proc/%d/comm", (int)pid);
+        if (read_file(comm_path, sizeof(comm), &c, &len) == 0 && len > 0) {
+            snprintf(comm, sizeof(comm), "%.*s", (int)strcspn(c, "\n"), c);
+            snprintf(who, sizeof(who), "process %d (%s)", (int)pid, comm);
+        } else {
+            snprintf(who, sizeof(who), "process %d", (int)pid);
+        }
+    }
+    nc_virt_set_err(v,
+                    "libvirt's embedded QEMU driver under %s is in use by %s; wait for it to "
+                    "finish, or run netckptd to serve many requests from one process",
+                    root, who);
+    log_debug("%s", v->err);
+    return -EBUSY;
+}
+
 int nc_virt_open(struct nc_virt *v, const char *uri, const char *state_dir)
 {
     memset(v, 0, sizeof(*v));
@@ -171,18 +235,12 @@ int nc_virt_open(struct nc_virt *v, const char *uri, const char *state_dir)
         if (snprintf(v->uri, sizeof(v->uri), "%s", uri) >= (int)sizeof(v->uri))
             return -ENAMETOOLONG;
         /* An explicit embedded URI gets the same qemu.conf when it has none. */
-        const char *p = strstr(uri, "root=");
-        if (!strncmp(uri, "qemu:///embed?", 14) && p && p[5] == '/') {
-            char root[PATH_MAX];
-            size_t n = strcspn(p + 5, "&#");
-            if (n < sizeof(root)) {
-                memcpy(root, p + 5, n);
-                root[n] = 0;
-                r = nc_virt_write_embed_conf(root);
-                if (r < 0) {
-                    nc_virt_set_err(v, "cannot write %s/etc/qemu.conf: %s", root, strerror(-r));
-                    return r;
-                }
+        char root[PATH_MAX];
+        if (embed_root(uri, root, sizeof(root)) == 0) {
+            r = nc_virt_write_embed_conf(root);
+            if (r < 0) {
+                nc_virt_set_err(v, "cannot write %s/etc/qemu.conf: %s", root, strerror(-r));
+                return r;
             }
         }
     } else {
@@ -203,6 +261,9 @@ int nc_virt_open(struct nc_virt *v, const char *uri, const char *state_dir)
 
     if (virInitialize() < 0 || virEventRegisterDefaultImpl() < 0)
         return fail(v, "libvirt initialisation");
+    /* Errors reach the caller through v->err and return codes; libvirt's own stderr printer
+     * would repeat each one (also for the open itself, before any connection exists). */
+    virSetErrorFunc(NULL, quiet_error);
     atomic_store(&v->loop_quit, false);
     r = -pthread_create(&v->loop_thread, NULL, loop_main, v);
     if (r < 0) {
@@ -213,7 +274,17 @@ int nc_virt_open(struct nc_virt *v, const char *uri, const char *state_dir)
 
     v->conn = virConnectOpen(v->uri);
     if (!v->conn) {
-        r = fail(v, v->uri);
+        /* The caller names the URI; v->err carries only libvirt's reason. */
+        const char *m = virGetLastErrorMessage();
+        char root[PATH_MAX];
+        if (embed_root(v->uri, root, sizeof(root)) == 0 && m &&
+            strstr(m, "Failed to acquire pid file")) {
+            r = embed_busy(v, root);
+        } else {
+            nc_virt_set_err(v, "%s", m ? m : "unknown libvirt error");
+            log_debug("virConnectOpen %s: %s", v->uri, v->err);
+            r = verr_errno();
+        }
         stop_loop(v);
         return r;
     }

@@ -30,9 +30,10 @@ echo "$out" | jq -e '.agent.reachable == false and (.agent.error | contains("org
   >/dev/null || fail "agent error should show the channel to add: $out"
 ok "status --json keys, with a clear agent error"
 
-out=$($NC -c test:///default --json status no-such-domain)
-echo "$out" | jq -e '.state == "absent"' >/dev/null || fail "status of an absent domain: $out"
-ok "status of an absent domain"
+[[ $(rc $NC -c test:///default --json status no-such-domain) == 1 ]] || fail "status absent rc"
+jq -e '.state == "absent" and .error.name == "failure"' "$tmp/out" >/dev/null ||
+  fail "status of an absent domain: $(cat "$tmp/out")"
+ok "status of an absent domain: exit 1 with an error object"
 
 [[ $(rc $NC -c test:///default --json checkpoint test --dir "$tmp/b1") == 1 ]] || fail "checkpoint rc"
 jq -e '.outcome == "failed" and .failed_step == "discover" and .rolled_back == false' "$tmp/out" \

@@ -64,7 +64,7 @@ kill -KILL "$holder"
 wait "$holder" 2>/dev/null || true
 installed dom-dead || fail "SIGKILL lifted the gate?"
 [[ $(journal_files) == 1 ]] || fail "no journal entry after SIGKILL"
-[[ $(nc_rc --json status dom-dead) == 0 ]] || fail "status: $(cat "$tmp/err")"
+[[ $(nc_rc --json status dom-dead) == 1 ]] || fail "status (no such domain: 1): $(cat "$tmp/err")"
 ! installed dom-dead || fail "start-up recovery did not lift a dead holder's gate"
 [[ $(journal_files) == 0 ]] || fail "recovery left the journal entry"
 jq -e '.gate.installed == false and .journal == null' "$tmp/out" >/dev/null ||
@@ -85,9 +85,11 @@ ok "unblock after a SIGKILL leaves nothing"
 
 # A gate without a journal entry (what a refused restore leaves).
 in_ns "$GATECTL" install dom-refused "$tap" >/dev/null
-[[ $(nc_rc --json status dom-refused) == 0 ]] || fail "status"
+[[ $(nc_rc --json status dom-refused) == 1 ]] || fail "status (no such domain: 1)"
 jq -e '.gate.installed == true and .gate.counters != null' "$tmp/out" >/dev/null ||
   fail "status shows the gate: $(cat "$tmp/out")"
+[[ $(nc_rc status dom-refused) == 1 ]] && grep -q '^Gate: *gated' "$tmp/out" ||
+  fail "status text shows an unknown domain's gate: $(cat "$tmp/out")"
 [[ $(nc_rc --json unblock dom-refused) == 0 ]] || fail "unblock: $(cat "$tmp/err")"
 jq -e '.journal == false and (.actions | index("gate-lifted")) != null' "$tmp/out" >/dev/null ||
   fail "unblock json: $(cat "$tmp/out")"
