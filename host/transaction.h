@@ -14,6 +14,9 @@
  *   answer), guest-net-verify against the image, lift, thaw with the host's clock, report.
  *   The agent cannot answer while the VM is paused, so verify runs after resume: the gate and
  *   the repair mode keep the network still until then.
+ * Held-traffic replay (optional txn_ops.replay, docs/cli.md) rides along: capture from the
+ *   gate on the live taps to the lift, the frames into the bundle (stop mode) or into the taps
+ *   after the thaw. It never fails a transaction: a replay failure is a warning.
  *
  * Invariant on any failure or signal after the gate step began (checkpoint): no gate left,
  * agent thawed, VM running as before, journal removed, no partial bundle left or taken for
