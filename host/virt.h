@@ -6,7 +6,9 @@
  * struct nc_virt owns both the connection and a thread running libvirt's default event loop.
  * Nothing here is global: the caller owns the struct. Keep one open nc_virt per process: the
  * event loop implementation underneath is libvirt's process-wide one. Errors are -errno; the
- * libvirt message is copied into v->err (and logged). */
+ * libvirt message is copied into v->err (and logged at debug level), after the operation's
+ * name (tests/unit/test-virt.c relies on it). nc_virt_open returns -EBUSY
+ * when another process holds the embedded driver's root, with v->err naming that process. */
 #pragma once
 #include <pthread.h>
 #include <stdatomic.h>
