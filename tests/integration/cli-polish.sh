@@ -21,6 +21,9 @@ export NETCKPT_STATE_DIR=$tmp/state
 unset LIBVIRT_LOG_OUTPUTS LIBVIRT_DEBUG LIBVIRT_LOG_FILTERS NETCKPT_LOG
 fail() { echo "FAIL: $*" >&2; exit 1; }
 ok() { echo "ok - $*"; }
+# libvirt 9.0's QEMU driver leaks a string when its state initialisation fails (the busy case:
+# virStateInitialize, inside virConnectOpen); ASan builds must not count that against us.
+lsan_off() { ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0 "$@"; }
 rc() { set +e; "$@" >"$tmp/out" 2>"$tmp/err"; echo $? >"$tmp/rc"; set -e; cat "$tmp/rc"; }
 
 # 1. libvirt's info/warning lines (security driver "none", dmidecode) go to the state dir's log.
@@ -44,11 +47,11 @@ for _ in $(seq 1 300); do # until virsh has the driver's pid file (it writes its
   sleep 0.1
 done
 [[ $(cat "$emb/run/qemu/driver.pid") == "$holder" ]] || fail "virsh never took the driver"
-[[ $(rc $NC -c "$uri" list) == 7 ]] || fail "second process rc $(cat "$tmp/rc"): $(cat "$tmp/err")"
+[[ $(rc lsan_off $NC -c "$uri" list) == 7 ]] || fail "second process rc $(cat "$tmp/rc"): $(cat "$tmp/err")"
 [[ $(wc -l <"$tmp/err") == 1 ]] || fail "busy: not one line: $(cat "$tmp/err")"
 grep -q "in use by process $holder (virsh)" "$tmp/err" || fail "busy: holder: $(cat "$tmp/err")"
 grep -q "wait for it to finish, or run netckptd" "$tmp/err" || fail "busy: advice: $(cat "$tmp/err")"
-[[ $(rc $NC --json -c "$uri" list) == 7 ]] || fail "busy --json rc"
+[[ $(rc lsan_off $NC --json -c "$uri" list) == 7 ]] || fail "busy --json rc"
 jq -e '.error.code == 7 and .error.name == "busy" and (.error.message | contains("in use"))' \
   "$tmp/out" >/dev/null || fail "busy json: $(cat "$tmp/out")"
 ok "a second process on the embedded driver exits 7 naming the holder"
