@@ -38,6 +38,7 @@ struct fake {
     /* replay: the phase that fails (-1: none), and what the fake saw */
     int replay_fail;
     bool replay_capturing, replay_closed_last;
+    bool bundle_continue; /* bundle_open: a --continue bundle (a rollback on restore) */
 };
 
 static int hit(struct fake *f, const char *op)
@@ -282,6 +283,8 @@ static int f_bundle_open(void *ud, const char *path, const char *override, struc
     snprintf(m->domain_name, sizeof(m->domain_name), "vm1");
     snprintf(m->taps[0], sizeof(m->taps[0]), "nctap0");
     m->n_taps = 1;
+    if (F->bundle_continue)
+        m->mode = MANIFEST_MODE_CONTINUE;
     *image = json_object_new_object();
     return 0;
 }
@@ -944,6 +947,23 @@ static void test_replay_off_and_rollback(void **state)
         assert_false(r.replay.enabled);
         assert_null(strstr(f.trace, "replay"));
         txn_result_done(&r);
+    }
+    /* A rollback (a --continue bundle) with --stale=auto: nothing replayed into the stale
+     * connections; with --stale=keep the replay runs. */
+    for (int keep = 0; keep < 2; keep++) {
+        struct fake g;
+        struct txn_result q;
+        struct txn_ops ops = fake_ops;
+        ops.replay = f_replay;
+        struct txn_ctx ctx = {.ops = &ops, .ud = &g, .cancel = &g.cancel, .pid = 4242};
+        struct txn_restore_opts o = {.bundle = "/tmp/b", .reset_stale = !keep};
+        fake_init(&g, TXN_VM_ABSENT);
+        g.bundle_continue = true;
+        assert_int_equal(txn_restore(&ctx, &o, &q), TXN_OK);
+        assert_int_equal(q.replay.skipped, !keep);
+        assert_int_equal(strstr(g.trace, "replay_send") != NULL, keep);
+        assert_true(g.replay_closed_last);
+        txn_result_done(&q);
     }
     /* A failure after the capture began still closes it, after the rollback's lift. */
     struct fake f;
