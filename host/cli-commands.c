@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -308,6 +309,28 @@ static int fail_msg(const struct cli_ctx *ctx, int code, const char *msg)
     return code;
 }
 
+/* A path that does not exist is a mistyped argument, not a bundle refused (exit 3 is for
+ * bundles that are there but incomplete, corrupt or tampered with: also a half-written one,
+ * which lives at DIR/.NAME.partial until its commit). */
+static bool bundle_missing(const char *path, char *msg, size_t len)
+{
+    struct stat st;
+    if (lstat(path, &st) == 0 || errno != ENOENT)
+        return false;
+    char partial[PATH_MAX];
+    size_t n = strlen(path);
+    while (n > 1 && path[n - 1] == '/')
+        n--;
+    const char *slash = memrchr(path, '/', n);
+    size_t dir_len = slash ? (size_t)(slash - path) + 1 : 0;
+    if (snprintf(partial, sizeof(partial), "%.*s.%.*s.partial", (int)dir_len, path,
+                 (int)(n - dir_len), path + dir_len) < (int)sizeof(partial) &&
+        lstat(partial, &st) == 0)
+        return false;
+    snprintf(msg, len, "no such bundle: %s", path);
+    return true;
+}
+
 /* ---- list ---- */
 
 int cli_cmd_list(struct cli_ctx *ctx, const struct cli_args *a)
@@ -517,6 +540,8 @@ int cli_cmd_inspect(struct cli_ctx *ctx, const struct cli_args *a)
     struct manifest m;
     json_object *img = NULL;
     char err[1024] = "";
+    if (bundle_missing(path, err, sizeof(err)))
+        return fail_msg(ctx, NC_EXIT_FAILURE, err);
     int r = txn_real_open_bundle(path, NULL, &m, &img, err, sizeof(err));
     if (r < 0) {
         char msg[1200];
@@ -597,9 +622,10 @@ int cli_cmd_verify(struct cli_ctx *ctx, const struct cli_args *a)
     struct manifest m;
     json_object *img = NULL;
     char err[1024] = "";
-    int r = txn_real_open_bundle(path, NULL, &m, &img, err, sizeof(err));
+    bool missing = bundle_missing(path, err, sizeof(err));
+    int r = missing ? -ENOENT : txn_real_open_bundle(path, NULL, &m, &img, err, sizeof(err));
     json_object_put(img);
-    int code = r < 0 ? exit_for_errno(r) : NC_EXIT_OK;
+    int code = missing ? NC_EXIT_FAILURE : r < 0 ? exit_for_errno(r) : NC_EXIT_OK;
     if (ctx->json) {
         json_object *o = json_object_new_object();
         json_object_object_add(o, "bundle", json_object_new_string(path));
@@ -611,6 +637,8 @@ int cli_cmd_verify(struct cli_ctx *ctx, const struct cli_args *a)
         json_object_object_add(o, "files", json_object_new_int64(r == 0 ? (int64_t)m.n_files : 0));
         json_object_object_add(o, "exit_code", json_object_new_int(code));
         cli_print_json(o);
+    } else if (missing) {
+        fprintf(stderr, "netckpt: %s\n", err);
     } else if (r < 0) {
         fprintf(stderr, "netckpt: bundle %s refused: %s\n", path, err[0] ? err : strerror(-r));
     } else {

@@ -162,6 +162,8 @@ int main(int argc, char **argv)
             ctx.json = true;
         } else if (!strcmp(a, "-q") || !strcmp(a, "--quiet")) {
             ctx.quiet = true;
+            /* our own info lines too; an explicit NETCKPT_LOG or -v still wins */
+            setenv("NETCKPT_LOG", "warn", 0);
         } else if (!strcmp(a, "-v") || !strcmp(a, "--verbose")) {
             setenv("NETCKPT_LOG", "debug", 1);
             verbose = true;

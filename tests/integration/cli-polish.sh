@@ -126,3 +126,13 @@ NETCKPT_DEMO_KEEP_DIR=$tmp/kept bash "$SRC/scripts/demo" --cleanup --build-dir "
   fail "demo --cleanup (2): $(cat "$tmp/out")"
 [[ ! -e $bd/e2e-work/demo-busy ]] || fail "the no longer used work dir stayed"
 ok "demo --cleanup removes failed runs' demo-* work dirs, not ones in use or others"
+
+# 4. A bundle path that does not exist is a mistake (exit 1), not a refused bundle (3).
+[[ $(rc $NC verify "$tmp/no-bundle") == 1 ]] || fail "verify of a missing bundle rc"
+grep -qx "netckpt: no such bundle: $tmp/no-bundle" "$tmp/err" || fail "verify missing: $(cat "$tmp/err")"
+[[ $(rc $NC --json verify "$tmp/no-bundle") == 1 ]] || fail "verify --json missing rc"
+jq -e '.valid == false and .exit_code == 1 and (.error | startswith("no such bundle"))' "$tmp/out" \
+  >/dev/null || fail "verify --json missing: $(cat "$tmp/out")"
+[[ $(rc $NC inspect "$tmp/no-bundle") == 1 ]] || fail "inspect of a missing bundle rc"
+[[ $(wc -l <"$tmp/err") == 1 ]] || fail "inspect missing: not one line: $(cat "$tmp/err")"
+ok "verify and inspect of a missing bundle: exit 1, 'no such bundle: PATH'"
