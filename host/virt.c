@@ -169,9 +169,9 @@ static int embed_root(const char *uri, char *buf, size_t len)
 }
 
 /* The process holding root/run/qemu/driver.pid: libvirt keeps a write lock on it for as long as
- * the embedded driver lives, so ask the kernel who holds it (F_GETLK), and fall back to the pid
- * libvirt wrote into it. 0 when nobody does or it cannot be told. */
-static pid_t embed_holder(const char *root)
+ * the embedded driver lives, so ask the kernel who holds it (F_GETLK), and unless lock_only fall
+ * back to the pid libvirt wrote into it. 0 when nobody does or it cannot be told. */
+static pid_t embed_holder(const char *root, bool lock_only)
 {
     char path[PATH_MAX];
     if (snprintf(path, sizeof(path), "%s/run/qemu/driver.pid", root) >= (int)sizeof(path))
@@ -182,6 +182,8 @@ static pid_t embed_holder(const char *root)
     struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET};
     if (fcntl(fd, F_GETLK, &fl) == 0 && fl.l_type != F_UNLCK && fl.l_pid > 0)
         return fl.l_pid;
+    if (lock_only)
+        return 0;
     char buf[32];
     ssize_t n = read(fd, buf, sizeof(buf) - 1);
     if (n <= 0)
@@ -195,7 +197,7 @@ static pid_t embed_holder(const char *root)
 /* The embedded driver lives in one process at a time: say who has it, and what to do. */
 static int embed_busy(struct nc_virt *v, const char *root)
 {
-    pid_t pid = embed_holder(root);
+    pid_t pid = embed_holder(root, false);
     char who[96] = "another process";
     if (pid > 0) {
         char comm_path[64], comm[32] = "";
@@ -277,8 +279,9 @@ int nc_virt_open(struct nc_virt *v, const char *uri, const char *state_dir)
         /* The caller names the URI; v->err carries only libvirt's reason. */
         const char *m = virGetLastErrorMessage();
         char root[PATH_MAX];
-        if (embed_root(v->uri, root, sizeof(root)) == 0 && m &&
-            strstr(m, "Failed to acquire pid file")) {
+        /* The message may be translated: a lock held on the pid file says the same. */
+        if (embed_root(v->uri, root, sizeof(root)) == 0 &&
+            ((m && strstr(m, "Failed to acquire pid file")) || embed_holder(root, true) > 0)) {
             r = embed_busy(v, root);
         } else {
             nc_virt_set_err(v, "%s", m ? m : "unknown libvirt error");
