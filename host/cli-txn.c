@@ -49,9 +49,10 @@ static void on_event(void *nud, enum txn_event ev, enum txn_step step, uint64_t 
         if (u->progress_shown)
             cli_progress_done(ctx);
         u->progress_shown = false;
+        /* The reason comes once, in the failure summary; here only that rollback began. */
         if (!ctx->quiet)
-            fprintf(stderr, "\r\033[Knetckpt: %s failed: %s; rolling back\n", txn_step_name(step),
-                    message ? message : "");
+            fprintf(stderr, "%snetckpt: %s failed; rolling back\n", ctx->tty ? "\r\033[K" : "",
+                    txn_step_name(step));
         break;
     case TXN_EV_WARNING:
         break; /* logged already */
@@ -207,10 +208,11 @@ static void print_replay(const struct txn_result *r, bool stop_mode)
                s->held, s->replayed, s->dropped, s->rejected, s->failed);
 }
 
-static void print_failure(const char *what, const struct txn_result *r)
+/* name: what the user asked for (domain or bundle), for failures before discover named it. */
+static void print_failure(const char *what, const char *name, const struct txn_result *r)
 {
     fprintf(stderr, "netckpt: %s of %s failed at step %s: %s\n", what,
-            r->m.domain_name[0] ? r->m.domain_name : "?", txn_step_name(r->failed_step),
+            r->m.domain_name[0] ? r->m.domain_name : name, txn_step_name(r->failed_step),
             r->message);
     switch (r->outcome) {
     case TXN_ROLLED_BACK:
@@ -304,7 +306,7 @@ int cli_cmd_checkpoint(struct cli_ctx *ctx, const struct cli_args *a)
                        r.bundle_path);
         }
     } else {
-        print_failure("checkpoint", &r);
+        print_failure("checkpoint", o.domain, &r);
     }
     txn_result_done(&r);
     return code;
@@ -360,7 +362,7 @@ int cli_cmd_restore(struct cli_ctx *ctx, const struct cli_args *a)
                     json_object_to_json_string_ext(json_object_array_get_idx(d, i),
                                                    JSON_C_TO_STRING_PLAIN));
     } else {
-        print_failure("restore", &r);
+        print_failure("restore", o.bundle, &r);
     }
     txn_result_done(&r);
     return code;

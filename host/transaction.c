@@ -730,7 +730,7 @@ static enum txn_outcome restore_rollback(struct run *x)
     if (cancelled(x))
         r->interrupted = true;
     notify(x, TXN_EV_ROLLBACK, 0, 0, r->message);
-    log_warn("rolling back the restore after %s failed", txn_step_name(r->failed_step));
+    log_debug("rolling back the restore after %s failed", txn_step_name(r->failed_step));
 
     /* "As before" for a restore is: the domain not running, the bundle untouched. */
     if (x->d.restored) {
@@ -876,7 +876,7 @@ enum txn_outcome txn_restore(struct txn_ctx *ctx, const struct txn_restore_opts 
     q = ops->restore_bundle(ud, x.err, sizeof(x.err));
     unblock_signals(&x);
     if (q < 0) {
-        fail(&x, q, "restore failed: %s", why(&x, q));
+        fail(&x, q, "%s", why(&x, q)); /* the step is named "restore" already */
         goto rollback;
     }
     q = ops->discover(ud, x.domain, &dom, x.err, sizeof(x.err));
