@@ -39,3 +39,8 @@ void set_errbuf(char *err, size_t errlen, const char *fmt, ...)
 
 /* 16 random bytes as 32 hex chars plus NUL, from getrandom(). */
 int random_id(char out[33]);
+
+/* Connect a blocking SOCK_STREAM|SOCK_CLOEXEC UNIX socket to path. timeout_ms > 0 sets
+ * SO_SNDTIMEO first, so a peer with a full backlog fails with -ETIMEDOUT instead of blocking.
+ * Returns the fd, -ENAMETOOLONG when path does not fit sun_path, or -errno. */
+int unix_connect(const char *path, int timeout_ms);

@@ -10,7 +10,6 @@
 #include <pthread.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/un.h>
 #include <time.h>
 
 #include <libvirt/libvirt-qemu.h>
@@ -64,25 +63,6 @@ int agent_link_set_max_reply(struct agent_link *l, size_t bytes)
 
 /* --- UNIX socket ------------------------------------------------------------------------ */
 
-static int connect_unix(const char *path, int timeout_ms, int *out)
-{
-    struct sockaddr_un sa = {.sun_family = AF_UNIX};
-    if (strlen(path) >= sizeof(sa.sun_path))
-        return -ENAMETOOLONG;
-    strcpy(sa.sun_path, path);
-    _cleanup_close_ int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0)
-        return negative_errno();
-    /* Bounds connect() when QEMU's backlog is full, and any send. */
-    struct timeval tv = {timeout_ms / 1000, (timeout_ms % 1000) * 1000};
-    if (setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)) < 0)
-        return negative_errno();
-    if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
-        return errno == EAGAIN || errno == EINPROGRESS ? -ETIMEDOUT : negative_errno();
-    *out = TAKE_FD(fd);
-    return 0;
-}
-
 static int make_client(struct agent_link *l)
 {
     l->client = qga_client_new(&l->tr);
@@ -95,12 +75,13 @@ static int make_client(struct agent_link *l)
 int agent_link_open_unix(struct agent_link *l, const char *path, int timeout_ms)
 {
     link_init(l);
-    int r = connect_unix(path, timeout_ms > 0 ? timeout_ms : 5000, &l->fd);
-    if (r < 0)
-        return r;
+    int fd = unix_connect(path, timeout_ms > 0 ? timeout_ms : 5000);
+    if (fd < 0)
+        return fd;
+    l->fd = fd;
     l->kind = AGENT_LINK_UNIX;
     qga_transport_fd(&l->tr, &l->fd);
-    r = make_client(l);
+    int r = make_client(l);
     if (r < 0)
         agent_link_close(l);
     return r;
@@ -274,8 +255,9 @@ int agent_link_open_kind(struct agent_link *l, struct nc_virt *v, virDomainPtr d
     }
     if ((kind == AGENT_LINK_AUTO || kind == AGENT_LINK_UNIX) && di->agent_socket[0] &&
         strcmp(di->agent_source_mode, "connect") != 0) {
-        r = connect_unix(di->agent_socket, 5000, &l->fd);
-        if (r == 0) {
+        r = unix_connect(di->agent_socket, 5000);
+        if (r >= 0) {
+            l->fd = r;
             l->kind = AGENT_LINK_UNIX;
             qga_transport_fd(&l->tr, &l->fd);
             r = make_client(l);

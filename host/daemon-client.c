@@ -7,11 +7,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #include "common/macro.h"
+#include "common/util.h"
 
 #define DEFAULT_SOCKET "/run/netckpt/netckptd.sock"
 
@@ -28,18 +27,9 @@ int daemon_client_connect(struct daemon_client *dc, const char *path, int timeou
     memset(dc, 0, sizeof(*dc));
     dc->fd = -1;
     path = daemon_client_socket(path);
-    struct sockaddr_un sa = {.sun_family = AF_UNIX};
-    if (strlen(path) >= sizeof(sa.sun_path))
-        return -ENAMETOOLONG;
-    strcpy(sa.sun_path, path);
-    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int fd = unix_connect(path, 0);
     if (fd < 0)
-        return negative_errno();
-    if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
-        int r = negative_errno();
-        close(fd);
-        return r;
-    }
+        return fd;
     dc->fd = fd;
     qga_transport_fd(&dc->tr, &dc->fd);
     dc->c = qga_client_new(&dc->tr);

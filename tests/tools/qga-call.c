@@ -12,30 +12,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #include "agent/qga-client.h"
 #include <json-c/json_util.h>
 #include "common/macro.h"
-
-static int connect_unix(const char *path)
-{
-    struct sockaddr_un sa = {.sun_family = AF_UNIX};
-    if (strlen(path) >= sizeof(sa.sun_path))
-        return -ENAMETOOLONG;
-    strcpy(sa.sun_path, path);
-    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0)
-        return negative_errno();
-    if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
-        int r = negative_errno();
-        close(fd);
-        return r;
-    }
-    return fd;
-}
+#include "common/util.h"
 
 int main(int argc, char **argv)
 {
@@ -79,7 +61,7 @@ int main(int argc, char **argv)
             return 2;
         }
     }
-    int fd = connect_unix(path);
+    int fd = unix_connect(path, 0);
     if (fd < 0) {
         fprintf(stderr, "qga-call: connect %s: %s\n", path, strerror(-fd));
         json_object_put(args);

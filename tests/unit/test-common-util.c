@@ -15,7 +15,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 static void test_base64_round_trip(void **state)
@@ -139,6 +141,45 @@ static void test_rm_rf(void **state)
     assert_int_equal(rm_rf(tree), 0); /* already gone */
 }
 
+static void test_unix_connect(void **state)
+{
+    struct tmp *t = *state;
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/s", t->dir);
+    const char *p = sa.sun_path;
+    assert_int_equal(unix_connect(p, 0), -ENOENT);
+
+    char longp[sizeof(((struct sockaddr_un *)0)->sun_path) + 1];
+    memset(longp, 'x', sizeof(longp) - 1);
+    longp[sizeof(longp) - 1] = 0;
+    assert_int_equal(unix_connect(longp, 0), -ENAMETOOLONG);
+
+    int l = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    assert_true(l >= 0);
+    assert_int_equal(bind(l, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    assert_int_equal(listen(l, 0), 0);
+    int fd = unix_connect(p, 0);
+    assert_true(fd >= 0);
+    assert_true(fcntl(fd, F_GETFD) & FD_CLOEXEC);
+    assert_int_equal(write_full(fd, "ping", 4), 0);
+    int a = accept(l, NULL, NULL);
+    assert_true(a >= 0);
+    char buf[4];
+    assert_int_equal(read_full(a, buf, 4), 0);
+    assert_memory_equal(buf, "ping", 4);
+    close(a);
+    close(fd);
+
+    /* Nobody accepts: once the backlog is full a timed connect fails instead of blocking. */
+    int fds[8], n = 0, r = 0;
+    while (n < 8 && (r = unix_connect(p, 50)) >= 0)
+        fds[n++] = r;
+    assert_int_equal(r, -ETIMEDOUT);
+    while (n > 0)
+        close(fds[--n]);
+    close(l);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -147,6 +188,7 @@ int main(void)
         cmocka_unit_test(test_sha256),
         cmocka_unit_test_setup_teardown(test_files, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rm_rf, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_unix_connect, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
