@@ -4,5 +4,5 @@
 netckpt_unit_test(test-scheduler SOURCES test-scheduler.c LIBS netckpt-daemon-core)
 netckpt_unit_test(test-retention SOURCES test-retention.c LIBS netckpt-daemon-core)
 netckpt_unit_test(test-policy SOURCES test-policy.c LIBS netckpt-daemon-core)
-netckpt_unit_test(test-daemon-schema SOURCES test-daemon-schema.c LIBS netckpt-daemon)
+netckpt_unit_test(test-daemon-schema SOURCES test-daemon-schema.c schema-table-check.c LIBS netckpt-daemon)
 netckpt_unit_test(test-daemon-jobs SOURCES test-daemon-jobs.c LIBS netckpt-daemon)

@@ -10,18 +10,15 @@
 
 #include <cmocka.h>
 
+#include "tests/unit/schema-table-check.h"
+
 #include "host/daemon.h"
 
 static json_object *schema;
 
 static int load(void **state)
 {
-    const char *src = getenv("NETCKPT_SOURCE_DIR");
-    char path[4096];
-    snprintf(path, sizeof(path), "%s/schemas/daemon-commands.json", src ? src : ".");
-    schema = json_object_from_file(path);
-    if (!schema)
-        fprintf(stderr, "cannot load %s: %s\n", path, json_util_get_last_err());
+    schema = schema_load("daemon-commands.json");
     return schema ? 0 : -1;
 }
 
@@ -29,15 +26,6 @@ static int unload(void **state)
 {
     json_object_put(schema);
     return 0;
-}
-
-static json_object *get(json_object *o, const char *key, json_type t)
-{
-    json_object *v = NULL;
-    if (!json_object_object_get_ex(o, key, &v) || !json_object_is_type(v, t))
-        fail_msg("schema: member '%s' missing or of the wrong type in %s", key,
-                 json_object_to_json_string(o));
-    return v;
 }
 
 static json_type type_of(const char *name)
@@ -58,7 +46,7 @@ static json_type type_of(const char *name)
 
 static void test_commands_agree(void **state)
 {
-    json_object *cmds = get(schema, "commands", json_type_array);
+    json_object *cmds = schema_get(schema, "commands", json_type_array);
     size_t n;
     const struct daemon_command *tab = daemon_commands(&n);
     assert_int_equal(n, DAEMON_COMMAND_COUNT);
@@ -67,27 +55,27 @@ static void test_commands_agree(void **state)
                  json_object_array_length(cmds), n);
     for (size_t i = 0; i < n; i++) {
         json_object *c = json_object_array_get_idx(cmds, i);
-        const char *name = json_object_get_string(get(c, "name", json_type_string));
+        const char *name = json_object_get_string(schema_get(c, "name", json_type_string));
         if (strcmp(name, tab[i].name) != 0)
             fail_msg("command %zu: schema says %s, code says %s", i, name, tab[i].name);
         assert_non_null(tab[i].handler);
-        get(c, "description", json_type_string);
-        get(c, "returns", json_type_object);
-        json_object *args = get(c, "arguments", json_type_object);
+        schema_get(c, "description", json_type_string);
+        schema_get(c, "returns", json_type_object);
+        json_object *args = schema_get(c, "arguments", json_type_object);
         size_t n_code = 0;
         for (const struct daemon_arg *a = tab[i].args; a->name; a++, n_code++) {
             json_object *sa = NULL;
             if (!json_object_object_get_ex(args, a->name, &sa))
                 fail_msg("%s: argument %s is in the code, not in the schema", name, a->name);
-            json_type t = type_of(json_object_get_string(get(sa, "type", json_type_string)));
+            json_type t = type_of(json_object_get_string(schema_get(sa, "type", json_type_string)));
             if (t != a->type)
                 fail_msg("%s.%s: schema type %s, code type %s", name, a->name, json_type_to_name(t),
                          json_type_to_name(a->type));
-            bool req = json_object_get_boolean(get(sa, "required", json_type_boolean));
+            bool req = json_object_get_boolean(schema_get(sa, "required", json_type_boolean));
             if (req != a->required)
                 fail_msg("%s.%s: required is %d in the schema, %d in the code", name, a->name, req,
                          a->required);
-            get(sa, "description", json_type_string);
+            schema_get(sa, "description", json_type_string);
         }
         if ((size_t)json_object_object_length(args) != n_code)
             fail_msg("%s: the schema has %d arguments, the code %zu", name,
@@ -97,14 +85,15 @@ static void test_commands_agree(void **state)
 
 static void test_protocol_agrees(void **state)
 {
-    json_object *p = get(schema, "protocol", json_type_object);
-    assert_int_equal(json_object_get_int64(get(p, "max-request-bytes", json_type_int)),
+    json_object *p = schema_get(schema, "protocol", json_type_object);
+    assert_int_equal(json_object_get_int64(schema_get(p, "max-request-bytes", json_type_int)),
                      DAEMON_MAX_REQUEST);
-    assert_int_equal(json_object_get_int64(get(p, "max-depth", json_type_int)), DAEMON_MAX_DEPTH);
-    assert_string_equal(json_object_get_string(get(p, "socket", json_type_string)),
+    assert_int_equal(json_object_get_int64(schema_get(p, "max-depth", json_type_int)),
+                     DAEMON_MAX_DEPTH);
+    assert_string_equal(json_object_get_string(schema_get(p, "socket", json_type_string)),
                         DAEMON_DEFAULT_SOCKET);
     /* every listed error class is one qga knows */
-    json_object *cl = get(schema, "error-classes", json_type_array);
+    json_object *cl = schema_get(schema, "error-classes", json_type_array);
     for (size_t i = 0; i < json_object_array_length(cl); i++) {
         enum qga_error_class c;
         const char *name = json_object_get_string(json_object_array_get_idx(cl, i));

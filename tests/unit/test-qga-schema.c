@@ -11,6 +11,8 @@
 
 #include <cmocka.h>
 
+#include "tests/unit/schema-table-check.h"
+
 #include "agent/agent-commands.h"
 #include "agent/qga-stream.h"
 
@@ -18,12 +20,7 @@ static json_object *schema;
 
 static int load(void **state)
 {
-    const char *src = getenv("NETCKPT_SOURCE_DIR");
-    char path[4096];
-    snprintf(path, sizeof(path), "%s/schemas/agent-commands.json", src ? src : ".");
-    schema = json_object_from_file(path);
-    if (!schema)
-        fprintf(stderr, "cannot load %s: %s\n", path, json_util_get_last_err());
+    schema = schema_load("agent-commands.json");
     return schema ? 0 : -1;
 }
 
@@ -33,18 +30,9 @@ static int unload(void **state)
     return 0;
 }
 
-static json_object *get(json_object *o, const char *key, json_type t)
-{
-    json_object *v = NULL;
-    if (!json_object_object_get_ex(o, key, &v) || !json_object_is_type(v, t))
-        fail_msg("schema: member '%s' missing or of the wrong type in %s", key,
-                 json_object_to_json_string(o));
-    return v;
-}
-
 static void test_commands_agree(void **state)
 {
-    json_object *cmds = get(schema, "commands", json_type_array);
+    json_object *cmds = schema_get(schema, "commands", json_type_array);
     size_t n;
     const struct agent_command_info *tab = agent_commands(&n);
     assert_int_equal(n, AGENT_COMMAND_COUNT);
@@ -53,18 +41,19 @@ static void test_commands_agree(void **state)
                  json_object_array_length(cmds), n);
     for (size_t i = 0; i < n; i++) {
         json_object *c = json_object_array_get_idx(cmds, i);
-        const char *name = json_object_get_string(get(c, "name", json_type_string));
+        const char *name = json_object_get_string(schema_get(c, "name", json_type_string));
         if (strcmp(name, tab[i].name) != 0)
             fail_msg("command %zu: schema says %s, code says %s", i, name, tab[i].name);
-        bool fz = json_object_get_boolean(get(c, "allowed-while-frozen", json_type_boolean));
+        bool fz = json_object_get_boolean(schema_get(c, "allowed-while-frozen", json_type_boolean));
         if (fz != tab[i].allowed_while_frozen)
             fail_msg("%s: allowed-while-frozen differs (schema %d, code %d)", name, fz,
                      tab[i].allowed_while_frozen);
-        bool bi = json_object_get_boolean(get(c, "builtin", json_type_boolean));
+        bool bi = json_object_get_boolean(schema_get(c, "builtin", json_type_boolean));
         if (bi != tab[i].builtin)
             fail_msg("%s: builtin differs", name);
-        assert_true(json_object_get_string_len(get(c, "description", json_type_string)) > 10);
-        get(c, "returns", json_type_object);
+        assert_true(json_object_get_string_len(schema_get(c, "description", json_type_string)) >
+                    10);
+        schema_get(c, "returns", json_type_object);
     }
 }
 
@@ -80,18 +69,18 @@ static bool valid_type(const char *t)
 
 static void test_arguments_typed(void **state)
 {
-    json_object *cmds = get(schema, "commands", json_type_array);
+    json_object *cmds = schema_get(schema, "commands", json_type_array);
     for (size_t i = 0; i < json_object_array_length(cmds); i++) {
         json_object *c = json_object_array_get_idx(cmds, i);
-        const char *name = json_object_get_string(get(c, "name", json_type_string));
-        json_object *args = get(c, "arguments", json_type_object);
+        const char *name = json_object_get_string(schema_get(c, "name", json_type_string));
+        json_object *args = schema_get(c, "arguments", json_type_object);
         json_object_object_foreach(args, k, a)
         {
-            const char *t = json_object_get_string(get(a, "type", json_type_string));
+            const char *t = json_object_get_string(schema_get(a, "type", json_type_string));
             if (!valid_type(t))
                 fail_msg("%s: argument %s has type '%s'", name, k, t);
-            get(a, "required", json_type_boolean);
-            get(a, "description", json_type_string);
+            schema_get(a, "required", json_type_boolean);
+            schema_get(a, "description", json_type_string);
         }
         json_object *groups;
         if (json_object_object_get_ex(c, "requires-one-of", &groups)) {
@@ -110,42 +99,43 @@ static void test_arguments_typed(void **state)
     size_t n = json_object_array_length(cmds);
     for (size_t i = 0; i < n; i++) {
         c = json_object_array_get_idx(cmds, i);
-        const char *name = json_object_get_string(get(c, "name", json_type_string));
-        json_object *args = get(c, "arguments", json_type_object);
+        const char *name = json_object_get_string(schema_get(c, "name", json_type_string));
+        json_object *args = schema_get(c, "arguments", json_type_object);
         if (!strcmp(name, "guest-sync") || !strcmp(name, "guest-sync-delimited"))
-            assert_true(json_object_get_boolean(
-                get(get(args, "id", json_type_object), "required", json_type_boolean)));
+            assert_true(json_object_get_boolean(schema_get(schema_get(args, "id", json_type_object),
+                                                           "required", json_type_boolean)));
         if (!strcmp(name, "guest-net-freeze")) {
-            get(args, "timeout", json_type_object);
-            get(args, "include", json_type_object);
+            schema_get(args, "timeout", json_type_object);
+            schema_get(args, "include", json_type_object);
         }
         if (!strcmp(name, "guest-net-thaw")) {
-            get(args, "host_time_ns", json_type_object);
-            get(args, "kick", json_type_object);
+            schema_get(args, "host_time_ns", json_type_object);
+            schema_get(args, "kick", json_type_object);
         }
         if (!strcmp(name, "guest-net-verify")) {
-            get(args, "image_id", json_type_object);
-            get(args, "image", json_type_object);
+            schema_get(args, "image_id", json_type_object);
+            schema_get(args, "image", json_type_object);
         }
         if (!strcmp(name, "guest-net-reset-stale")) {
-            get(args, "connections", json_type_object);
-            get(args, "image_id", json_type_object);
+            schema_get(args, "connections", json_type_object);
+            schema_get(args, "image_id", json_type_object);
         }
     }
 }
 
 static void test_errors_and_limits(void **state)
 {
-    json_object *cls = get(schema, "error-classes", json_type_array);
+    json_object *cls = schema_get(schema, "error-classes", json_type_array);
     assert_int_equal(json_object_array_length(cls), _QGA_ERR_MAX);
     for (int i = 0; i < _QGA_ERR_MAX; i++)
         assert_string_equal(json_object_get_string(json_object_array_get_idx(cls, i)),
                             qga_error_class_name(i));
-    json_object *p = get(schema, "protocol", json_type_object);
-    assert_int_equal(json_object_get_int64(get(p, "max-message-bytes", json_type_int)),
+    json_object *p = schema_get(schema, "protocol", json_type_object);
+    assert_int_equal(json_object_get_int64(schema_get(p, "max-message-bytes", json_type_int)),
                      QGA_MAX_MESSAGE_BYTES);
-    assert_int_equal(json_object_get_int64(get(p, "max-depth", json_type_int)), QGA_MAX_DEPTH);
-    assert_int_equal(json_object_get_int64(get(p, "sentinel", json_type_int)), QGA_SENTINEL);
+    assert_int_equal(json_object_get_int64(schema_get(p, "max-depth", json_type_int)),
+                     QGA_MAX_DEPTH);
+    assert_int_equal(json_object_get_int64(schema_get(p, "sentinel", json_type_int)), QGA_SENTINEL);
 }
 
 int main(void)
