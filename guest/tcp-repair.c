@@ -165,14 +165,31 @@ static int read_settings(int fd, struct tcp_conn_state *st)
     return 0;
 }
 
-int tcp_repair_freeze(int fd, struct tcp_conn_state *st)
+/* The socket options freeze saves and dump carries over; the rest of the state is the
+ * kernel's and is read anew by dump. */
+static void copy_saved_settings(struct tcp_conn_state *dst, const struct tcp_conn_state *src)
+{
+    dst->nodelay = src->nodelay;
+    dst->cork = src->cork;
+    dst->keepalive = src->keepalive;
+    dst->user_timeout_ms = src->user_timeout_ms;
+}
+
+/* Shared entry checks of freeze and dump: st given, fd a TCP socket. Returns whether the
+ * socket is in repair mode (0/1) or -errno. */
+static int check_and_repair_get(int fd, const struct tcp_conn_state *st)
 {
     int r;
     if (!st)
         return -EINVAL;
     if ((r = check_tcp_socket(fd)) < 0)
         return r;
-    r = repair_get(fd);
+    return repair_get(fd);
+}
+
+int tcp_repair_freeze(int fd, struct tcp_conn_state *st)
+{
+    int r = check_and_repair_get(fd, st);
     if (r < 0)
         return r;
     if (r == 1)
@@ -197,10 +214,7 @@ int tcp_repair_freeze(int fd, struct tcp_conn_state *st)
     if (saved.user_timeout_ms && (r = sopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, 0)) < 0)
         goto undo;
 
-    st->nodelay = saved.nodelay;
-    st->cork = saved.cork;
-    st->keepalive = saved.keepalive;
-    st->user_timeout_ms = saved.user_timeout_ms;
+    copy_saved_settings(st, &saved);
     return 0;
 undo:
     if (saved.keepalive.enabled)
@@ -280,12 +294,7 @@ static int peek_queue(int fd, int q, uint32_t *seq, uint32_t len, uint8_t **out)
 
 int tcp_repair_dump(int fd, struct tcp_conn_state *st)
 {
-    int r;
-    if (!st)
-        return -EINVAL;
-    if ((r = check_tcp_socket(fd)) < 0)
-        return r;
-    r = repair_get(fd);
+    int r = check_and_repair_get(fd, st);
     if (r < 0)
         return r;
     if (r == 0)
@@ -293,10 +302,7 @@ int tcp_repair_dump(int fd, struct tcp_conn_state *st)
 
     /* Keep what freeze saved; everything else is rebuilt from the kernel. */
     struct tcp_conn_state d = {0};
-    d.nodelay = st->nodelay;
-    d.cork = st->cork;
-    d.keepalive = st->keepalive;
-    d.user_timeout_ms = st->user_timeout_ms;
+    copy_saved_settings(&d, st);
 
     if ((r = gopt(fd, SOL_SOCKET, SO_DOMAIN, &d.sock_family)) < 0)
         return r;
