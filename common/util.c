@@ -6,10 +6,13 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <openssl/evp.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/random.h>
+#include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/time.h>
@@ -353,4 +356,19 @@ int unix_connect(const char *path, int timeout_ms)
         return negative_errno();
     }
     return TAKE_FD(fd);
+}
+
+int signalfd_block(const int *sigs, size_t n)
+{
+    sigset_t mask;
+    sigemptyset(&mask);
+    for (size_t i = 0; i < n; i++)
+        if (sigaddset(&mask, sigs[i]) < 0)
+            return negative_errno();
+    int r = pthread_sigmask(SIG_BLOCK, &mask, NULL);
+    if (r != 0)
+        return -r;
+    signal(SIGPIPE, SIG_IGN);
+    int fd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
+    return fd < 0 ? negative_errno() : fd;
 }

@@ -44,3 +44,7 @@ int random_id(char out[33]);
  * SO_SNDTIMEO first, so a peer with a full backlog fails with -ETIMEDOUT instead of blocking.
  * Returns the fd, -ENAMETOOLONG when path does not fit sun_path, or -errno. */
 int unix_connect(const char *path, int timeout_ms);
+
+/* Block the n signals in sigs for the calling thread (and the threads it starts later),
+ * ignore SIGPIPE, and return a non-blocking, close-on-exec signalfd for them, or -errno. */
+int signalfd_block(const int *sigs, size_t n);

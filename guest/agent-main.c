@@ -451,18 +451,11 @@ static void handle_input(struct agent *a, short revents)
 
 static int setup_signals(struct agent *a)
 {
-    sigset_t mask;
-    sigemptyset(&mask);
-    sigaddset(&mask, SIGTERM);
-    sigaddset(&mask, SIGINT);
-    sigaddset(&mask, SIGHUP);
-    sigaddset(&mask, SIGQUIT);
-    if (sigprocmask(SIG_BLOCK, &mask, NULL) < 0)
-        return negative_errno();
-    signal(SIGPIPE, SIG_IGN);
-    a->sig_fd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
-    if (a->sig_fd < 0)
-        return negative_errno();
+    static const int sigs[] = {SIGTERM, SIGINT, SIGHUP, SIGQUIT};
+    int fd = signalfd_block(sigs, ELEMENTSOF(sigs));
+    if (fd < 0)
+        return fd;
+    a->sig_fd = fd;
     a->timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
     if (a->timer_fd < 0)
         return negative_errno();

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "common/log.h"
+#include "common/macro.h"
 #include "common/util.h"
 #include "host/daemon.h"
 #include "host/virt.h"
@@ -173,16 +174,10 @@ int main(int argc, char **argv)
 
     /* Signals are read from a signalfd by this thread; every thread started from here on
      * (libvirt's event loop, workers, clients) inherits the blocked mask. */
-    sigset_t mask;
-    sigemptyset(&mask);
-    sigaddset(&mask, SIGINT);
-    sigaddset(&mask, SIGTERM);
-    sigaddset(&mask, SIGHUP);
-    pthread_sigmask(SIG_BLOCK, &mask, NULL);
-    signal(SIGPIPE, SIG_IGN);
-    int sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
+    static const int sigs[] = {SIGINT, SIGTERM, SIGHUP};
+    int sfd = signalfd_block(sigs, ELEMENTSOF(sigs));
     if (sfd < 0) {
-        log_err("signalfd: %s", strerror(errno));
+        log_err("signalfd: %s", strerror(-sfd));
         return 1;
     }
     int r = mkdir_p(cfg.state_dir, 0700);

@@ -7,6 +7,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "common/macro.h"
 #include "common/util.h"
 
 #include <errno.h>
@@ -15,6 +16,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
+#include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -180,6 +183,28 @@ static void test_unix_connect(void **state)
     close(l);
 }
 
+static void test_signalfd_block(void **state)
+{
+    static const int sigs[] = {SIGUSR1, SIGUSR2};
+    sigset_t old;
+    assert_int_equal(sigprocmask(SIG_SETMASK, NULL, &old), 0);
+    int fd = signalfd_block(sigs, ELEMENTSOF(sigs));
+    assert_true(fd >= 0);
+    assert_true(fcntl(fd, F_GETFD) & FD_CLOEXEC);
+    assert_true(fcntl(fd, F_GETFL) & O_NONBLOCK);
+    struct signalfd_siginfo si;
+    assert_int_equal(read(fd, &si, sizeof(si)), -1); /* nothing pending, does not block */
+    assert_int_equal(errno, EAGAIN);
+    assert_int_equal(raise(SIGUSR2), 0); /* blocked: queued for the fd, not delivered */
+    assert_int_equal(read(fd, &si, sizeof(si)), sizeof(si));
+    assert_int_equal(si.ssi_signo, SIGUSR2);
+    assert_ptr_equal(signal(SIGPIPE, SIG_IGN), SIG_IGN);
+    static const int bad[] = {0};
+    assert_int_equal(signalfd_block(bad, 1), -EINVAL);
+    close(fd);
+    assert_int_equal(sigprocmask(SIG_SETMASK, &old, NULL), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -189,6 +214,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_files, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rm_rf, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unix_connect, setup, teardown),
+        cmocka_unit_test(test_signalfd_block),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
