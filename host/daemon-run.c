@@ -155,6 +155,32 @@ int daemon_bundle_path(const char *bundle_dir, const char *domain, char *buf, si
     return -EEXIST;
 }
 
+/* The part of a job's transaction that checkpoint and restore share: the real ops bound to
+ * this job's cancel flag, agent channel and event sink. */
+static struct txn_ctx job_txn_begin(struct daemon *d, struct daemon_job *j, struct txn_real *t)
+{
+    txn_real_init(t, d->virt, d->cfg.state_dir, &j->cancel);
+    t->agent_name = j->agent_channel[0] ? j->agent_channel : NULL;
+    return (struct txn_ctx){.ops = &txn_real_ops,
+                            .ud = t,
+                            .cancel = &j->cancel,
+                            .notify = on_txn_event,
+                            .nud = j,
+                            .pid = getpid()};
+}
+
+/* After the transaction: release the ops, keep the result for the job and count it. */
+static void job_txn_end(struct daemon *d, struct daemon_job *j, struct txn_real *t, bool restore,
+                        const struct txn_result *r)
+{
+    txn_real_done(t);
+    j->result = cli_txn_result_json(restore ? "restore" : "checkpoint", r,
+                                    cli_exit_for_outcome(r->outcome));
+    pthread_mutex_lock(&d->lock);
+    metrics_record(&d->metrics, restore, r);
+    pthread_mutex_unlock(&d->lock);
+}
+
 static void run_checkpoint(struct daemon *d, struct daemon_job *j)
 {
     if (j->policy) {
@@ -168,14 +194,7 @@ static void run_checkpoint(struct daemon *d, struct daemon_job *j)
         }
     }
     struct txn_real t;
-    txn_real_init(&t, d->virt, d->cfg.state_dir, &j->cancel);
-    t.agent_name = j->agent_channel[0] ? j->agent_channel : NULL;
-    struct txn_ctx tc = {.ops = &txn_real_ops,
-                         .ud = &t,
-                         .cancel = &j->cancel,
-                         .notify = on_txn_event,
-                         .nud = j,
-                         .pid = getpid()};
+    struct txn_ctx tc = job_txn_begin(d, j, &t);
     struct txn_checkpoint_opts o = {
         .domain = j->domain,
         .dir = j->path,
@@ -185,11 +204,7 @@ static void run_checkpoint(struct daemon *d, struct daemon_job *j)
     };
     struct txn_result r;
     txn_checkpoint(&tc, &o, &r);
-    txn_real_done(&t);
-    j->result = cli_txn_result_json("checkpoint", &r, cli_exit_for_outcome(r.outcome));
-    pthread_mutex_lock(&d->lock);
-    metrics_record(&d->metrics, false, &r);
-    pthread_mutex_unlock(&d->lock);
+    job_txn_end(d, j, &t, false, &r);
     if (r.outcome == TXN_OK) {
         record_last(d, &r);
         finish(j, true, txn_outcome_name(r.outcome), "bundle %s", r.bundle_path);
@@ -226,15 +241,8 @@ static void run_checkpoint(struct daemon *d, struct daemon_job *j)
 static void run_restore(struct daemon *d, struct daemon_job *j)
 {
     struct txn_real t;
-    txn_real_init(&t, d->virt, d->cfg.state_dir, &j->cancel);
+    struct txn_ctx tc = job_txn_begin(d, j, &t);
     t.watch_ms = TAP_WATCH_DEFAULT_MS;
-    t.agent_name = j->agent_channel[0] ? j->agent_channel : NULL;
-    struct txn_ctx tc = {.ops = &txn_real_ops,
-                         .ud = &t,
-                         .cancel = &j->cancel,
-                         .notify = on_txn_event,
-                         .nud = j,
-                         .pid = getpid()};
     struct txn_restore_opts o = {
         .bundle = j->path,
         .reset_stale = j->reset_stale,
@@ -242,11 +250,7 @@ static void run_restore(struct daemon *d, struct daemon_job *j)
     };
     struct txn_result r;
     txn_restore(&tc, &o, &r);
-    txn_real_done(&t);
-    j->result = cli_txn_result_json("restore", &r, cli_exit_for_outcome(r.outcome));
-    pthread_mutex_lock(&d->lock);
-    metrics_record(&d->metrics, true, &r);
-    pthread_mutex_unlock(&d->lock);
+    job_txn_end(d, j, &t, true, &r);
     if (r.outcome == TXN_OK)
         finish(j, true, txn_outcome_name(r.outcome), "restored %s", j->path);
     else
