@@ -423,6 +423,39 @@ static bool check_cancel(struct run *x)
     return true;
 }
 
+/* The resume step, the same in the continue-mode checkpoint and in restore: the caller rolls
+ * back on a negative return. */
+static int step_resume(struct run *x)
+{
+    begin(x, TXN_STEP_RESUME);
+    int q = x->ctx->ops->resume(x->ctx->ud, x->err, sizeof(x->err));
+    if (q < 0) {
+        fail(x, q, "resume failed: %s", why(x, q));
+        return q;
+    }
+    end(x);
+    return 0;
+}
+
+/* Watch the taps, then lift the gate of a running, verified VM (continue-mode checkpoint and
+ * restore alike); signals are held off while the rules change. The caller rolls back on a
+ * negative return. */
+static int step_lift(struct run *x)
+{
+    watch(x);
+    begin(x, TXN_STEP_LIFT);
+    block_signals(x);
+    int q = x->ctx->ops->gate_lift(x->ctx->ud, x->domain, x->err, sizeof(x->err));
+    unblock_signals(x);
+    if (q < 0) {
+        fail(x, q, "gate lift failed: %s", why(x, q));
+        return q;
+    }
+    replay(x, TXN_REPLAY_STOP, NULL);
+    end(x);
+    return 0;
+}
+
 enum txn_outcome txn_checkpoint(struct txn_ctx *ctx, const struct txn_checkpoint_opts *o,
                                 struct txn_result *r)
 {
@@ -638,15 +671,8 @@ enum txn_outcome txn_checkpoint(struct txn_ctx *ctx, const struct txn_checkpoint
             end(&x);
             s = TXN_VM_PAUSED;
         }
-        if (s != TXN_VM_RUNNING) {
-            begin(&x, TXN_STEP_RESUME);
-            q = ops->resume(ud, x.err, sizeof(x.err));
-            if (q < 0) {
-                fail(&x, q, "resume failed: %s", why(&x, q));
-                goto rollback;
-            }
-            end(&x);
-        }
+        if (s != TXN_VM_RUNNING && step_resume(&x) < 0)
+            goto rollback;
     }
     if (check_cancel(&x))
         goto rollback;
@@ -664,17 +690,8 @@ enum txn_outcome txn_checkpoint(struct txn_ctx *ctx, const struct txn_checkpoint
     end(&x);
     if (check_cancel(&x))
         goto rollback;
-    watch(&x);
-    begin(&x, TXN_STEP_LIFT);
-    block_signals(&x);
-    q = ops->gate_lift(ud, x.domain, x.err, sizeof(x.err));
-    unblock_signals(&x);
-    if (q < 0) {
-        fail(&x, q, "gate lift failed: %s", why(&x, q));
+    if (step_lift(&x) < 0)
         goto rollback;
-    }
-    replay(&x, TXN_REPLAY_STOP, NULL);
-    end(&x);
     begin(&x, TXN_STEP_THAW);
     q = ops->agent_thaw(ud, ops->clock(ud, true), &r->thaw_reply, x.err, sizeof(x.err));
     if (q < 0) {
@@ -909,13 +926,8 @@ enum txn_outcome txn_restore(struct txn_ctx *ctx, const struct txn_restore_opts 
 
     /* Resume with the gate up: the guest's sockets are still in repair mode, and the agent
      * must run to answer guest-net-verify. */
-    begin(&x, TXN_STEP_RESUME);
-    q = ops->resume(ud, x.err, sizeof(x.err));
-    if (q < 0) {
-        fail(&x, q, "resume failed: %s", why(&x, q));
+    if (step_resume(&x) < 0)
         goto rollback;
-    }
-    end(&x);
     if (check_cancel(&x))
         goto rollback;
 
@@ -965,17 +977,8 @@ enum txn_outcome txn_restore(struct txn_ctx *ctx, const struct txn_restore_opts 
         goto out_state;
     }
 
-    watch(&x);
-    begin(&x, TXN_STEP_LIFT);
-    block_signals(&x);
-    q = ops->gate_lift(ud, x.domain, x.err, sizeof(x.err));
-    unblock_signals(&x);
-    if (q < 0) {
-        fail(&x, q, "gate lift failed: %s", why(&x, q));
+    if (step_lift(&x) < 0)
         goto rollback;
-    }
-    replay(&x, TXN_REPLAY_STOP, NULL);
-    end(&x);
 
     /* Past the lift the restore is committed forward: the VM runs with an open network. A
      * thaw failure leaves the agent's watchdog to thaw; we say so, we do not destroy. */
