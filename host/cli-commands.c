@@ -32,9 +32,23 @@
             "org.netckpt.agent.0|org.qemu.guest_agent.0", CLI_COMPLETE_NONE                        \
     }
 
+/* Options that several commands take, written once so their help and checks agree. */
+#define DOMAIN_ARG_OPT                                                                             \
+    {                                                                                              \
+        "domain", CLI_OPT_STRING, CLI_OPT_REQUIRED | CLI_OPT_POSITIONAL, "domain name or UUID",    \
+            NULL, CLI_COMPLETE_DOMAIN                                                              \
+    }
+
+#define NO_REPLAY_OPT                                                                              \
+    {                                                                                              \
+        "no-replay", CLI_OPT_BOOL, 0,                                                              \
+            "do not hold and replay the frames sent to the guest while it is gated (the peers "    \
+            "retransmit them, later)",                                                             \
+            NULL, CLI_COMPLETE_NONE                                                                \
+    }
+
 static const struct cli_opt opts_checkpoint[] = {
-    {"domain", CLI_OPT_STRING, CLI_OPT_REQUIRED | CLI_OPT_POSITIONAL, "domain name or UUID", NULL,
-     CLI_COMPLETE_DOMAIN},
+    DOMAIN_ARG_OPT,
     {"dir", CLI_OPT_STRING, CLI_OPT_REQUIRED, "bundle directory to create (must not exist)", NULL,
      CLI_COMPLETE_DIR},
     {"continue", CLI_OPT_BOOL, 0, "keep the VM running afterwards (checkpoint-and-continue)", NULL,
@@ -44,10 +58,7 @@ static const struct cli_opt opts_checkpoint[] = {
     {"freeze-timeout", CLI_OPT_INT, 0,
      "seconds after which the agent thaws by itself if netckpt vanishes (default 60)", NULL,
      CLI_COMPLETE_NONE},
-    {"no-replay", CLI_OPT_BOOL, 0,
-     "do not hold and replay the frames sent to the guest while it is gated (the peers "
-     "retransmit them, later)",
-     NULL, CLI_COMPLETE_NONE},
+    NO_REPLAY_OPT,
     AGENT_CHANNEL_OPT,
     {NULL, 0, 0, NULL, NULL, 0},
 };
@@ -67,24 +78,19 @@ static const struct cli_opt opts_restore[] = {
     {"watch", CLI_OPT_INT, 0,
      "milliseconds to watch the taps for the per-connection report (default 2000, 0: off)", NULL,
      CLI_COMPLETE_NONE},
-    {"no-replay", CLI_OPT_BOOL, 0,
-     "do not hold and replay the frames sent to the guest while it is gated (the peers "
-     "retransmit them, later)",
-     NULL, CLI_COMPLETE_NONE},
+    NO_REPLAY_OPT,
     AGENT_CHANNEL_OPT,
     {NULL, 0, 0, NULL, NULL, 0},
 };
 
 static const struct cli_opt opts_domain_agent[] = {
-    {"domain", CLI_OPT_STRING, CLI_OPT_REQUIRED | CLI_OPT_POSITIONAL, "domain name or UUID", NULL,
-     CLI_COMPLETE_DOMAIN},
+    DOMAIN_ARG_OPT,
     AGENT_CHANNEL_OPT,
     {NULL, 0, 0, NULL, NULL, 0},
 };
 
 static const struct cli_opt opts_unblock[] = {
-    {"domain", CLI_OPT_STRING, CLI_OPT_REQUIRED | CLI_OPT_POSITIONAL, "domain name or UUID", NULL,
-     CLI_COMPLETE_DOMAIN},
+    DOMAIN_ARG_OPT,
     {"force", CLI_OPT_BOOL, 0, "even if the journal's netckpt process still runs", NULL,
      CLI_COMPLETE_NONE},
     AGENT_CHANNEL_OPT,
