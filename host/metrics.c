@@ -106,6 +106,14 @@ static void metric(struct buf *b, const char *name, const char *type, const char
     put(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
+/* A metric with one unlabelled integer sample: most of them. */
+static void metric_u64(struct buf *b, const char *name, const char *type, const char *help,
+                       uint64_t v)
+{
+    metric(b, name, type, help);
+    put(b, "%s %" PRIu64 "\n", name, v);
+}
+
 int metrics_render(const struct metrics *m, char **out)
 {
     struct buf b = {.p = malloc(4096), .cap = 4096};
@@ -118,47 +126,40 @@ int metrics_render(const struct metrics *m, char **out)
     metric(&b, "netckptd_restores_total", "counter", "Restores finished, by result.");
     put(&b, "netckptd_restores_total{result=\"ok\"} %" PRIu64 "\n", m->restores_ok);
     put(&b, "netckptd_restores_total{result=\"failed\"} %" PRIu64 "\n", m->restores_failed);
-    metric(&b, "netckptd_policy_runs_skipped_total", "counter",
-           "Policy checkpoints skipped (agent silent, domain busy or unusable).");
-    put(&b, "netckptd_policy_runs_skipped_total %" PRIu64 "\n", m->policy_skipped);
-    metric(&b, "netckptd_policy_runs_deferred_total", "counter",
-           "Policy checkpoints deferred (too many connections retransmitting).");
-    put(&b, "netckptd_policy_runs_deferred_total %" PRIu64 "\n", m->policy_deferred);
+    metric_u64(&b, "netckptd_policy_runs_skipped_total", "counter",
+               "Policy checkpoints skipped (agent silent, domain busy or unusable).",
+               m->policy_skipped);
+    metric_u64(&b, "netckptd_policy_runs_deferred_total", "counter",
+               "Policy checkpoints deferred (too many connections retransmitting).",
+               m->policy_deferred);
     metric(&b, "netckptd_last_checkpoint_duration_seconds", "gauge",
            "Duration of the last checkpoint, all steps.");
     put(&b, "netckptd_last_checkpoint_duration_seconds %.6f\n", m->last_duration_s);
     metric(&b, "netckptd_last_checkpoint_gate_seconds", "gauge",
            "How long the gate held the network in the last checkpoint.");
     put(&b, "netckptd_last_checkpoint_gate_seconds %.6f\n", m->last_gate_s);
-    metric(&b, "netckptd_last_checkpoint_success_timestamp_seconds", "gauge",
-           "When the last successful checkpoint was taken (0: never).");
-    put(&b, "netckptd_last_checkpoint_success_timestamp_seconds %" PRIu64 "\n",
-        m->last_success_real_ns / UINT64_C(1000000000));
-    metric(&b, "netckptd_connections_frozen_total", "counter",
-           "Connections frozen into socket images by successful checkpoints.");
-    put(&b, "netckptd_connections_frozen_total %" PRIu64 "\n", m->conns_frozen);
-    metric(&b, "netckptd_connections_kept_total", "counter",
-           "Connections that survived a resume (continue mode or restore).");
-    put(&b, "netckptd_connections_kept_total %" PRIu64 "\n", m->conns_kept);
-    metric(&b, "netckptd_connections_lost_total", "counter",
-           "Connections reset or found stale after a resume.");
-    put(&b, "netckptd_connections_lost_total %" PRIu64 "\n", m->conns_lost);
-    metric(&b, "netckptd_connections_stalled_total", "counter",
-           "Connections still stalled when the report was taken.");
-    put(&b, "netckptd_connections_stalled_total %" PRIu64 "\n", m->conns_stalled);
-    metric(&b, "netckptd_bundles_pruned_total", "counter", "Bundles removed by retention.");
-    put(&b, "netckptd_bundles_pruned_total %" PRIu64 "\n", m->bundles_pruned);
-    metric(&b, "netckptd_jobs_running", "gauge", "Checkpoint and restore jobs running now.");
-    put(&b, "netckptd_jobs_running %" PRIu64 "\n", m->jobs_running);
+    metric_u64(&b, "netckptd_last_checkpoint_success_timestamp_seconds", "gauge",
+               "When the last successful checkpoint was taken (0: never).",
+               m->last_success_real_ns / UINT64_C(1000000000));
+    metric_u64(&b, "netckptd_connections_frozen_total", "counter",
+               "Connections frozen into socket images by successful checkpoints.", m->conns_frozen);
+    metric_u64(&b, "netckptd_connections_kept_total", "counter",
+               "Connections that survived a resume (continue mode or restore).", m->conns_kept);
+    metric_u64(&b, "netckptd_connections_lost_total", "counter",
+               "Connections reset or found stale after a resume.", m->conns_lost);
+    metric_u64(&b, "netckptd_connections_stalled_total", "counter",
+               "Connections still stalled when the report was taken.", m->conns_stalled);
+    metric_u64(&b, "netckptd_bundles_pruned_total", "counter", "Bundles removed by retention.",
+               m->bundles_pruned);
+    metric_u64(&b, "netckptd_jobs_running", "gauge", "Checkpoint and restore jobs running now.",
+               m->jobs_running);
     metric(&b, "netckptd_policies", "gauge", "Policy files, by state at the last load.");
     put(&b, "netckptd_policies{state=\"loaded\"} %" PRIu64 "\n", m->policies_loaded);
     put(&b, "netckptd_policies{state=\"refused\"} %" PRIu64 "\n", m->policy_files_refused);
-    metric(&b, "netckptd_journal_recovered_total", "counter",
-           "Interrupted transactions cleaned up by journal recovery at start.");
-    put(&b, "netckptd_journal_recovered_total %" PRIu64 "\n", m->recovered);
-    metric(&b, "netckptd_start_timestamp_seconds", "gauge", "When the daemon started.");
-    put(&b, "netckptd_start_timestamp_seconds %" PRIu64 "\n",
-        m->start_real_ns / UINT64_C(1000000000));
+    metric_u64(&b, "netckptd_journal_recovered_total", "counter",
+               "Interrupted transactions cleaned up by journal recovery at start.", m->recovered);
+    metric_u64(&b, "netckptd_start_timestamp_seconds", "gauge", "When the daemon started.",
+               m->start_real_ns / UINT64_C(1000000000));
     if (b.oom) {
         free(b.p);
         return -ENOMEM;
