@@ -206,26 +206,26 @@ static int f_restore_bundle(void *ud, char *err, size_t errlen)
     return 0;
 }
 
-static int f_resume(void *ud, char *err, size_t errlen)
+/* resume and suspend: a traced op that is only legal from one VM state. */
+static int vm_move(struct fake *f, const char *op, enum txn_vm_state from, enum txn_vm_state to)
 {
-    int r = hit(F, "resume");
+    int r = hit(f, op);
     if (r)
         return r;
-    if (F->vm != TXN_VM_PAUSED)
+    if (f->vm != from)
         return -EINVAL;
-    F->vm = TXN_VM_RUNNING;
+    f->vm = to;
     return 0;
+}
+
+static int f_resume(void *ud, char *err, size_t errlen)
+{
+    return vm_move(F, "resume", TXN_VM_PAUSED, TXN_VM_RUNNING);
 }
 
 static int f_suspend(void *ud, char *err, size_t errlen)
 {
-    int r = hit(F, "suspend");
-    if (r)
-        return r;
-    if (F->vm != TXN_VM_RUNNING)
-        return -EINVAL;
-    F->vm = TXN_VM_PAUSED;
-    return 0;
+    return vm_move(F, "suspend", TXN_VM_RUNNING, TXN_VM_PAUSED);
 }
 
 static int f_destroy(void *ud, char *err, size_t errlen)
