@@ -306,6 +306,43 @@ static void init_result(struct txn_result *r)
     r->failed_step = TXN_STEP_NONE;
 }
 
+/* ---- rollback steps shared by checkpoint and restore ---- */
+
+/* Signals stay blocked until rollback_end(): a rollback must not be torn. */
+static void rollback_begin(struct run *x)
+{
+    block_signals(x);
+    x->r->rolled_back = true;
+    if (cancelled(x)) /* the failure may be the signal's doing (an aborted save) */
+        x->r->interrupted = true;
+    notify(x, TXN_EV_ROLLBACK, 0, 0, x->r->message);
+}
+
+static void rollback_lift_gate(struct run *x)
+{
+    if (!x->d.gate_tried)
+        return;
+    char e[512] = "";
+    int q = x->ctx->ops->gate_lift(x->ctx->ud, x->domain, e, sizeof(e));
+    if (q < 0)
+        appendf(x->r->rollback_errors, sizeof(x->r->rollback_errors), "gate lift failed: %s",
+                e[0] ? e : strerror(-q));
+}
+
+/* The journal entry goes only when nothing is left to finish; then the VM state as left. */
+static void rollback_end(struct run *x)
+{
+    const struct txn_ops *ops = x->ctx->ops;
+    if (!x->r->rollback_errors[0] && x->d.journaled) {
+        int q = ops->journal_remove(x->ctx->ud, x->domain);
+        if (q < 0)
+            warn(x, "journal remove failed: %s", strerror(-q));
+    }
+    if (ops->vm_state(x->ctx->ud, &x->r->vm_after) < 0)
+        x->r->vm_after = TXN_VM_UNKNOWN;
+    unblock_signals(x);
+}
+
 /* ---- checkpoint ---- */
 
 static enum txn_outcome checkpoint_rollback(struct run *x)
@@ -316,11 +353,7 @@ static enum txn_outcome checkpoint_rollback(struct run *x)
     char e[512];
     bool vm_ok = true;
 
-    block_signals(x);
-    r->rolled_back = true;
-    if (cancelled(x)) /* the failure may be the signal's doing (an aborted save) */
-        r->interrupted = true;
-    notify(x, TXN_EV_ROLLBACK, 0, 0, r->message);
+    rollback_begin(x);
     log_warn("rolling back after %s failed", txn_step_name(r->failed_step));
 
     /* 1. The VM back to running: the agent can only thaw in a running guest. */
@@ -359,13 +392,7 @@ static enum txn_outcome checkpoint_rollback(struct run *x)
     }
 
     /* 2. The gate. */
-    if (x->d.gate_tried) {
-        e[0] = 0;
-        int q = ops->gate_lift(ud, x->domain, e, sizeof(e));
-        if (q < 0)
-            appendf(r->rollback_errors, sizeof(r->rollback_errors), "gate lift failed: %s",
-                    e[0] ? e : strerror(-q));
-    }
+    rollback_lift_gate(x);
 
     /* 3. The agent. If the freeze never completed, the agent undid it itself or its
      * watchdog will, so a failed thaw is only a warning then. */
@@ -395,21 +422,11 @@ static enum txn_outcome checkpoint_rollback(struct run *x)
     }
 
     /* 5. The journal goes only when nothing is left to finish. */
-    if (!r->rollback_errors[0]) {
-        if (x->d.journaled) {
-            int q = ops->journal_remove(ud, x->domain);
-            if (q < 0)
-                warn(x, "journal remove failed: %s", strerror(-q));
-        }
-    } else {
+    rollback_end(x);
+    if (r->rollback_errors[0]) {
         r->gate_left = true; /* assume the worst; the journal records it */
-    }
-    if (ops->vm_state(ud, &r->vm_after) < 0)
-        r->vm_after = TXN_VM_UNKNOWN;
-    unblock_signals(x);
-
-    if (r->rollback_errors[0])
         return r->outcome = TXN_ROLLBACK_FAILED;
+    }
     r->gate_left = false;
     return r->outcome = r->interrupted ? TXN_INTERRUPTED : TXN_ROLLED_BACK;
 }
@@ -742,11 +759,7 @@ static enum txn_outcome restore_rollback(struct run *x)
     struct txn_result *r = x->r;
     char e[512];
 
-    block_signals(x);
-    r->rolled_back = true;
-    if (cancelled(x))
-        r->interrupted = true;
-    notify(x, TXN_EV_ROLLBACK, 0, 0, r->message);
+    rollback_begin(x);
     log_debug("rolling back the restore after %s failed", txn_step_name(r->failed_step));
 
     /* "As before" for a restore is: the domain not running, the bundle untouched. */
@@ -762,21 +775,8 @@ static enum txn_outcome restore_rollback(struct run *x)
                         "could not stop the half-restored domain: %s", e[0] ? e : strerror(-q));
         }
     }
-    if (x->d.gate_tried) {
-        e[0] = 0;
-        int q = ops->gate_lift(ud, x->domain, e, sizeof(e));
-        if (q < 0)
-            appendf(r->rollback_errors, sizeof(r->rollback_errors), "gate lift failed: %s",
-                    e[0] ? e : strerror(-q));
-    }
-    if (!r->rollback_errors[0] && x->d.journaled) {
-        int q = ops->journal_remove(ud, x->domain);
-        if (q < 0)
-            warn(x, "journal remove failed: %s", strerror(-q));
-    }
-    if (ops->vm_state(ud, &r->vm_after) < 0)
-        r->vm_after = TXN_VM_UNKNOWN;
-    unblock_signals(x);
+    rollback_lift_gate(x);
+    rollback_end(x);
     if (r->rollback_errors[0]) {
         r->gate_left = true;
         return r->outcome = TXN_ROLLBACK_FAILED;
