@@ -473,6 +473,28 @@ static int step_lift(struct run *x)
     return 0;
 }
 
+/* The tail of a successful checkpoint-and-continue or restore: the per-connection report
+ * (only a warning if it fails: the VM is already running) and the journal entry dropped. */
+static void finish_ok(struct run *x, bool reset_stale)
+{
+    const struct txn_ops *ops = x->ctx->ops;
+    void *ud = x->ctx->ud;
+    struct txn_result *r = x->r;
+    int q;
+    if (ops->agent_report) {
+        begin(x, TXN_STEP_REPORT);
+        q = ops->agent_report(ud, r->image, r->thaw_reply, reset_stale, &r->report, x->err,
+                              sizeof(x->err));
+        if (q < 0)
+            warn(x, "per-connection report failed: %s", why(x, q));
+        end(x);
+    }
+    q = ops->journal_remove(ud, x->domain);
+    if (q < 0)
+        warn(x, "journal remove failed: %s", strerror(-q));
+    r->outcome = TXN_OK;
+}
+
 enum txn_outcome txn_checkpoint(struct txn_ctx *ctx, const struct txn_checkpoint_opts *o,
                                 struct txn_result *r)
 {
@@ -719,17 +741,7 @@ enum txn_outcome txn_checkpoint(struct txn_ctx *ctx, const struct txn_checkpoint
     /* The guest's sockets are live again: give them what the peers sent meanwhile. */
     replay(&x, TXN_REPLAY_SEND, r->image);
     end(&x);
-    if (ops->agent_report) {
-        begin(&x, TXN_STEP_REPORT);
-        q = ops->agent_report(ud, r->image, r->thaw_reply, false, &r->report, x.err, sizeof(x.err));
-        if (q < 0)
-            warn(&x, "per-connection report failed: %s", why(&x, q));
-        end(&x);
-    }
-    q = ops->journal_remove(ud, x.domain);
-    if (q < 0)
-        warn(&x, "journal remove failed: %s", strerror(-q));
-    r->outcome = TXN_OK;
+    finish_ok(&x, false);
     goto out_state;
 
 rollback:
@@ -1007,18 +1019,7 @@ enum txn_outcome txn_restore(struct txn_ctx *ctx, const struct txn_restore_opts 
         replay(&x, TXN_REPLAY_SEND, r->image);
     end(&x);
 
-    if (ops->agent_report) {
-        begin(&x, TXN_STEP_REPORT);
-        q = ops->agent_report(ud, r->image, r->thaw_reply, o->reset_stale, &r->report, x.err,
-                              sizeof(x.err));
-        if (q < 0)
-            warn(&x, "per-connection report failed: %s", why(&x, q));
-        end(&x);
-    }
-    q = ops->journal_remove(ud, x.domain);
-    if (q < 0)
-        warn(&x, "journal remove failed: %s", strerror(-q));
-    r->outcome = TXN_OK;
+    finish_ok(&x, o->reset_stale);
     goto out_state;
 
 rollback:
