@@ -457,6 +457,22 @@ static int step_resume(struct run *x)
 /* Watch the taps, then lift the gate of a running, verified VM (continue-mode checkpoint and
  * restore alike); signals are held off while the rules change. The caller rolls back on a
  * negative return. */
+/* Install the gate on the domain's taps; on failure the step fails with what (the caller's
+ * wording) and the caller rolls back. */
+static int step_gate_install(struct run *x, const struct txn_domain *dom, const char *what)
+{
+    const char *taps[TXN_MAX_TAPS];
+    taps_ptrs((const char(*)[16])dom->taps, dom->n_taps, taps);
+    block_signals(x);
+    x->d.gate_tried = true;
+    int q =
+        x->ctx->ops->gate_install(x->ctx->ud, x->domain, taps, dom->n_taps, x->err, sizeof(x->err));
+    unblock_signals(x);
+    if (q < 0)
+        fail(x, q, "%s failed: %s", what, why(x, q));
+    return q;
+}
+
 static int step_lift(struct run *x)
 {
     watch(x);
@@ -585,18 +601,8 @@ enum txn_outcome txn_checkpoint(struct txn_ctx *ctx, const struct txn_checkpoint
 
     /* From here on every failure rolls back. */
     begin(&x, TXN_STEP_GATE);
-    {
-        const char *taps[TXN_MAX_TAPS];
-        taps_ptrs((const char(*)[16])dom.taps, dom.n_taps, taps);
-        block_signals(&x);
-        x.d.gate_tried = true;
-        q = ops->gate_install(ud, x.domain, taps, dom.n_taps, x.err, sizeof(x.err));
-        unblock_signals(&x);
-    }
-    if (q < 0) {
-        fail(&x, q, "gate install failed: %s", why(&x, q));
+    if ((q = step_gate_install(&x, &dom, "gate install")) < 0)
         goto rollback;
-    }
     journal_step(&x, &je, "gated");
     replay(&x, TXN_REPLAY_BEGIN, NULL);
     end(&x);
@@ -919,18 +925,8 @@ enum txn_outcome txn_restore(struct txn_ctx *ctx, const struct txn_restore_opts 
         fail(&x, -ENODEV, "the restored domain has %zu tap devices", dom.n_taps);
         goto rollback;
     }
-    {
-        const char *taps[TXN_MAX_TAPS];
-        taps_ptrs((const char(*)[16])dom.taps, dom.n_taps, taps);
-        block_signals(&x);
-        x.d.gate_tried = true;
-        q = ops->gate_install(ud, x.domain, taps, dom.n_taps, x.err, sizeof(x.err));
-        unblock_signals(&x);
-        if (q < 0) {
-            fail(&x, q, "gate install on the restored taps failed: %s", why(&x, q));
-            goto rollback;
-        }
-    }
+    if ((q = step_gate_install(&x, &dom, "gate install on the restored taps")) < 0)
+        goto rollback;
     replay(&x, TXN_REPLAY_BEGIN, NULL);
     end(&x);
     if (check_cancel(&x))
