@@ -18,7 +18,7 @@ echo "$out" | jq -e '.domains[0] | has("uuid") and has("persistent") and has("ga
   >/dev/null || fail "list keys: $out"
 ok "list --json shows the test domain"
 
-$NC -c test:///default list | grep -q ' test .*running' || fail "list text"
+grep -q ' test .*running' <<<"$($NC -c test:///default list)" || fail "list text"
 ok "list text"
 
 out=$($NC -c test:///default --json status test)
@@ -39,7 +39,7 @@ ok "status of an absent domain: exit 1 with an error object"
 jq -e '.outcome == "failed" and .failed_step == "discover" and .rolled_back == false' "$tmp/out" \
   >/dev/null || fail "checkpoint json: $(cat "$tmp/out")"
 [[ ! -e $tmp/b1 ]] || fail "a failed checkpoint left a bundle"
-ls -A "$tmp" | grep -q partial && fail "a failed checkpoint left a partial bundle"
+grep -q partial <<<"$(ls -A "$tmp")" && fail "a failed checkpoint left a partial bundle"
 ok "checkpoint of a domain without tap/agent fails at discover, exit 1, nothing left"
 
 [[ $(rc $NC bogus) == 2 ]] || fail "unknown command rc"

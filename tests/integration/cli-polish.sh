@@ -100,7 +100,7 @@ ok "paused agent says paused; the gate is 'open' in both list and status"
 $NC --help | head -1 >"$tmp/usage"
 for o in -c --json -q -v; do
   grep -q -- "\[$o" "$tmp/usage" || fail "usage lacks $o: $(cat "$tmp/usage")"
-  sed -n '/^\.SH SYNOPSIS/,/^\.SH /p' "$SRC/docs/man/netckpt.1" | grep -q -- "\[ *${o//-/\\\\-}" ||
+  grep -q -- "\[ *${o//-/\\\\-}" <<<"$(sed -n '/^\.SH SYNOPSIS/,/^\.SH /p' "$SRC/docs/man/netckpt.1")" ||
     fail "man SYNOPSIS lacks $o"
 done
 ok "--help usage and the man page SYNOPSIS agree"

@@ -49,7 +49,7 @@ for d in "${domains[@]}"; do
     t=$(gatectl table-name "$d")
     [[ $t =~ ^nc_[A-Za-z0-9_]+$ ]] || fail "unsafe table name $t"
     gatectl install "$d" hv
-    hx nft list tables netdev | grep -qx "table netdev $t" || fail "table $t not found"
+    grep -qx "table netdev $t" <<<"$(hx nft list tables netdev)" || fail "table $t not found"
     [[ $(gatectl lift "$d") == lifted ]] || fail "lift of $(printf %q "$d")"
 done
 [[ -z $(hx nft list ruleset) ]] || fail "ruleset not empty after hostile domains"

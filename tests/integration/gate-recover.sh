@@ -33,7 +33,7 @@ out=$(gatectl recover "$STATE")
 echo "$out"
 [[ $out == *"recovered=0 callbacks=0"* ]] || fail "recover touched a live holder"
 installed dom-r || fail "recover lifted a live holder's gate"
-gatectl journal-list "$STATE" | grep -q 'domain=dom-r step=gated .*alive=1' ||
+grep -q 'domain=dom-r step=gated .*alive=1' <<<"$(gatectl journal-list "$STATE")" ||
     fail "journal does not show the live holder"
 ok "live holder left alone"
 
@@ -41,7 +41,7 @@ kill -KILL "$holder"
 wait "$holder" 2>/dev/null || true
 installed dom-r || fail "gate vanished with the holder (it must outlive it)"
 [[ $(jcount) == 1 ]] || fail "SIGKILL left no journal entry"
-gatectl journal-list "$STATE" | grep -q 'domain=dom-r .*alive=0' || fail "holder not seen dead"
+grep -q 'domain=dom-r .*alive=0' <<<"$(gatectl journal-list "$STATE")" || fail "holder not seen dead"
 ! ping_ok "$NS_P" 10.77.1.2 || fail "traffic passes with a stale gate"
 ok "killed holder left its gate and journal"
 
@@ -83,7 +83,7 @@ kill -KILL "$hpid"
 # Its parent is sleep, which never reaps it: dead means gone or a zombie.
 dead() { [[ ! -e /proc/$hpid ]] || [[ $(awk '{ print $3 }' "/proc/$hpid/stat") == Z ]]; }
 wait_for 50 dead || fail "holder did not die"
-nsenter -t "$keeper" -n nft list tables netdev | grep -q . || fail "no gate in the unnamed namespace"
+grep -q . <<<"$(nsenter -t "$keeper" -n nft list tables netdev)" || fail "no gate in the unnamed namespace"
 out=$(px "$GATECTL" recover "$STATE" 2>&1)
 echo "$out"
 [[ $out == *"recovered=1 callbacks=1"* ]] || fail "recover of the unnamed namespace failed"

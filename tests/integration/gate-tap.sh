@@ -13,10 +13,10 @@ listing=$(hx nft list table netdev "$(gatectl table-name dom-t)")
 echo "$listing"
 grep -q 'hook ingress device "nctap0"' <<<"$listing" || fail "no ingress hook on the tap"
 grep -q 'hook egress device "nctap0"' <<<"$listing" || fail "no egress hook on the tap"
-grep -c 'policy drop' <<<"$listing" | grep -qx 2 || fail "chains are not policy drop"
+grep -qx 2 <<<"$(grep -c 'policy drop' <<<"$listing")" || fail "chains are not policy drop"
 
 # The tap's carrier is up once tapio has attached.
-attached() { ! ip -n "$NS_H" link show nctap0 | grep -q NO-CARRIER; }
+attached() { ! grep -q NO-CARRIER <<<"$(ip -n "$NS_H" link show nctap0)"; }
 # One exchange: tapio writes 5 frames, then listens 2 s while the host pings the far side.
 exchange() { # output file name
     start_in "$NS_H" "$TAPIO" nctap0 5 2 >"$TMP/$1"
@@ -30,7 +30,7 @@ exchange() { # output file name
 # drop, on an installed gate, without touching anything else.
 t=$(gatectl table-name dom-t)
 hx nft add rule netdev "$t" to_guest_nctap0 log group 7 || fail "egress chain refused a log rule"
-hx nft list chain netdev "$t" to_guest_nctap0 | grep -q 'log group 7' || fail "log rule missing"
+grep -q 'log group 7' <<<"$(hx nft list chain netdev "$t" to_guest_nctap0)" || fail "log rule missing"
 
 exchange gated.out
 cat "$TMP/gated.out"

@@ -40,11 +40,11 @@ fi
 # Re-install dom-a on both taps: one transaction rebuilds it to exactly {hv, hv2}.
 gatectl install dom-a hv hv2
 reach down down
-hx nft list table netdev "$ta" | grep -q 'egress device "hv2"' || fail "dom-a lacks hv2"
+grep -q 'egress device "hv2"' <<<"$(hx nft list table netdev "$ta")" || fail "dom-a lacks hv2"
 [[ $(gatectl lift dom-a) == lifted ]] || fail "lift dom-a again"
 reach up down
 gatectl install dom-a hv
-hx nft list table netdev "$ta" | grep -q 'device "hv2"' && fail "dom-a still on hv2 after shrink"
+grep -q 'device "hv2"' <<<"$(hx nft list table netdev "$ta")" && fail "dom-a still on hv2 after shrink"
 reach down down
 ok "re-install with another tap set rebuilds the table"
 
