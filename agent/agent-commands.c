@@ -2,7 +2,9 @@
  * (tests/unit/test-qga-schema.c checks it). */
 #include "agent/agent-commands.h"
 
+#include <errno.h>
 #include <string.h>
+#include <time.h>
 
 static const struct agent_command_info commands[AGENT_COMMAND_COUNT] = {
     {AGENT_CMD_SYNC, true, true, "Echo an integer id back, to resynchronise the stream"},
@@ -22,6 +24,8 @@ static const struct agent_command_info commands[AGENT_COMMAND_COUNT] = {
      "Compare the frozen sockets with a socket image and list the differences"},
     {AGENT_CMD_NET_RESET_STALE, false, false,
      "Abort the listed connections with RST so applications fail fast"},
+    /* qemu-ga's name and reply: the host measures the guest clock's skew with it. */
+    {AGENT_CMD_GET_TIME, true, false, "The guest's CLOCK_REALTIME in nanoseconds since the epoch"},
 };
 
 const struct agent_command_info *agent_commands(size_t *n)
@@ -39,6 +43,19 @@ const struct agent_command_info *agent_command_find(const char *name)
     return NULL;
 }
 
+static int get_time(void *userdata, json_object *args, json_object **ret, struct qga_error *err)
+{
+    static const char *const known[] = {NULL};
+    int r = qga_args_check_known(args, known, err);
+    if (r < 0)
+        return r;
+    struct timespec ts;
+    if (clock_gettime(CLOCK_REALTIME, &ts) < 0)
+        return qga_error_errno(err, -errno, "clock_gettime");
+    *ret = json_object_new_int64((int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec);
+    return *ret ? 0 : qga_error_errno(err, -ENOMEM, "get-time");
+}
+
 static qga_handler handler_for(const struct agent_handlers *h, const char *name)
 {
     if (!strcmp(name, AGENT_CMD_INFO))
@@ -53,6 +70,8 @@ static qga_handler handler_for(const struct agent_handlers *h, const char *name)
         return h->net_verify;
     if (!strcmp(name, AGENT_CMD_NET_RESET_STALE))
         return h->net_reset_stale;
+    if (!strcmp(name, AGENT_CMD_GET_TIME))
+        return get_time;
     return NULL;
 }
 

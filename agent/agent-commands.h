@@ -19,8 +19,9 @@
 #define AGENT_CMD_NET_STATUS      "guest-net-status"
 #define AGENT_CMD_NET_VERIFY      "guest-net-verify"
 #define AGENT_CMD_NET_RESET_STALE "guest-net-reset-stale"
+#define AGENT_CMD_GET_TIME        "guest-get-time"
 
-#define AGENT_COMMAND_COUNT 9
+#define AGENT_COMMAND_COUNT 10
 
 struct agent_command_info {
     const char *name;
@@ -34,7 +35,8 @@ const struct agent_command_info *agent_commands(size_t *n);
 /* NULL if name is not a netckpt-agent command. */
 const struct agent_command_info *agent_command_find(const char *name);
 
-/* Handlers of the non-built-in commands, provided by netckpt-agent. */
+/* Handlers of the non-built-in commands, provided by netckpt-agent. guest-get-time needs no
+ * state and is bound by agent_commands_table() itself. */
 struct agent_handlers {
     qga_handler info;
     qga_handler net_freeze;
