@@ -141,6 +141,7 @@ json_object *cli_txn_result_json(const char *command, const struct txn_result *r
     json_object_object_add(rp, "dropped", json_object_new_int64((int64_t)r->replay.dropped));
     json_object_object_add(rp, "rejected", json_object_new_int64((int64_t)r->replay.rejected));
     json_object_object_add(rp, "failed", json_object_new_int64((int64_t)r->replay.failed));
+    json_object_object_add(rp, "segmented", json_object_new_int64((int64_t)r->replay.segmented));
     json_object_object_add(o, "replay", rp);
     return o;
 }

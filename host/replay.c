@@ -1056,6 +1056,130 @@ void replay_capture_close(struct replay_capture *c)
     replay_buf_free(&c->buf);
 }
 
+/* ---- software segmentation of super-frames ---------------------------------------------- */
+
+#define TCP_FIN 0x01
+#define TCP_PSH 0x08
+#define TCP_URG 0x20
+#define TCP_CWR 0x80
+
+static void put_be16(uint8_t *p, uint16_t v)
+{
+    p[0] = (uint8_t)(v >> 8);
+    p[1] = (uint8_t)v;
+}
+
+static void put_be32(uint8_t *p, uint32_t v)
+{
+    put_be16(p, (uint16_t)(v >> 16));
+    put_be16(p + 2, (uint16_t)v);
+}
+
+/* The TCP pseudo-header sum of an IP packet (ip: its header) for l4len bytes of TCP. */
+static uint32_t tcp_pseudo(const uint8_t *ip, bool v4, size_t l4len)
+{
+    uint32_t s = v4 ? sum16(ip + 12, 8, 0) : sum16(ip + 8, 32, 0);
+    return s + 6u + (uint32_t)(l4len & 0xffff) + (uint32_t)(l4len >> 16);
+}
+
+int replay_segment(const uint8_t *f, size_t len, unsigned mtu, replay_seg_emit_fn emit, void *ud)
+{
+    if (!f || !emit || len < ETH_HLEN_ || len > REPLAY_MAX_FRAME || mtu > REPLAY_MAX_FRAME)
+        return -EINVAL;
+    uint16_t type = be16(f + 12);
+    const uint8_t *ip = f + ETH_HLEN_;
+    size_t l3len = len - ETH_HLEN_, iphl, pktlen;
+    uint8_t proto;
+    bool v4 = type == ETHTYPE_IPV4;
+    if (v4) {
+        if (l3len < 20 || (ip[0] >> 4) != 4)
+            return -EBADMSG;
+        iphl = (size_t)(ip[0] & 0x0f) * 4;
+        pktlen = be16(ip + 2);
+        if (iphl < 20 || pktlen < iphl || pktlen > l3len)
+            return -EBADMSG;
+        if (pktlen <= mtu)
+            return 0;
+        if (ip_csum(ip, iphl) != 0)
+            return -EBADMSG;
+        if (be16(ip + 6) & 0x3fff) /* a fragment: its TCP header may be elsewhere */
+            return -EPROTONOSUPPORT;
+        proto = ip[9];
+    } else if (type == ETHTYPE_IPV6) {
+        if (l3len < 40 || (ip[0] >> 4) != 6)
+            return -EBADMSG;
+        iphl = 40;
+        pktlen = 40 + (size_t)be16(ip + 4);
+        if (pktlen == 40 || pktlen > l3len)
+            return -EBADMSG;
+        if (pktlen <= mtu)
+            return 0;
+        proto = ip[6]; /* extension headers are not walked: not splittable here */
+    } else {
+        return l3len <= mtu ? 0 : -EPROTONOSUPPORT;
+    }
+    if (proto != 6)
+        return -EPROTONOSUPPORT;
+    const uint8_t *th = ip + iphl;
+    size_t l4len = pktlen - iphl;
+    if (l4len < 20)
+        return -EBADMSG;
+    size_t thl = (size_t)(th[12] >> 4) * 4;
+    if (thl < 20 || thl > l4len)
+        return -EBADMSG;
+    /* Never launder a corrupt frame: the checksum must be complete and right, or the
+     * pseudo-header sum a sender left for offload (as complete_partial_csum accepts). */
+    uint32_t pseudo = tcp_pseudo(ip, v4, l4len);
+    if (fold(sum16(th, l4len, pseudo)) != 0xffff && be16(th + 16) != fold(pseudo))
+        return -EBADMSG;
+    if (iphl + thl >= mtu)
+        return -EINVAL;
+    size_t mss = mtu - iphl - thl, payload = l4len - thl, hdrs = ETH_HLEN_ + iphl + thl;
+    _cleanup_free_ uint8_t *seg = malloc(ETH_HLEN_ + mtu);
+    if (!seg)
+        return -ENOMEM;
+    uint32_t seq0 = be32(th + 4);
+    uint16_t id0 = v4 ? be16(ip + 4) : 0, urp = be16(th + 18);
+    int n = 0;
+    for (size_t off = 0; off < payload; off += mss, n++) {
+        size_t chunk = payload - off < mss ? payload - off : mss;
+        bool last = off + chunk == payload;
+        memcpy(seg, f, hdrs);
+        memcpy(seg + hdrs, th + thl + off, chunk);
+        uint8_t *sip = seg + ETH_HLEN_, *sth = sip + iphl;
+        if (v4) {
+            put_be16(sip + 2, (uint16_t)(iphl + thl + chunk));
+            put_be16(sip + 4, (uint16_t)(id0 + n));
+            sip[10] = sip[11] = 0;
+            put_be16(sip + 10, ip_csum(sip, iphl));
+        } else {
+            put_be16(sip + 4, (uint16_t)(thl + chunk));
+        }
+        put_be32(sth + 4, seq0 + (uint32_t)off);
+        uint8_t fl = th[13];
+        if (!last)
+            fl &= (uint8_t) ~(TCP_FIN | TCP_PSH);
+        if (n > 0)
+            fl &= (uint8_t)~TCP_CWR;
+        if (fl & TCP_URG) { /* the pointer is relative to this segment's first byte */
+            if (urp > off) {
+                put_be16(sth + 18, (uint16_t)(urp - off));
+            } else {
+                fl &= (uint8_t)~TCP_URG;
+                put_be16(sth + 18, 0);
+            }
+        }
+        sth[13] = fl;
+        sth[16] = sth[17] = 0;
+        put_be16(sth + 16,
+                 (uint16_t)~fold(sum16(sth, thl + chunk, tcp_pseudo(sip, v4, thl + chunk))));
+        int r = emit(ud, seg, hdrs + chunk);
+        if (r < 0)
+            return r;
+    }
+    return n;
+}
+
 /* ---- replay into a tap ------------------------------------------------------------------- */
 
 /* The tap's tx_dropped from this namespace's /proc/net/dev (sysfs may show another one). */
@@ -1085,6 +1209,67 @@ static int tap_tx_dropped(const char *tap, uint64_t *out)
     return -ENODEV;
 }
 
+/* One replay_send() in progress: the socket, pacing and counts. */
+struct sender {
+    int fd;
+    const char *tap;
+    const struct replay_addrs *a;
+    struct replay_send_opts opts;
+    struct replay_send_stats *st;
+    bool have_drops;
+    uint64_t last_dropped;
+    uint32_t in_burst;
+};
+
+/* Send one frame, pausing between bursts. 0 (sent or counted as an error). */
+static int send_frame(struct sender *s, const uint8_t *f, size_t len)
+{
+    if (s->opts.burst && s->in_burst == s->opts.burst) {
+        s->in_burst = 0;
+        uint64_t now_dropped;
+        if (s->opts.adaptive && s->have_drops && tap_tx_dropped(s->tap, &now_dropped) == 0) {
+            if (now_dropped > s->last_dropped && s->opts.pace_us < REPLAY_MAX_PACE_US)
+                s->opts.pace_us = s->opts.pace_us ? 2 * s->opts.pace_us : 100;
+            s->last_dropped = now_dropped;
+        }
+        if (s->opts.pace_us) {
+            struct timespec ts = {.tv_sec = s->opts.pace_us / 1000000,
+                                  .tv_nsec = (long)(s->opts.pace_us % 1000000) * 1000};
+            while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+                ;
+        }
+    }
+    ssize_t n;
+    int tries = 0;
+    /* A full device queue says ENOBUFS: give the reader a moment, a few times. */
+    while ((n = send(s->fd, f, len, 0)) < 0 && (errno == EINTR || errno == ENOBUFS) && tries++ < 50)
+        if (errno == ENOBUFS)
+            usleep(200);
+    if (n != (ssize_t)len) {
+        s->st->errors++;
+        log_debug("replay: send on %s: %m", s->tap);
+        return 0;
+    }
+    s->st->sent++;
+    s->st->sent_bytes += len;
+    s->in_burst++;
+    return 0;
+}
+
+/* replay_segment()'s emit: every segment is checked again like any frame. */
+static int send_segment(void *ud, const uint8_t *f, size_t len)
+{
+    struct sender *s = ud;
+    enum replay_verdict v = replay_validate_frame(s->a, f, len);
+    if (v != REPLAY_OK) { /* cannot happen for a valid super-frame; never send it anyway */
+        log_debug("replay: refusing a segment: %s", replay_verdict_name(v));
+        s->st->refused++;
+        return 0;
+    }
+    s->st->segments++;
+    return send_frame(s, f, len);
+}
+
 int replay_send(const struct replay_buf *b, const char *tap, const struct replay_addrs *a,
                 const struct replay_send_opts *o, struct replay_send_stats *st)
 {
@@ -1095,10 +1280,14 @@ int replay_send(const struct replay_buf *b, const char *tap, const struct replay
         log_err("replay: refusing to replay without the domain's IP addresses");
         return -EINVAL;
     }
-    struct replay_send_opts opts = {
-        .burst = REPLAY_DEFAULT_BURST, .pace_us = REPLAY_DEFAULT_PACE_US, .adaptive = true};
+    struct sender s = {.tap = tap,
+                       .a = a,
+                       .st = st,
+                       .opts = {.burst = REPLAY_DEFAULT_BURST,
+                                .pace_us = REPLAY_DEFAULT_PACE_US,
+                                .adaptive = true}};
     if (o)
-        opts = *o;
+        s.opts = *o;
     unsigned idx = if_nametoindex(tap);
     if (idx == 0) {
         log_err("replay: tap %s does not exist in this network namespace", tap);
@@ -1108,6 +1297,7 @@ int replay_send(const struct replay_buf *b, const char *tap, const struct replay
     _cleanup_close_ int fd = socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, 0);
     if (fd < 0)
         return negative_errno();
+    s.fd = fd;
     struct sockaddr_ll sll = {.sll_family = AF_PACKET, .sll_ifindex = (int)idx};
     if (bind(fd, (struct sockaddr *)&sll, sizeof(sll)) < 0)
         return negative_errno();
@@ -1116,14 +1306,17 @@ int replay_send(const struct replay_buf *b, const char *tap, const struct replay
     uint8_t tap_mac[REPLAY_ETH_ALEN] = {0};
     if (ioctl(fd, SIOCGIFHWADDR, &ifr) == 0)
         memcpy(tap_mac, ifr.ifr_hwaddr.sa_data, REPLAY_ETH_ALEN);
+    /* 0 when unknown: then frames go as they are and an oversize one fails to send. */
+    unsigned mtu = 0;
+    if (ioctl(fd, SIOCGIFMTU, &ifr) == 0 && ifr.ifr_mtu > 0)
+        mtu = (unsigned)ifr.ifr_mtu;
     static const uint8_t zero[REPLAY_ETH_ALEN];
 
     uint64_t drop0 = 0, drop1 = 0;
-    bool have_drops = tap_tx_dropped(tap, &drop0) == 0;
-    uint64_t last_dropped = drop0;
+    s.have_drops = tap_tx_dropped(tap, &drop0) == 0;
+    s.last_dropped = drop0;
     uint64_t t0 = now_monotonic_ns();
     _cleanup_free_ uint8_t *scratch = NULL;
-    uint32_t in_burst = 0;
     for (size_t i = 0; i < b->n; i++) {
         const uint8_t *f = replay_buf_frame(b, i);
         size_t len = b->recs[i].len;
@@ -1131,6 +1324,7 @@ int replay_send(const struct replay_buf *b, const char *tap, const struct replay
             st->other++;
             continue;
         }
+        st->matched++;
         enum replay_verdict v = replay_validate_frame(a, f, len);
         if (v != REPLAY_OK) {
             log_debug("replay: refusing frame %zu: %s", i, replay_verdict_name(v));
@@ -1144,43 +1338,34 @@ int replay_send(const struct replay_buf *b, const char *tap, const struct replay
             memcpy(scratch + 6, tap_mac, REPLAY_ETH_ALEN);
             f = scratch;
         }
-        if (opts.burst && in_burst == opts.burst) {
-            in_burst = 0;
-            uint64_t now_dropped;
-            if (opts.adaptive && have_drops && tap_tx_dropped(tap, &now_dropped) == 0) {
-                if (now_dropped > last_dropped && opts.pace_us < REPLAY_MAX_PACE_US)
-                    opts.pace_us = opts.pace_us ? 2 * opts.pace_us : 100;
-                last_dropped = now_dropped;
+        if (mtu && len - ETH_HLEN_ > mtu) {
+            int k = replay_segment(f, len, mtu, send_segment, &s);
+            if (k > 0) {
+                st->segmented++;
+                continue;
             }
-            if (opts.pace_us) {
-                struct timespec ts = {.tv_sec = opts.pace_us / 1000000,
-                                      .tv_nsec = (long)(opts.pace_us % 1000000) * 1000};
-                while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-                    ;
+            if (k < 0) {
+                log_debug("replay: frame %zu (%zu bytes) over the MTU %u of %s: %s", i, len, mtu,
+                          tap, strerror(-k));
+                if (k == -EBADMSG)
+                    st->refused++;
+                else
+                    st->oversize++;
+                continue;
             }
+            /* 0: its IP packet fits (Ethernet padding made it long): send it whole */
         }
-        ssize_t n;
-        int tries = 0;
-        /* A full device queue says ENOBUFS: give the reader a moment, a few times. */
-        while ((n = send(fd, f, len, 0)) < 0 && (errno == EINTR || errno == ENOBUFS) &&
-               tries++ < 50)
-            if (errno == ENOBUFS)
-                usleep(200);
-        if (n != (ssize_t)len) {
-            st->errors++;
-            log_debug("replay: send on %s: %m", tap);
-            continue;
-        }
-        st->sent++;
-        st->sent_bytes += len;
-        in_burst++;
+        send_frame(&s, f, len);
     }
     st->duration_ns = now_monotonic_ns() - t0;
-    if (have_drops && tap_tx_dropped(tap, &drop1) == 0 && drop1 >= drop0)
+    if (s.have_drops && tap_tx_dropped(tap, &drop1) == 0 && drop1 >= drop0)
         st->tap_dropped = drop1 - drop0;
-    log_info("replay: %s: %" PRIu64 " frame(s) replayed (%" PRIu64 " other, %" PRIu64
-             " refused, %" PRIu64 " errors, %" PRIu64 " dropped by the tap)",
-             tap, st->sent, st->other, st->refused, st->errors, st->tap_dropped);
+    log_info("replay: %s: %" PRIu64 " frame(s) replayed (%" PRIu64
+             " super-frames split into %" PRIu64 " segments, %" PRIu64 " other, %" PRIu64
+             " refused, %" PRIu64 " over the MTU, %" PRIu64 " errors, %" PRIu64
+             " dropped by the tap)",
+             tap, st->sent, st->segmented, st->segments, st->other, st->refused, st->oversize,
+             st->errors, st->tap_dropped);
     return 0;
 }
 
@@ -1222,11 +1407,14 @@ int replay_send_taps(const struct replay_buf *b, const struct replay_tap *taps, 
         total->sent_bytes += st.sent_bytes;
         total->refused += st.refused;
         total->errors += st.errors;
+        total->matched += st.matched;
+        total->segmented += st.segmented;
+        total->segments += st.segments;
+        total->oversize += st.oversize;
         total->tap_dropped += st.tap_dropped;
         total->duration_ns += st.duration_ns;
     }
-    uint64_t taken = total->sent + total->refused + total->errors;
-    total->other = b->n > taken ? b->n - taken : 0;
+    total->other = b->n > total->matched ? b->n - total->matched : 0;
     return first;
 }
 

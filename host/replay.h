@@ -196,15 +196,39 @@ struct replay_send_stats {
     uint64_t other;       /* for a MAC not given (another tap of the domain, or a stranger) */
     uint64_t refused;     /* failed validation */
     uint64_t errors;      /* send() failed */
+    uint64_t matched;     /* frames of the buffer for this tap's MAC (sent or not) */
+    uint64_t segmented;   /* super-frames over the tap's MTU split by replay_segment() */
+    uint64_t segments;    /* the segments they became (counted in sent when sent) */
+    uint64_t oversize;    /* over the MTU and not splittable TCP: dropped (the peer resends) */
     uint64_t tap_dropped; /* the tap's tx_dropped grew by this much while replaying (its queue
                              overflowed: the guest did not read fast enough) */
     uint64_t duration_ns;
 };
 /* Send, in order, every frame of b whose destination MAC is in a->macs and that validates
  * against a, through an AF_PACKET socket bound to tap. A frame with an all-zero source MAC
- * (rebuilt from layer 3) gets the tap's MAC. 0 (stats say how many went) or -errno. */
+ * (rebuilt from layer 3) gets the tap's MAC. A frame whose IP packet is longer than the tap's
+ * MTU (SIOCGIFMTU) is split with replay_segment() and each segment validated again; one that
+ * cannot be split is dropped and counted (oversize). 0 (stats say how many went) or -errno. */
 int replay_send(const struct replay_buf *b, const char *tap, const struct replay_addrs *a,
                 const struct replay_send_opts *o, struct replay_send_stats *st);
+
+/* GSO/GRO super-frames. The tap's egress hook sees a peer's TSO or a forwarded GRO train before
+ * it is segmented, so a held frame's IP packet may be longer than the tap's MTU, and AF_PACKET
+ * refuses to send those (EMSGSIZE). replay_segment() splits a TCP one (IPv4 without fragments,
+ * IPv6 with TCP right after the fixed header; untagged) into packets of at most mtu bytes:
+ * payload chunks of MSS = mtu - IP header - TCP header (options repeated on every segment),
+ * sequence numbers advanced, ack/window/options kept, FIN and PSH only on the last segment, CWR
+ * only on the first, URG while the urgent pointer lies ahead, the IPv4 ID incremented per
+ * segment, and lengths, IPv4 header checksum and TCP checksum computed afresh. The super-frame's
+ * own checksums must be right (the TCP one complete or left to offload) so that a corrupt frame
+ * is never turned into valid segments. emit gets each segment in order (the bytes are valid
+ * during the call only) and may stop the split with a negative return, which is passed on.
+ * Returns the number of segments, 0 when the packet fits in mtu (emit not called),
+ * -EPROTONOSUPPORT when it does not fit and is not a TCP packet that can be split, -EBADMSG for
+ * malformed headers or a wrong checksum, -EINVAL when mtu leaves no room for a payload byte. */
+typedef int (*replay_seg_emit_fn)(void *ud, const uint8_t *frame, size_t len);
+int replay_segment(const uint8_t *frame, size_t len, unsigned mtu, replay_seg_emit_fn emit,
+                   void *ud);
 
 /* One tap of the domain with the MAC of the NIC on it (domain_info.ifaces[].tap/.mac). */
 struct replay_tap {

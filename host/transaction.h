@@ -99,13 +99,15 @@ enum txn_replay_phase {
     TXN_REPLAY_CLOSE, /* always, at the end: free everything (safe when never begun) */
 };
 struct txn_replay_stats {
-    bool enabled;      /* replay was on for this transaction */
-    uint64_t held;     /* frames held (restore: the bundle's plus the restore window's) */
-    uint64_t replayed; /* frames sent into the taps */
-    uint64_t dropped;  /* over the bound, not kept (the peers retransmit them) */
-    uint64_t rejected; /* not the domain's, or refused at replay */
-    uint64_t failed;   /* the send failed (e.g. a GSO frame over the tap's MTU) */
-    bool skipped;      /* not replayed on purpose (a rollback whose stale connections reset) */
+    bool enabled;       /* replay was on for this transaction */
+    uint64_t held;      /* frames held (restore: the bundle's plus the restore window's) */
+    uint64_t replayed;  /* frames sent into the taps */
+    uint64_t dropped;   /* over the bound, not kept (the peers retransmit them) */
+    uint64_t rejected;  /* not the domain's, or refused at replay */
+    uint64_t failed;    /* the send failed, or over the tap's MTU and not TCP (cannot be split) */
+    uint64_t segmented; /* TCP super-frames over the tap's MTU split into segments (replayed
+                           counts the segments) */
+    bool skipped;       /* not replayed on purpose (a rollback whose stale connections reset) */
 };
 
 /* The effects. ud is the implementation's context. Every int function returns 0 or -errno and

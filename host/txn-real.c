@@ -977,7 +977,8 @@ static int r_replay(void *ud, enum txn_replay_phase ph, json_object *image,
         replay_buf_free(&prior);
         st->replayed += ss.sent;
         st->rejected += ss.refused;
-        st->failed += ss.errors;
+        st->failed += ss.errors + ss.oversize;
+        st->segmented += ss.segmented;
         if (r == -ENOENT)
             return 0; /* no connection with an address: nothing to replay for */
         if (r < 0)

@@ -14,6 +14,14 @@
                                                      header and UDP checksums
   csum PCAP                                          every IPv4 frame: valid header and UDP/TCP
                                                      checksums (what the guest's stack checks)
+  superframes OUT GUEST_MAC IP4 IP6 N4 N6            OUT: a UDP datagram rseq=0, an IPv4 TCP
+                                                     super-frame (N4 bytes of payload), a UDP one
+                                                     over the MTU, an IPv6 TCP one (N6, checksum
+                                                     left to offload), one with a bad checksum,
+                                                     a UDP datagram rseq=1
+  segments GOT ORIG MTU                              the TCP frames of GOT are ORIG's TCP
+                                                     super-frames cut into MTU-sized segments:
+                                                     checksums, seq, flags, options, byte-exact
 """
 import socket
 import struct
@@ -71,6 +79,114 @@ def l4_ok(fr):
         return True
     pseudo = fr[26:34] + bytes([0, proto]) + struct.pack(">H", len(l4))
     return csum(pseudo + l4 + (b"\0" if len(l4) % 2 else b"")) == 0
+
+
+def sum16(b):
+    if len(b) % 2:
+        b += b"\0"
+    s = sum(struct.unpack(">%dH" % (len(b) // 2), b))
+    while s >> 16:
+        s = (s & 0xFFFF) + (s >> 16)
+    return s
+
+
+TCP_OPTS = bytes([1, 1, 8, 10, 0, 0, 0, 42, 0, 0, 0, 7])
+
+
+def tcp_super(mac, src, dst, v6, n, flags, partial):
+    """An Ethernet frame holding one TCP packet with n bytes of payload (i*7+3)."""
+    pay = bytes((i * 7 + 3) & 0xFF for i in range(n))
+    th = struct.pack(">HHIIBBHHH", 40000, 8080, 0xFFFFFF00, 0x12345678, (20 + len(TCP_OPTS)) // 4 << 4,
+                     flags, 502, 0, 0) + TCP_OPTS
+    l4 = th + pay
+    fam = socket.AF_INET6 if v6 else socket.AF_INET
+    s, d = socket.inet_pton(fam, src), socket.inet_pton(fam, dst)
+    pseudo = s + d + (struct.pack(">IxxxB", len(l4), 6) if v6 else struct.pack(">xBH", 6, len(l4)))
+    c = sum16(pseudo) if partial else (~sum16(pseudo + l4)) & 0xFFFF
+    l4 = l4[:16] + struct.pack(">H", c) + l4[18:]
+    if v6:
+        ip = struct.pack(">IHBB", 0x60000000, len(l4), 6, 64) + s + d
+        et = b"\x86\xdd"
+    else:
+        ip = struct.pack(">BBHHHBBH", 0x45, 0, 20 + len(l4), 0x1234, 0x4000, 64, 6, 0) + s + d
+        ip = ip[:10] + struct.pack(">H", (~sum16(ip)) & 0xFFFF) + ip[12:]
+        et = b"\x08\x00"
+    return mac + bytes.fromhex("020000000001") + et + ip + l4
+
+
+def udp_frame(mac, src, dst, payload):
+    s, d = socket.inet_aton(src), socket.inet_aton(dst)
+    udp = struct.pack(">HHHH", 5555, 9999, 8 + len(payload), 0) + payload
+    c = (~sum16(s + d + struct.pack(">xBH", 17, len(udp)) + udp)) & 0xFFFF
+    udp = udp[:6] + struct.pack(">H", c or 0xFFFF) + udp[8:]
+    ip = struct.pack(">BBHHHBBH", 0x45, 0, 20 + len(udp), 7, 0, 64, 17, 0) + s + d
+    ip = ip[:10] + struct.pack(">H", (~sum16(ip)) & 0xFFFF) + ip[12:]
+    return mac + bytes.fromhex("020000000001") + b"\x08\x00" + ip + udp
+
+
+def tcp_view(fr):
+    """(v6, ip header, tcp header, payload) of a TCP frame, or None."""
+    if fr[12:14] == b"\x08\x00" and fr[23] == 6:
+        ihl = (fr[14] & 0x0F) * 4
+        tot = struct.unpack(">H", fr[16:18])[0]
+        ip, l4 = fr[14:14 + ihl], fr[14 + ihl:14 + tot]
+        v6 = False
+    elif fr[12:14] == b"\x86\xdd" and fr[20] == 6:
+        plen = struct.unpack(">H", fr[18:20])[0]
+        ip, l4 = fr[14:54], fr[54:54 + plen]
+        v6 = True
+    else:
+        return None
+    thl = (l4[12] >> 4) * 4
+    return v6, ip, l4[:thl], l4[thl:]
+
+
+def tcp_pseudo(v6, ip, n):
+    if v6:
+        return ip[8:40] + struct.pack(">IxxxB", n, 6)
+    return ip[12:20] + struct.pack(">xBH", 6, n)
+
+
+def tcp_csum_ok(v6, ip, l4, partial_ok=False):
+    pseudo = tcp_pseudo(v6, ip, len(l4))
+    if partial_ok and struct.unpack(">H", l4[16:18])[0] == sum16(pseudo):
+        return True
+    return sum16(pseudo + l4) == 0xFFFF
+
+
+def check_segments(got, orig, mtu):
+    # the super-frames a correct replay splits: those with a right (or offloaded) checksum
+    sup = [s for s in map(tcp_view, orig) if s and tcp_csum_ok(s[0], s[1], s[2] + s[3], True)]
+    segs = [tcp_view(f) for f in got]
+    lens = [len(f) for f, s in zip(got, segs) if s]
+    segs = [s for s in segs if s]
+    for v6, ip, th, pay in sup:
+        mine = [s for s in segs if s[0] == v6]
+        seq0 = struct.unpack(">I", th[4:8])[0]
+        joined = b""
+        for i, (_, sip, sth, spay) in enumerate(mine):
+            last = i == len(mine) - 1
+            seq = struct.unpack(">I", sth[4:8])[0]
+            if seq != (seq0 + len(joined)) & 0xFFFFFFFF:
+                return "v6=%s segment %d: seq %d, want %d" % (v6, i, seq, seq0 + len(joined))
+            if not tcp_csum_ok(v6, sip, sth + spay):
+                return "v6=%s segment %d: bad TCP checksum" % (v6, i)
+            if not v6 and sum16(sip) != 0xFFFF:
+                return "segment %d: bad IPv4 header checksum" % i
+            if len(sip) + len(sth) + len(spay) > mtu:
+                return "v6=%s segment %d: %d bytes over the MTU" % (v6, i, len(sip) + len(sth) + len(spay))
+            want = th[13] if last else th[13] & ~0x09
+            if i:
+                want &= ~0x80
+            if sth[13] != want or sth[20:] != th[20:] or sth[8:12] != th[8:12] or sth[14:16] != th[14:16]:
+                return "v6=%s segment %d: flags/options/ack/window changed" % (v6, i)
+            if not v6 and struct.unpack(">H", sip[4:6])[0] != (struct.unpack(">H", ip[4:6])[0] + i) & 0xFFFF:
+                return "segment %d: IPv4 ID not incremented" % i
+            joined += spay
+        if joined != pay:
+            return "v6=%s: %d segments, payload %d bytes, want %d byte-exact" % (v6, len(mine), len(joined), len(pay))
+        print("v6=%s: %d bytes in %d segments, largest frame %d" % (v6, len(pay), len(mine), max(lens)))
+    return None
 
 
 def main(a):
@@ -157,6 +273,27 @@ def main(a):
             if fr[12:14] == b"\x08\x00" and not l4_ok(fr):
                 print("frame %d: bad checksum: %s" % (i, fr.hex()))
                 return 1
+        return 0
+    if cmd == "superframes":
+        mac = bytes(int(x, 16) for x in a[2].split(":"))
+        ip4, ip6, n4, n6 = a[3], a[4], int(a[5]), int(a[6])
+        bad = bytearray(tcp_super(mac, "10.77.2.2", ip4, False, 3000, 0x10, False))
+        bad[-1] ^= 0x40
+        frames = [udp_frame(mac, "10.77.2.2", ip4, b"rseq=000000"),
+                  tcp_super(mac, "10.77.2.2", ip4, False, n4, 0x80 | 0x10 | 0x08 | 0x01, False),
+                  udp_frame(mac, "10.77.2.2", ip4, b"big".ljust(3000, b".")),
+                  tcp_super(mac, "fd00:77::2", ip6, True, n6, 0x10 | 0x08, True),
+                  bytes(bad),
+                  udp_frame(mac, "10.77.2.2", ip4, b"rseq=000001")]
+        write_pcap(a[1], struct.pack("<IHHiIII", 0xA1B23C4D, 2, 4, 0, 0, 65535, 1), frames)
+        return 0
+    if cmd == "segments":
+        _, got = read_pcap(a[1])
+        _, orig = read_pcap(a[2])
+        err = check_segments(got, orig, int(a[3]))
+        if err:
+            print(err)
+            return 1
         return 0
     print(__doc__)
     return 2

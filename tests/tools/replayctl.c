@@ -152,10 +152,11 @@ static void print_capture(const struct replay_capture *c)
 static void print_send(const struct replay_send_stats *st, uint64_t since_ns)
 {
     printf("replayed sent=%" PRIu64 " bytes=%" PRIu64 " other=%" PRIu64 " refused=%" PRIu64
-           " errors=%" PRIu64 " tap_dropped=%" PRIu64 " send_us=%" PRIu64
-           " lift_to_done_us=%" PRIu64 "\n",
-           st->sent, st->sent_bytes, st->other, st->refused, st->errors, st->tap_dropped,
-           st->duration_ns / 1000, since_ns ? (now_monotonic_ns() - since_ns) / 1000 : 0);
+           " errors=%" PRIu64 " segmented=%" PRIu64 " segments=%" PRIu64 " oversize=%" PRIu64
+           " tap_dropped=%" PRIu64 " send_us=%" PRIu64 " lift_to_done_us=%" PRIu64 "\n",
+           st->sent, st->sent_bytes, st->other, st->refused, st->errors, st->segmented,
+           st->segments, st->oversize, st->tap_dropped, st->duration_ns / 1000,
+           since_ns ? (now_monotonic_ns() - since_ns) / 1000 : 0);
 }
 
 static int cmd_hold(struct opts *o, bool forward)

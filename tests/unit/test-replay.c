@@ -1,7 +1,8 @@
 /* Unit tests of host/replay that need no kernel: frame validation (wrong MAC, wrong IP,
  * truncated, VLAN, ...), the bounded buffer, the pcap writer/reader round trip and its refusal
  * of malformed files, the nflog message parser (netdev, bridge and layer-3 frames, malformed
- * lengths), and the refusals that happen before any socket or nft call. */
+ * lengths), the software segmentation of TCP super-frames (byte-exact reassembly, checksums,
+ * flags), and the refusals that happen before any socket or nft call. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -759,6 +760,296 @@ static void test_taps_and_gate_refusals(void **state)
     assert_int_equal(gate_capture_add("dom", NULL, 1, 7), -EINVAL);
 }
 
+/* ---- software segmentation of TCP super-frames ---- */
+
+static uint32_t sum_be16(const uint8_t *p, size_t len, uint32_t s)
+{
+    for (size_t i = 0; i + 1 < len; i += 2)
+        s += (uint32_t)(p[i] << 8 | p[i + 1]);
+    if (len & 1)
+        s += (uint32_t)p[len - 1] << 8;
+    return s;
+}
+
+static uint16_t fold16(uint32_t s)
+{
+    while (s >> 16)
+        s = (s & 0xffff) + (s >> 16);
+    return (uint16_t)s;
+}
+
+/* The pseudo-header sum for l4len bytes of TCP after the IP header at ip. */
+static uint32_t pseudo_tcp(const uint8_t *ip, bool v4, size_t l4len)
+{
+    uint32_t s = v4 ? sum_be16(ip + 12, 8, 0) : sum_be16(ip + 8, 32, 0);
+    return s + 6 + (uint32_t)l4len;
+}
+
+#define SEG_OPTS 12 /* NOP NOP timestamps: the options every segment must repeat */
+
+/* A TCP super-frame to the guest: payload_len bytes (i * 7 + 3), timestamps option, the given
+ * flags. partial: leave the TCP checksum to "offload" (pseudo-header sum only). */
+static size_t tcp_frame(uint8_t *f, bool v4, size_t payload_len, uint8_t flags, uint16_t urp,
+                        bool partial)
+{
+    memcpy(f, guest_mac, 6);
+    memcpy(f + 6, peer_mac, 6);
+    uint8_t *ip = f + 14;
+    size_t iphl = v4 ? 20 : 40, thl = 20 + SEG_OPTS, l4len = thl + payload_len;
+    memset(ip, 0, iphl + thl);
+    if (v4) {
+        f[12] = 0x08;
+        f[13] = 0x00;
+        ip[0] = 0x45;
+        ip[1] = 0x02; /* ECT(0): kept on every segment */
+        ip[2] = (uint8_t)((iphl + l4len) >> 8);
+        ip[3] = (uint8_t)(iphl + l4len);
+        ip[4] = 0xff; /* ID 0xfffe: the increment wraps */
+        ip[5] = 0xfe;
+        ip[6] = 0x40; /* DF */
+        ip[8] = 64;
+        ip[9] = 6;
+        inet_pton(AF_INET, "10.0.1.1", ip + 12);
+        inet_pton(AF_INET, "10.0.0.2", ip + 16);
+        uint16_t c = csum(ip, 20);
+        ip[10] = (uint8_t)(c >> 8);
+        ip[11] = (uint8_t)c;
+    } else {
+        f[12] = 0x86;
+        f[13] = 0xdd;
+        ip[0] = 0x60;
+        ip[4] = (uint8_t)(l4len >> 8);
+        ip[5] = (uint8_t)l4len;
+        ip[6] = 6;
+        ip[7] = 64;
+        inet_pton(AF_INET6, "fd00::1", ip + 8);
+        inet_pton(AF_INET6, "fd00::2", ip + 24);
+    }
+    uint8_t *th = ip + iphl;
+    th[0] = 0x9c; /* source port 40000 */
+    th[1] = 0x40;
+    th[2] = 0x1f; /* 8080 */
+    th[3] = 0x90;
+    th[4] = 0xff; /* seq 0xffffff00: advancing wraps */
+    th[5] = 0xff;
+    th[6] = 0xff;
+    th[7] = 0x00;
+    th[8] = 0x12; /* ack */
+    th[9] = 0x34;
+    th[10] = 0x56;
+    th[11] = 0x78;
+    th[12] = (uint8_t)((thl / 4) << 4);
+    th[13] = flags;
+    th[14] = 0x01; /* window 502 */
+    th[15] = 0xf6;
+    th[18] = (uint8_t)(urp >> 8);
+    th[19] = (uint8_t)urp;
+    const uint8_t opts[SEG_OPTS] = {1, 1, 8, 10, 0, 0, 0, 42, 0, 0, 0, 7};
+    memcpy(th + 20, opts, SEG_OPTS);
+    for (size_t i = 0; i < payload_len; i++)
+        th[thl + i] = (uint8_t)(i * 7 + 3);
+    uint32_t ps = pseudo_tcp(ip, v4, l4len);
+    uint16_t c = partial ? fold16(ps) : (uint16_t)~fold16(sum_be16(th, l4len, ps));
+    th[16] = (uint8_t)(c >> 8);
+    th[17] = (uint8_t)c;
+    return 14 + iphl + l4len;
+}
+
+struct segs {
+    struct replay_buf b;
+    int fail_at; /* emit returns -EIO at this segment (or never: -1) */
+};
+
+static int collect(void *ud, const uint8_t *f, size_t len)
+{
+    struct segs *s = ud;
+    if ((int)s->b.n == s->fail_at)
+        return -EIO;
+    return replay_buf_add(&s->b, 0, f, len);
+}
+
+/* Every segment: at most mtu of IP packet, right lengths and checksums, headers as the
+ * super-frame's except what segmentation changes; the payloads put together are the original. */
+static void check_segments(const uint8_t *orig, size_t olen, bool v4, unsigned mtu,
+                           const struct replay_buf *b)
+{
+    size_t iphl = v4 ? 20 : 40, thl = 20 + SEG_OPTS, hdrs = 14 + iphl + thl;
+    size_t payload = olen - hdrs, mss = mtu - iphl - thl;
+    assert_int_equal(b->n, (payload + mss - 1) / mss);
+    const uint8_t *oth = orig + 14 + iphl;
+    uint32_t seq0 =
+        (uint32_t)oth[4] << 24 | (uint32_t)oth[5] << 16 | (uint32_t)oth[6] << 8 | oth[7];
+    uint16_t urp0 = (uint16_t)(oth[18] << 8 | oth[19]);
+    uint8_t *joined = malloc(payload);
+    assert_non_null(joined);
+    size_t off = 0;
+    for (size_t i = 0; i < b->n; i++) {
+        const uint8_t *f = replay_buf_frame(b, i);
+        size_t len = b->recs[i].len, chunk = len - hdrs;
+        bool last = i + 1 == b->n;
+        assert_true(len - 14 <= mtu);
+        assert_true(last ? chunk >= 1 && chunk <= mss : chunk == mss);
+        assert_memory_equal(f, orig, 14); /* Ethernet header */
+        const uint8_t *ip = f + 14, *th = ip + iphl;
+        if (v4) {
+            assert_int_equal(ip[2] << 8 | ip[3], iphl + thl + chunk);
+            assert_int_equal(ip[4] << 8 | ip[5], (0xfffe + i) & 0xffff);
+            assert_int_equal(csum(ip, iphl), 0);
+            assert_memory_equal(ip + 6, orig + 14 + 6, 4); /* flags, TTL, protocol */
+            assert_memory_equal(ip + 12, orig + 14 + 12, 8);
+            assert_int_equal(ip[1], orig[15]);
+        } else {
+            assert_int_equal(ip[4] << 8 | ip[5], thl + chunk);
+            assert_memory_equal(ip, orig + 14, 4);
+            assert_memory_equal(ip + 6, orig + 14 + 6, 34);
+        }
+        uint32_t seq = (uint32_t)th[4] << 24 | (uint32_t)th[5] << 16 | (uint32_t)th[6] << 8 | th[7];
+        assert_int_equal(seq, (uint32_t)(seq0 + off));
+        assert_memory_equal(th, oth, 4);           /* ports */
+        assert_memory_equal(th + 8, oth + 8, 5);   /* ack, data offset */
+        assert_memory_equal(th + 14, oth + 14, 2); /* window */
+        assert_memory_equal(th + 20, oth + 20, SEG_OPTS);
+        uint8_t want = oth[13];
+        if (!last)
+            want &= (uint8_t) ~(0x01 | 0x08);
+        if (i > 0)
+            want &= (uint8_t)~0x80;
+        if ((want & 0x20) && urp0 <= off)
+            want &= (uint8_t)~0x20;
+        assert_int_equal(th[13], want);
+        if (want & 0x20)
+            assert_int_equal(th[18] << 8 | th[19], urp0 - off);
+        else
+            assert_int_equal(th[18] << 8 | th[19], (oth[13] & 0x20) ? 0 : urp0);
+        assert_int_equal(fold16(sum_be16(th, thl + chunk, pseudo_tcp(ip, v4, thl + chunk))),
+                         0xffff);
+        memcpy(joined + off, th + thl, chunk);
+        off += chunk;
+    }
+    assert_int_equal(off, payload);
+    assert_memory_equal(joined, orig + hdrs, payload);
+    free(joined);
+}
+
+static void test_segment(void **state)
+{
+    (void)state;
+    static uint8_t f[70000];
+    struct replay_addrs a;
+    addrs(&a);
+    const struct {
+        bool v4;
+        size_t payload;
+        uint8_t flags;
+        uint16_t urp;
+        bool partial;
+        unsigned mtu;
+    } cases[] = {
+        {true, 5000, 0x80 | 0x10 | 0x08 | 0x01, 0, false, 1500}, /* CWR ACK PSH FIN */
+        {true, 2896, 0x10 | 0x08, 0, true, 1500}, /* two full segments, offload sum */
+        {true, 64000, 0x10, 0, false, 1500},
+        {true, 3000, 0x10 | 0x20, 2000, false, 1500}, /* URG: pointer into the second segment */
+        {true, 1449, 0x10, 0, false, 1500},           /* one byte over: 1448 + 1 */
+        {true, 9000, 0x10 | 0x08, 0, false, 576},
+        {false, 5000, 0x80 | 0x10 | 0x08 | 0x01, 0, false, 1500},
+        {false, 20000, 0x10, 0, true, 1280},
+        {false, 60000, 0x10 | 0x08, 0, false, 9000},
+    };
+    for (size_t k = 0; k < ELEMENTSOF(cases); k++) {
+        size_t n = tcp_frame(f, cases[k].v4, cases[k].payload, cases[k].flags, cases[k].urp,
+                             cases[k].partial);
+        assert_int_equal(replay_validate_frame(&a, f, n), REPLAY_OK);
+        struct segs s = {.fail_at = -1};
+        replay_buf_init(&s.b, REPLAY_MAX_LIMIT);
+        int r = replay_segment(f, n, cases[k].mtu, collect, &s);
+        assert_int_equal(r, (int)s.b.n);
+        assert_true(r >= 2);
+        check_segments(f, n, cases[k].v4, cases[k].mtu, &s.b);
+        for (size_t i = 0; i < s.b.n; i++) /* validation still applies to each segment */
+            assert_int_equal(replay_validate_frame(&a, replay_buf_frame(&s.b, i), s.b.recs[i].len),
+                             REPLAY_OK);
+        replay_buf_free(&s.b);
+    }
+}
+
+static void test_segment_refusals(void **state)
+{
+    (void)state;
+    static uint8_t f[70000], g[70000];
+    struct segs s = {.fail_at = -1};
+    replay_buf_init(&s.b, REPLAY_MAX_LIMIT);
+
+    /* Fits: nothing to do, emit never called (also with Ethernet padding after the packet). */
+    size_t n = tcp_frame(f, true, 1448, 0x10, 0, false);
+    assert_int_equal(replay_segment(f, n, 1500, collect, &s), 0);
+    memset(f + n, 0, 30);
+    assert_int_equal(replay_segment(f, n + 30, 1500, collect, &s), 0);
+    n = tcp_frame(f, false, 1428, 0x10, 0, false);
+    assert_int_equal(replay_segment(f, n, 1500, collect, &s), 0);
+    assert_int_equal(s.b.n, 0);
+
+    /* Not TCP: UDP, a fragment, IPv6 with an extension header, ARP-sized garbage. */
+    n = v4_frame(f, guest_mac, "10.0.0.2", 3000);
+    assert_int_equal(replay_segment(f, n, 1500, collect, &s), -EPROTONOSUPPORT);
+    n = tcp_frame(f, true, 3000, 0x10, 0, false);
+    memcpy(g, f, n);
+    g[14 + 6] = 0x20; /* MF */
+    g[14 + 10] = g[14 + 11] = 0;
+    uint16_t c = csum(g + 14, 20);
+    g[14 + 10] = (uint8_t)(c >> 8);
+    g[14 + 11] = (uint8_t)c;
+    assert_int_equal(replay_segment(g, n, 1500, collect, &s), -EPROTONOSUPPORT);
+    n = tcp_frame(f, false, 3000, 0x10, 0, false);
+    memcpy(g, f, n);
+    g[14 + 6] = 0; /* hop-by-hop options first */
+    assert_int_equal(replay_segment(g, n, 1500, collect, &s), -EPROTONOSUPPORT);
+    n = v4_frame(f, guest_mac, "10.0.0.2", 3000);
+    f[12] = 0x81; /* VLAN-tagged: not parsed, not split */
+    f[13] = 0x00;
+    assert_int_equal(replay_segment(f, n, 1500, collect, &s), -EPROTONOSUPPORT);
+    assert_int_equal(s.b.n, 0);
+
+    /* A corrupt super-frame is never turned into valid segments. */
+    n = tcp_frame(f, true, 3000, 0x10, 0, false);
+    memcpy(g, f, n);
+    g[n - 1] ^= 0x40; /* payload */
+    assert_int_equal(replay_segment(g, n, 1500, collect, &s), -EBADMSG);
+    memcpy(g, f, n);
+    g[14 + 8] = 3; /* TTL, without fixing the header checksum */
+    assert_int_equal(replay_segment(g, n, 1500, collect, &s), -EBADMSG);
+    n = tcp_frame(f, false, 3000, 0x10, 0, true);
+    memcpy(g, f, n);
+    g[14 + 40 + 16] ^= 1; /* neither complete nor the offload sum */
+    assert_int_equal(replay_segment(g, n, 1500, collect, &s), -EBADMSG);
+
+    /* Malformed headers. */
+    n = tcp_frame(f, true, 3000, 0x10, 0, false);
+    memcpy(g, f, n);
+    g[14 + 20 + 12] = 0x40; /* data offset 16 bytes */
+    assert_int_equal(replay_segment(g, n, 1500, collect, &s), -EBADMSG);
+    memcpy(g, f, n);
+    g[14 + 20 + 12] = 0xf0; /* data offset 60: a possible length, but the checksum is off */
+    assert_int_equal(replay_segment(g, n, 1500, collect, &s), -EBADMSG);
+    assert_int_equal(replay_segment(f, n - 100, 1500, collect, &s), -EBADMSG); /* cut */
+    assert_int_equal(replay_segment(f, 20, 1500, collect, &s), -EBADMSG);
+    assert_int_equal(s.b.n, 0);
+
+    /* No room for a payload byte; bad arguments. */
+    assert_int_equal(replay_segment(f, n, 52, collect, &s), -EINVAL);
+    assert_int_equal(replay_segment(f, n, 53, collect, &s), 3000); /* MSS 1 */
+    replay_buf_free(&s.b);
+    replay_buf_init(&s.b, REPLAY_MAX_LIMIT);
+    assert_int_equal(replay_segment(NULL, n, 1500, collect, &s), -EINVAL);
+    assert_int_equal(replay_segment(f, n, 1500, NULL, &s), -EINVAL);
+    assert_int_equal(replay_segment(f, 10, 1500, collect, &s), -EINVAL);
+
+    /* emit's error stops the split and is passed on. */
+    s.fail_at = 1;
+    assert_int_equal(replay_segment(f, n, 1500, collect, &s), -EIO);
+    assert_int_equal(s.b.n, 1);
+    replay_buf_free(&s.b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -773,6 +1064,8 @@ int main(void)
         cmocka_unit_test(test_taps_and_gate_refusals),
         cmocka_unit_test(test_partial_checksum),
         cmocka_unit_test(test_session_refusals),
+        cmocka_unit_test(test_segment),
+        cmocka_unit_test(test_segment_refusals),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
