@@ -78,6 +78,10 @@ static const struct cli_opt opts_restore[] = {
     {"watch", CLI_OPT_INT, 0,
      "milliseconds to watch the taps for the per-connection report (default 2000, 0: off)", NULL,
      CLI_COMPLETE_NONE},
+    {"clock", CLI_OPT_STRING, 0,
+     "sync steps the guest's wall clock to the host's at the thaw (default), keep leaves it "
+     "behind by the outage",
+     "sync|keep", CLI_COMPLETE_NONE},
     NO_REPLAY_OPT,
     AGENT_CHANNEL_OPT,
     {NULL, 0, 0, NULL, NULL, 0},

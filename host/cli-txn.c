@@ -332,6 +332,7 @@ int cli_cmd_restore(struct cli_ctx *ctx, const struct cli_args *a)
         .reset_stale = !stale || !strcmp(stale, "auto"),
         .leave_paused = cli_arg_bool(a, "paused"),
         .no_replay = cli_arg_bool(a, "no-replay"),
+        .keep_clock = cli_arg_str(a, "clock") && !strcmp(cli_arg_str(a, "clock"), "keep"),
     };
     struct txn_result r;
     txn_restore(&tc, &o, &r);

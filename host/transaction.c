@@ -991,12 +991,14 @@ enum txn_outcome txn_restore(struct txn_ctx *ctx, const struct txn_restore_opts 
     /* Past the lift the restore is committed forward: the VM runs with an open network. A
      * thaw failure leaves the agent's watchdog to thaw; we say so, we do not destroy. */
     begin(&x, TXN_STEP_THAW);
-    q = ops->agent_thaw(ud, ops->clock(ud, true), &r->thaw_reply, x.err, sizeof(x.err));
+    q = ops->agent_thaw(ud, o->keep_clock ? 0 : ops->clock(ud, true), &r->thaw_reply, x.err,
+                        sizeof(x.err));
     if (q < 0) {
         char first[512];
         snprintf(first, sizeof(first), "%s", why(&x, q));
         x.err[0] = 0;
-        q = ops->agent_thaw(ud, ops->clock(ud, true), &r->thaw_reply, x.err, sizeof(x.err));
+        q = ops->agent_thaw(ud, o->keep_clock ? 0 : ops->clock(ud, true), &r->thaw_reply, x.err,
+                            sizeof(x.err));
         if (q < 0) {
             fail(&x, q,
                  "guest-net-thaw failed: %s; the VM runs with its network open and the "

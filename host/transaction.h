@@ -220,6 +220,7 @@ struct txn_restore_opts {
     bool reset_stale;           /* --stale=auto */
     bool leave_paused;          /* --paused: stop after verify, VM paused and gated */
     bool no_replay;             /* --no-replay */
+    bool keep_clock;            /* --clock=keep: thaw without the host's time */
 };
 
 /* What happened, for the report. Free with txn_result_done(). */
