@@ -20,6 +20,7 @@
 #include "common/util.h"
 #include "guest/proc-owner.h"
 #include "guest/sock-diag.h"
+#include "guest/thaw-kick.h"
 
 #define STATE_FILE_VERSION 1
 #define STATE_FILE_MAX     (256u << 20)
@@ -906,6 +907,28 @@ static json_object *step_clock(const struct net_freezer *nf, int64_t host_ns)
     return o;
 }
 
+/* The thaw kick after the window probe: the socket's own lost data goes out now instead of
+ * after its backed-off RTO (guest/thaw-kick.h). A kick that fails costs only that wait, so
+ * it is reported, never a thaw failure. */
+static void kick_one(int fd, const struct image_conn *c, json_object *e, size_t *kicked)
+{
+    struct thaw_kick_result k;
+    int r = thaw_kick(fd, &c->st, &k);
+    if (r < 0) {
+        log_warn("thaw kick of connection %u (inode %" PRIu64 ") failed: %s", c->id, c->inode,
+                 strerror(-r));
+        json_object_object_add(e, "kick", json_object_new_string("failed"));
+        return;
+    }
+    json_object_object_add(e, "kick", json_object_new_string(thaw_kick_verdict_name(k.verdict)));
+    if (k.verdict != THAW_KICK_NOT_NEEDED || k.backoff) {
+        json_object_object_add(e, "backoff", json_object_new_int64(k.backoff));
+        json_object_object_add(e, "rto_ms", json_object_new_int64(k.rto_ms));
+    }
+    if (k.verdict == THAW_KICK_RTO_REVERT)
+        (*kicked)++;
+}
+
 int net_freezer_thaw(struct net_freezer *nf, enum net_thaw_reason why,
                      const struct net_thaw_opts *o, json_object **report)
 {
@@ -924,7 +947,7 @@ int net_freezer_thaw(struct net_freezer *nf, enum net_thaw_reason why,
     json_object_object_add(rep, "reason", json_object_new_string(net_thaw_reason_name(why)));
     json_object_object_add(rep, "connections", list);
 
-    size_t thawed = 0, failed = 0, released = 0;
+    size_t thawed = 0, failed = 0, released = 0, kicked = 0;
     uint64_t t0 = now_monotonic_ns();
     uint64_t frozen_ms = 0;
     if (was) {
@@ -941,6 +964,8 @@ int net_freezer_thaw(struct net_freezer *nf, enum net_thaw_reason why,
             add_conn_ident(e, c->id, c->inode, &c->st);
             json_object_object_add(e, "result",
                                    json_object_new_string(r < 0 ? "failed" : "thawed"));
+            if (r >= 0 && o->window_probe)
+                kick_one(nf->fds[i], c, e, &kicked);
             if (r < 0) {
                 json_object_object_add(e, "error", json_object_new_string(strerror(-r)));
                 log_err("thaw of connection %u (inode %" PRIu64 ") failed: %s", c->id, c->inode,
@@ -984,6 +1009,7 @@ int net_freezer_thaw(struct net_freezer *nf, enum net_thaw_reason why,
     }
     json_object_object_add(rep, "thawed", json_object_new_int64((int64_t)thawed));
     json_object_object_add(rep, "failed", json_object_new_int64((int64_t)failed));
+    json_object_object_add(rep, "kicked", json_object_new_int64((int64_t)kicked));
     json_object_object_add(rep, "threads_released", json_object_new_int64((int64_t)released));
     json_object_object_add(rep, "frozen_ms", json_object_new_int64((int64_t)frozen_ms));
     if (report)

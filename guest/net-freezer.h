@@ -56,7 +56,9 @@ enum net_thaw_reason {
 const char *net_thaw_reason_name(enum net_thaw_reason r);
 
 struct net_thaw_opts {
-    bool window_probe;  /* TCP_REPAIR_OFF (probe) rather than TCP_REPAIR_OFF_NO_WP */
+    /* The thaw kick ("kick" in guest-net-thaw): TCP_REPAIR_OFF with its window probe, then
+     * thaw_kick() for the socket's own backed-off data. false: TCP_REPAIR_OFF_NO_WP only. */
+    bool window_probe;
     bool has_host_time; /* step CLOCK_REALTIME to host_time_ns after the thaw */
     int64_t host_time_ns;
 };
