@@ -875,16 +875,25 @@ static size_t owners_alive(const struct net_freezer *nf, const struct image_conn
     return n;
 }
 
-static json_object *step_clock(const struct net_freezer *nf, int64_t host_ns)
+/* host_ns was the host's time when it sent the thaw; since_ns is how long ago (guest
+ * monotonic) the thaw began here: the sockets' thaw comes first and takes tens of ms, which
+ * would otherwise leave the guest that far behind. */
+static json_object *step_clock(const struct net_freezer *nf, int64_t host_ns, uint64_t since_ns)
 {
     json_object *o = json_object_new_object();
     if (!o)
         return NULL;
+    uint64_t mono = now_monotonic_ns();
+    int64_t delay = mono > since_ns ? (int64_t)(mono - since_ns) : 0;
+    if (host_ns > INT64_MAX - delay)
+        delay = 0;
     struct timespec now;
     clock_gettime(CLOCK_REALTIME, &now);
     int64_t guest_ns = (int64_t)now.tv_sec * 1000000000ll + now.tv_nsec;
+    host_ns += delay;
     int64_t step = host_ns - guest_ns;
-    json_object_object_add(o, "host_time_ns", json_object_new_int64(host_ns));
+    json_object_object_add(o, "host_time_ns", json_object_new_int64(host_ns - delay));
+    json_object_object_add(o, "delay_ns", json_object_new_int64(delay));
     json_object_object_add(o, "guest_time_ns", json_object_new_int64(guest_ns));
     json_object_object_add(o, "step_ns", json_object_new_int64(step));
     json_object_object_add(o, "backwards", json_object_new_boolean(step < 0));
@@ -983,7 +992,7 @@ int net_freezer_thaw(struct net_freezer *nf, enum net_thaw_reason why,
         close_fds(nf);
     }
     if (o->has_host_time)
-        json_object_object_add(rep, "clock", step_clock(nf, o->host_time_ns));
+        json_object_object_add(rep, "clock", step_clock(nf, o->host_time_ns, t0));
     if (was) {
         int r = quiesce_release(&nf->qs);
         released = r > 0 ? (size_t)r : 0;
