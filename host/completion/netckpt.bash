@@ -93,6 +93,10 @@ _netckpt() {
         COMPREPLY=($(compgen -W "--stale=auto --stale=keep" -- "$cur"))
         return
     fi
+    if [[ $cur == --clock=* ]]; then
+        COMPREPLY=($(compgen -W "--clock=sync --clock=keep" -- "$cur"))
+        return
+    fi
     if [[ $cur == --agent-channel=* ]]; then
         COMPREPLY=($(compgen -W "--agent-channel=org.netckpt.agent.0 --agent-channel=org.qemu.guest_agent.0" -- "$cur"))
         return
