@@ -87,6 +87,34 @@ static const struct cli_opt opts_restore[] = {
     {NULL, 0, 0, NULL, NULL, 0},
 };
 
+static const struct cli_opt opts_migrate[] = {
+    DOMAIN_ARG_OPT,
+    {"desturi", CLI_OPT_STRING, CLI_OPT_REQUIRED | CLI_OPT_POSITIONAL,
+     "destination libvirt URI (the source connects to it: peer to peer)", NULL, CLI_COMPLETE_NONE},
+    {"migrate-uri", CLI_OPT_STRING, 0, "QEMU's migration stream, e.g. tcp://ADDR:PORT", NULL,
+     CLI_COMPLETE_NONE},
+    {"listen-address", CLI_OPT_STRING, 0, "address the destination QEMU listens on", NULL,
+     CLI_COMPLETE_NONE},
+    {"xml", CLI_OPT_STRING, 0, "domain XML to use on the destination", NULL, CLI_COMPLETE_FILE},
+    {"dest-netns", CLI_OPT_STRING, 0,
+     "network namespace (name or path) holding the destination's taps, when not this one", NULL,
+     CLI_COMPLETE_NONE},
+    {"switchover-hook", CLI_OPT_STRING, 0,
+     "shell command run when the destination holds the guest, gated, before it resumes", NULL,
+     CLI_COMPLETE_NONE},
+    {"freeze-timeout", CLI_OPT_INT, 0,
+     "seconds after which the agent thaws by itself if netckpt vanishes (default 60)", NULL,
+     CLI_COMPLETE_NONE},
+    {"watch", CLI_OPT_INT, 0,
+     "milliseconds to watch the destination taps for the per-connection report (default 2000, "
+     "0: off)",
+     NULL, CLI_COMPLETE_NONE},
+    {"stale", CLI_OPT_STRING, 0, "auto resets connections that stay stalled; keep (default)",
+     "auto|keep", CLI_COMPLETE_NONE},
+    AGENT_CHANNEL_OPT,
+    {NULL, 0, 0, NULL, NULL, 0},
+};
+
 static const struct cli_opt opts_domain_agent[] = {
     DOMAIN_ARG_OPT,
     AGENT_CHANNEL_OPT,
@@ -134,6 +162,13 @@ const struct cli_cmd cli_commands[] = {
      "paused and gated), lift the gate, thaw with the host's clock, and report each\n"
      "connection: survived, stale, reset or stalled, with the stall measured on the tap.",
      opts_restore, true, false, false, cli_cmd_restore},
+    {"migrate", "migrate a running domain live, its TCP connections quiesced at the switchover",
+     "Pre-copy the domain live to DESTURI (peer to peer) while its network runs; then gate the\n"
+     "source taps, freeze the guest's TCP connections, suspend, and let libvirt switch over to\n"
+     "the destination, paused behind its own gate. There: resume, verify the sockets against\n"
+     "the image, lift, thaw with the kick, and report each connection. A failure before the\n"
+     "switchover rolls back to the source; after it, the VM is brought up on the destination.",
+     opts_migrate, true, false, false, cli_cmd_migrate},
     {"status", "show a domain's gate, agent and last checkpoint", NULL, opts_domain_agent, true,
      false, false, cli_cmd_status},
     {"inspect", "show a bundle's manifest and its connections",

@@ -144,6 +144,7 @@ json_object *cli_txn_result_json(const char *command, const struct txn_result *r
 /* Command handlers (host/cli-commands.c, host/cli-txn.c). */
 int cli_cmd_checkpoint(struct cli_ctx *ctx, const struct cli_args *a);
 int cli_cmd_restore(struct cli_ctx *ctx, const struct cli_args *a);
+int cli_cmd_migrate(struct cli_ctx *ctx, const struct cli_args *a); /* host/cli-migrate.c */
 int cli_cmd_status(struct cli_ctx *ctx, const struct cli_args *a);
 int cli_cmd_inspect(struct cli_ctx *ctx, const struct cli_args *a);
 int cli_cmd_verify(struct cli_ctx *ctx, const struct cli_args *a);

@@ -18,6 +18,7 @@
 #include "guest/socket-image.h"
 #include "host/gate.h"
 #include "host/journal.h"
+#include "host/migrate.h"
 #include "host/tap-watch.h"
 
 #define T ((struct txn_real *)ud)
@@ -1170,7 +1171,10 @@ int txn_real_recover_entry(const struct journal_entry *e, void *userdata)
 
 int txn_real_recover(struct nc_virt *v, const char *state_dir)
 {
-    return journal_recover(state_dir, v ? txn_real_recover_entry : NULL, v);
+    int r = journal_recover(state_dir, v ? txn_real_recover_entry : NULL, v);
+    /* The destination gates of a migration that died (host/migrate.h). */
+    int q = migrate_recover(state_dir);
+    return r < 0 ? r : q < 0 ? q : r + q;
 }
 
 int txn_real_unblock(struct nc_virt *v, const char *state_dir, const char *domain, bool force,

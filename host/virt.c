@@ -542,3 +542,66 @@ int nc_virt_snapshot_revert_paused(struct nc_virt *v, virDomainPtr dom, const ch
     virDomainSnapshotFree(s);
     return r;
 }
+
+int nc_virt_open_peer(struct nc_virt *v, const struct nc_virt *loop_owner, const char *uri)
+{
+    memset(v, 0, sizeof(*v));
+    if (!loop_owner || !loop_owner->loop_started) {
+        nc_virt_set_err(v, "no event loop runs for a second connection");
+        return -EINVAL;
+    }
+    if (snprintf(v->uri, sizeof(v->uri), "%s", uri) >= (int)sizeof(v->uri))
+        return -ENAMETOOLONG;
+    snprintf(v->state_dir, sizeof(v->state_dir), "%s", loop_owner->state_dir);
+    v->conn = virConnectOpen(v->uri);
+    if (!v->conn)
+        return fail(v, "connecting");
+    return 0;
+}
+
+int nc_virt_migrate(virDomainPtr dom, const struct nc_virt_migrate_args *a, char *err,
+                    size_t errlen)
+{
+    virTypedParameterPtr params = NULL;
+    int n = 0, max = 0, r = 0;
+    if ((a->migrate_uri &&
+         virTypedParamsAddString(&params, &n, &max, VIR_MIGRATE_PARAM_URI, a->migrate_uri) < 0) ||
+        (a->listen_address && virTypedParamsAddString(&params, &n, &max,
+                                                      VIR_MIGRATE_PARAM_LISTEN_ADDRESS,
+                                                      a->listen_address) < 0) ||
+        (a->dest_xml &&
+         virTypedParamsAddString(&params, &n, &max, VIR_MIGRATE_PARAM_DEST_XML, a->dest_xml) < 0))
+        r = -ENOMEM;
+    if (r == 0 && virDomainMigrateToURI3(dom, a->dest_uri, params, (unsigned)n, a->flags) < 0) {
+        const char *m = virGetLastErrorMessage();
+        snprintf(err, errlen, "%s", m ? m : "unknown libvirt error");
+        r = verr_errno();
+    } else if (r < 0) {
+        snprintf(err, errlen, "out of memory");
+    }
+    virTypedParamsFree(params, n);
+    return r;
+}
+
+int nc_virt_job_mem(virDomainPtr dom, struct nc_virt_job_mem *out)
+{
+    memset(out, 0, sizeof(*out));
+    virTypedParameterPtr p = NULL;
+    int n = 0, type = 0;
+    if (virDomainGetJobStats(dom, &type, &p, &n, 0) < 0)
+        return -ENOENT;
+    int r = type == VIR_DOMAIN_JOB_NONE ? -ENOENT : 0;
+    unsigned long long x;
+    if (virTypedParamsGetULLong(p, n, VIR_DOMAIN_JOB_MEMORY_TOTAL, &x) == 1)
+        out->total = x;
+    if (virTypedParamsGetULLong(p, n, VIR_DOMAIN_JOB_MEMORY_PROCESSED, &x) == 1)
+        out->processed = x;
+    if (virTypedParamsGetULLong(p, n, VIR_DOMAIN_JOB_MEMORY_REMAINING, &x) == 1)
+        out->remaining = x;
+    if (virTypedParamsGetULLong(p, n, VIR_DOMAIN_JOB_MEMORY_ITERATION, &x) == 1)
+        out->iteration = x;
+    if (virTypedParamsGetULLong(p, n, VIR_DOMAIN_JOB_MEMORY_DIRTY_RATE, &x) == 1)
+        out->dirty_rate = x;
+    virTypedParamsFree(p, n);
+    return r;
+}

@@ -90,3 +90,29 @@ int nc_virt_snapshot_create(struct nc_virt *v, virDomainPtr dom, const char *nam
                             nc_virt_progress_fn progress, void *userdata, int poll_ms);
 /* Revert to snapshot name, leaving the domain paused. */
 int nc_virt_snapshot_revert_paused(struct nc_virt *v, virDomainPtr dom, const char *name);
+
+/* A second connection (a migration's destination) served by the event loop loop_owner
+ * already runs: libvirt's default loop is process-wide, so v starts no thread of its own and
+ * nc_virt_close(v) only closes the connection. Close v before loop_owner. */
+int nc_virt_open_peer(struct nc_virt *v, const struct nc_virt *loop_owner, const char *uri);
+
+/* What virDomainMigrateToURI3 gets (host/migrate.h). NULL strings are left to libvirt. */
+struct nc_virt_migrate_args {
+    const char *dest_uri;       /* the destination libvirt (peer to peer: the source dials it) */
+    const char *migrate_uri;    /* VIR_MIGRATE_PARAM_URI: QEMU's stream, e.g. tcp://ADDR:PORT */
+    const char *listen_address; /* VIR_MIGRATE_PARAM_LISTEN_ADDRESS on the destination */
+    const char *dest_xml;       /* VIR_MIGRATE_PARAM_DEST_XML (a file's contents) */
+    unsigned int flags;         /* VIR_MIGRATE_* */
+};
+/* Blocking virDomainMigrateToURI3 (run it in a thread; nc_virt_abort_job cancels it). The
+ * error goes to err (thread-safe: not v->err) and comes back as -errno. */
+int nc_virt_migrate(virDomainPtr dom, const struct nc_virt_migrate_args *a, char *err,
+                    size_t errlen);
+
+/* An outgoing migration's memory progress (virDomainGetJobStats). -ENOENT when no job runs. */
+struct nc_virt_job_mem {
+    uint64_t total, processed, remaining; /* bytes */
+    uint64_t iteration;                   /* QEMU dirty syncs: 1 in the first pass, 2 after it */
+    uint64_t dirty_rate;                  /* pages/s, 0 when unknown */
+};
+int nc_virt_job_mem(virDomainPtr dom, struct nc_virt_job_mem *out);
