@@ -674,6 +674,9 @@ enum txn_outcome txn_checkpoint(struct txn_ctx *ctx, const struct txn_checkpoint
     }
     x.d.committed = true;
     r->bundle_committed = true;
+    if (ops->history_record) /* from here the domain's network state stops or runs on at it */
+        ops->history_record(ud, o->continue_running ? TXN_HISTORY_CONTINUED : TXN_HISTORY_STOPPED,
+                            &r->m);
     end(&x);
 
     if (!o->continue_running) {
@@ -802,6 +805,24 @@ static enum txn_outcome restore_rollback(struct run *x)
     return r->outcome = r->interrupted ? TXN_INTERRUPTED : TXN_ROLLED_BACK;
 }
 
+/* Is restoring this bundle a rollback? The history decides when the implementation keeps
+ * one; otherwise a --continue bundle is one (its domain ran on after it). */
+static void decide_rollback(struct run *x, bool vm_active)
+{
+    struct txn_rollback *rb = &x->r->rollback;
+    const struct txn_ops *ops = x->ctx->ops;
+    memset(rb, 0, sizeof(*rb));
+    if (ops->rollback_decide) {
+        ops->rollback_decide(x->ctx->ud, &x->r->m, vm_active, rb);
+    } else {
+        rb->detected = x->r->m.mode == MANIFEST_MODE_CONTINUE || vm_active;
+        snprintf(rb->reason, sizeof(rb->reason), "%s",
+                 rb->detected ? "the bundle was made with --continue, or the domain runs"
+                              : "a stop-mode bundle");
+    }
+    rb->checked = true;
+}
+
 static bool refusal_errno(int q)
 {
     return q == -EINVAL || q == -ENOENT || q == -EFBIG || q == -EBADMSG;
@@ -846,6 +867,7 @@ enum txn_outcome txn_restore(struct txn_ctx *ctx, const struct txn_restore_opts 
     free(dom.xml);
     dom.xml = NULL;
     r->vm_before = dom.state;
+    decide_rollback(&x, dom.state == TXN_VM_RUNNING || dom.state == TXN_VM_PAUSED);
     if (dom.state == TXN_VM_RUNNING || dom.state == TXN_VM_PAUSED) {
         fail(&x, -EBUSY, "domain %s is %s; stop it (virsh destroy or shutdown) before restoring",
              x.domain, txn_vm_state_name(dom.state));
@@ -991,14 +1013,18 @@ enum txn_outcome txn_restore(struct txn_ctx *ctx, const struct txn_restore_opts 
     /* Past the lift the restore is committed forward: the VM runs with an open network. A
      * thaw failure leaves the agent's watchdog to thaw; we say so, we do not destroy. */
     begin(&x, TXN_STEP_THAW);
-    q = ops->agent_thaw(ud, o->keep_clock ? 0 : ops->clock(ud, true), &r->thaw_reply, x.err,
-                        sizeof(x.err));
+    /* A rollback with --stale=auto resets every connection of the image right after the thaw;
+     * it thaws without the window probe (docs/rollback.md). */
+    bool reset_all = r->rollback.detected && o->reset_stale;
+    int (*thaw)(void *, uint64_t, json_object **, char *, size_t) =
+        reset_all && ops->agent_thaw_quiet ? ops->agent_thaw_quiet : ops->agent_thaw;
+    q = thaw(ud, o->keep_clock ? 0 : ops->clock(ud, true), &r->thaw_reply, x.err, sizeof(x.err));
     if (q < 0) {
         char first[512];
         snprintf(first, sizeof(first), "%s", why(&x, q));
         x.err[0] = 0;
-        q = ops->agent_thaw(ud, o->keep_clock ? 0 : ops->clock(ud, true), &r->thaw_reply, x.err,
-                            sizeof(x.err));
+        q = thaw(ud, o->keep_clock ? 0 : ops->clock(ud, true), &r->thaw_reply, x.err,
+                 sizeof(x.err));
         if (q < 0) {
             fail(&x, q,
                  "guest-net-thaw failed: %s; the VM runs with its network open and the "
@@ -1009,21 +1035,33 @@ enum txn_outcome txn_restore(struct txn_ctx *ctx, const struct txn_restore_opts 
             goto out_state;
         }
     }
-    /* A --continue bundle is a rollback: the domain ran on and the peers are ahead of the
-     * image, so their held frames would only meet connections about to be reset. */
-    if (r->m.mode == MANIFEST_MODE_CONTINUE && o->reset_stale)
+    /* On a rollback the peers are ahead of the image: their held frames would only meet
+     * connections about to be reset. */
+    if (reset_all) {
         r->replay.skipped = x.replay_on;
-    else
+        if (ops->reset_image) {
+            q = ops->reset_image(ud, r->image, &r->rollback.n_reset, &r->rollback.probes, x.err,
+                                 sizeof(x.err));
+            if (q < 0)
+                warn(&x, "resetting the rolled-back connections failed: %s", why(&x, q));
+            else
+                r->rollback.reset = true;
+        }
+    } else {
         replay(&x, TXN_REPLAY_SEND, r->image);
+    }
     end(&x);
 
-    finish_ok(&x, o->reset_stale);
+    finish_ok(&x, o->reset_stale && !r->rollback.reset);
     goto out_state;
 
 rollback:
     restore_rollback(&x);
     goto out;
 out_state:
+    /* The domain exists now and runs (or will run, once unblocked) on from this bundle. */
+    if (ops->history_record)
+        ops->history_record(ud, TXN_HISTORY_RESTORED, &r->m);
     if (ops->vm_state(ud, &r->vm_after) < 0)
         r->vm_after = TXN_VM_UNKNOWN;
 out:

@@ -110,6 +110,24 @@ struct txn_replay_stats {
     bool skipped;       /* not replayed on purpose (a rollback whose stale connections reset) */
 };
 
+/* Rollback safety (docs/rollback.md): is this restore a rollback, and what was done. */
+struct txn_rollback {
+    bool checked;     /* judged (false: the restore failed before) */
+    bool detected;    /* the peers may be ahead of the bundle */
+    bool known;       /* the domain's history decided (else the manifest and VM state) */
+    char reason[256]; /* one sentence */
+    bool reset;       /* --stale=auto: every connection of the image was reset */
+    int n_reset;      /* connections the agent reset */
+    int probes;       /* peer probes sent (host/peer-probe.h) */
+};
+
+/* What a transaction tells the domain's history (host/history.h). */
+enum txn_history_event {
+    TXN_HISTORY_STOPPED,   /* stop-mode checkpoint committed */
+    TXN_HISTORY_CONTINUED, /* continue-mode checkpoint committed */
+    TXN_HISTORY_RESTORED,  /* a restore left the domain there (running, paused or refused) */
+};
+
 /* The effects. ud is the implementation's context. Every int function returns 0 or -errno and
  * may fill err (errlen bytes) with a one-line reason. */
 struct txn_ops {
@@ -181,6 +199,21 @@ struct txn_ops {
     int (*replay)(void *ud, enum txn_replay_phase ph, json_object *image,
                   struct txn_replay_stats *st, char *err, size_t errlen);
 
+    /* Optional rollback safety (NULL: a --continue bundle is a rollback, nothing recorded).
+     * history_record: the event for m's domain and bundle (a failure is only logged).
+     * rollback_decide: is restoring m a rollback (vm_active: the domain runs or is paused)?
+     * agent_thaw_quiet: guest-net-thaw without the window-probe kick, for a rollback about to
+     * reset every connection (a probe's answer would use up the peer's rate-limited reply).
+     * reset_image: reset every connection of image in the guest and make the peers hear it;
+     * fills *n_reset and *probes. */
+    void (*history_record)(void *ud, enum txn_history_event ev, const struct manifest *m);
+    void (*rollback_decide)(void *ud, const struct manifest *m, bool vm_active,
+                            struct txn_rollback *out);
+    int (*agent_thaw_quiet)(void *ud, uint64_t host_time_ns, json_object **reply, char *err,
+                            size_t errlen);
+    int (*reset_image)(void *ud, json_object *image, int *n_reset, int *probes, char *err,
+                       size_t errlen);
+
     /* CLOCK_MONOTONIC or CLOCK_REALTIME in ns. */
     uint64_t (*clock)(void *ud, bool realtime);
 };
@@ -243,6 +276,7 @@ struct txn_result {
     json_object *thaw_reply;
     json_object *report; /* restore and continue mode: per-connection results */
     struct txn_replay_stats replay;
+    struct txn_rollback rollback; /* restore only */
 };
 
 void txn_result_done(struct txn_result *r);

@@ -19,6 +19,7 @@
 #include "host/gate.h"
 #include "host/journal.h"
 #include "host/migrate.h"
+#include "host/rollback.h"
 #include "host/tap-watch.h"
 
 #define T ((struct txn_real *)ud)
@@ -81,6 +82,8 @@ void txn_real_done(struct txn_real *t)
         unlink(t->rescue);
     t->rescue[0] = 0;
     replay_session_close(&t->rs);
+    json_object_put(t->rollback_reset);
+    t->rollback_reset = NULL;
     if (t->watch) {
         tap_watch_stop(t->watch);
         free(t->watch);
@@ -365,14 +368,13 @@ static int r_agent_freeze(void *ud, uint32_t watchdog_ms, json_object **image, c
     return 0;
 }
 
-static int r_agent_thaw(void *ud, uint64_t host_time_ns, json_object **reply, char *err,
-                        size_t errlen)
+static int thaw_call(struct txn_real *t, uint64_t host_time_ns, bool kick, json_object **reply,
+                     char *err, size_t errlen)
 {
-    struct txn_real *t = T;
     json_object *args = json_object_new_object();
     if (host_time_ns && host_time_ns <= INT64_MAX)
         json_object_object_add(args, "host_time_ns", json_object_new_int64((int64_t)host_time_ns));
-    json_object_object_add(args, "kick", json_object_new_boolean(true));
+    json_object_object_add(args, "kick", json_object_new_boolean(kick));
     json_object *ret = NULL;
     int r = txn_real_agent_call(t, AGENT_CMD_NET_THAW, args, TXN_REAL_CALL_MS, &ret, err, errlen);
     json_object_put(args);
@@ -383,6 +385,18 @@ static int r_agent_thaw(void *ud, uint64_t host_time_ns, json_object **reply, ch
     else
         json_object_put(ret);
     return 0;
+}
+
+static int r_agent_thaw(void *ud, uint64_t host_time_ns, json_object **reply, char *err,
+                        size_t errlen)
+{
+    return thaw_call(T, host_time_ns, true, reply, err, errlen);
+}
+
+static int r_agent_thaw_quiet(void *ud, uint64_t host_time_ns, json_object **reply, char *err,
+                              size_t errlen)
+{
+    return thaw_call(T, host_time_ns, false, reply, err, errlen);
 }
 
 static const char *jstr(json_object *o, const char *key)
@@ -456,6 +470,7 @@ static int r_agent_report(void *ud, json_object *image, json_object *thaw_reply,
     tap_watch_stop(t->watch);
     if (!rep)
         return -ENOMEM;
+    rollback_mark_report(rep, t->rollback_reset);
     json_object *stale = tap_watch_stale_list(rep);
     if (reset_stale && stale && json_object_array_length(stale) > 0) {
         json_object *args = json_object_new_object();
@@ -1054,6 +1069,10 @@ const struct txn_ops txn_real_ops = {
     .journal_write = r_journal_write,
     .journal_remove = r_journal_remove,
     .replay = r_replay,
+    .history_record = rollback_history_record,
+    .rollback_decide = rollback_decide,
+    .agent_thaw_quiet = r_agent_thaw_quiet,
+    .reset_image = rollback_reset_image,
     .clock = r_clock,
 };
 

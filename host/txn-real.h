@@ -65,6 +65,8 @@ struct txn_real {
     /* held-traffic replay (host/replay.h); replay_limit 0: REPLAY_DEFAULT_LIMIT */
     struct replay_session rs;
     size_t replay_limit;
+    /* a rollback's guest-net-reset-stale reply, for the report (host/rollback.h) */
+    json_object *rollback_reset;
 };
 
 extern const struct txn_ops txn_real_ops;
