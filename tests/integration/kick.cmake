@@ -6,3 +6,6 @@ set_target_properties(thaw-kick-driver PROPERTIES
   RUNTIME_OUTPUT_DIRECTORY ${CMAKE_BINARY_DIR}/tests/integration)
 netckpt_script_test(thaw-kick SCRIPT ${CMAKE_CURRENT_SOURCE_DIR}/thaw-kick.sh
   LABELS integration TIMEOUT 240)
+# The same through a real netckpt-agent's guest-net-thaw (kick true and false).
+netckpt_script_test(thaw-kick-agent SCRIPT ${CMAKE_CURRENT_SOURCE_DIR}/thaw-kick-agent.sh
+  LABELS integration TIMEOUT 240)
