@@ -439,11 +439,38 @@ static bool included(const struct net_freeze_opts *o, const struct tcp_endpoint 
     return false;
 }
 
-/* One discovery round: list sockets, scan owners, quiesce owners not held yet. Returns how
- * many processes were newly quiesced; the lists stay valid for the caller. */
+/* Stops an owner the moment the scan sees it holding a wanted socket (proc_owner_hold_fn). */
+struct hold_ctx {
+    struct quiesce_set *qs;
+    struct qga_error *err;
+    int added;   /* processes newly quiesced in this round */
+    bool failed; /* err is set */
+};
+
+static int hold_owner(void *ctx, pid_t pid, const char *comm)
+{
+    struct hold_ctx *h = ctx;
+    if (quiesce_holds(h->qs, pid))
+        return 1;
+    int r = quiesce_add(h->qs, pid);
+    if (r < 0) {
+        h->failed = true;
+        return qga_error_errno(h->err, r, "quiescing pid %d (%s)", (int)pid, comm);
+    }
+    if (r == 0)
+        return 0; /* exited: it owns nothing */
+    h->added++;
+    return 1;
+}
+
+/* One discovery round: list sockets, then go through /proc, quiescing each owner of a
+ * socket to freeze as soon as it is seen and reading its fds once it is stopped; owners
+ * stopped in an earlier round are not read again (owners_cache). Returns how many processes
+ * were newly quiesced; the lists stay valid for the caller. */
 static int discover(struct net_freezer *nf, const struct net_freeze_opts *o,
                     const struct local_addrs *la, struct sock_diag_tcp **ents, size_t *n_ents,
-                    struct proc_owner_map *map, struct qga_error *err)
+                    struct proc_owner_cache *owners_cache, struct proc_owner_map *map,
+                    struct qga_error *err)
 {
     uint64_t t0 = now_monotonic_ns();
     int r = sock_diag_tcp_list(SOCK_DIAG_ALL_STATES, ents, n_ents);
@@ -454,46 +481,35 @@ static int discover(struct net_freezer *nf, const struct net_freeze_opts *o,
     if (r < 0)
         return qga_error_errno(err, r, "listing TCP sockets (sock_diag)");
     uint64_t t1 = now_monotonic_ns();
-    bool any = false;
-    for (size_t i = 0; i < *n_ents && !any; i++)
-        any = !skip_reason(la, &(*ents)[i]) && included(o, &(*ents)[i].remote);
-    if (!any)
-        return 0; /* nothing to freeze: no owners to look for */
-    r = proc_owner_scan(proc_root(nf), getpid(), map);
-    if (r < 0)
-        return qga_error_errno(err, r, "scanning %s for socket owners", proc_root(nf));
-    uint64_t t2 = now_monotonic_ns();
-    int added = 0;
+    _cleanup_(inode_set_free) struct inode_set want = {0};
     for (size_t i = 0; i < *n_ents; i++) {
         const struct sock_diag_tcp *e = &(*ents)[i];
         if (skip_reason(la, e) || !included(o, &e->remote))
             continue;
-        const struct proc_owner_entry *first;
-        size_t no = proc_owner_lookup(map, e->inode, &first);
-        for (size_t k = 0; k < no; k++) {
-            pid_t pid = first[k].owner.pid;
-            if (quiesce_holds(&nf->qs, pid))
-                continue;
-            r = quiesce_add(&nf->qs, pid);
-            if (r < 0)
-                return qga_error_errno(err, r, "quiescing pid %d (%s)", (int)pid,
-                                       first[k].owner.comm);
-            if (r > 0)
-                added++;
-        }
+        r = inode_set_add(&want, e->inode);
+        if (r < 0)
+            return qga_error_errno(err, r, "freeze");
     }
-    log_debug("discover: %zu sockets listed in %.1f ms, %zu fds scanned in %.1f ms, %d "
-              "processes quiesced in %.1f ms",
-              *n_ents, (double)(t1 - t0) / 1e6, map->n, (double)(t2 - t1) / 1e6, added,
-              (double)(now_monotonic_ns() - t2) / 1e6);
-    return added;
+    if (want.n == 0)
+        return 0; /* nothing to freeze: no owners to look for */
+    size_t read0 = owners_cache->n_read;
+    struct hold_ctx h = {.qs = &nf->qs, .err = err};
+    r = proc_owner_scan_held(proc_root(nf), getpid(), &want, hold_owner, &h, owners_cache, map);
+    if (r < 0)
+        return h.failed ? r
+                        : qga_error_errno(err, r, "scanning %s for socket owners", proc_root(nf));
+    log_debug("discover: %zu sockets listed in %.1f ms, %zu to freeze; %zu fd links read, %d "
+              "processes quiesced, %zu owner fds in %.1f ms",
+              *n_ents, (double)(t1 - t0) / 1e6, want.n, owners_cache->n_read - read0, h.added,
+              map->n, (double)(now_monotonic_ns() - t1) / 1e6);
+    return h.added;
 }
 
 /* Take one socket from one of its owners; -ENOENT if none still has it. */
-static int take_socket(const struct pending_sock *p)
+static int take_socket(struct pidfd_cache *pidfds, const struct pending_sock *p)
 {
     for (size_t k = 0; k < p->n_owners; k++) {
-        int fd = pidfd_take_socket(p->owners[k].owner.pid, p->owners[k].owner.fd);
+        int fd = pidfd_cache_take(pidfds, p->owners[k].owner.pid, p->owners[k].owner.fd);
         if (fd < 0)
             continue;
         uint64_t ino = 0;
@@ -644,6 +660,8 @@ int net_freezer_freeze(struct net_freezer *nf, const struct net_freeze_opts *o, 
     struct sock_diag_tcp *ents = NULL;
     size_t n_ents = 0;
     struct proc_owner_map map = {0};
+    struct proc_owner_cache owners_cache = {0};
+    struct pidfd_cache pidfds = {0};
     struct pending_sock *ps = NULL;
     size_t n_ps = 0, skipped_cap = 0;
     int r;
@@ -672,7 +690,7 @@ int net_freezer_freeze(struct net_freezer *nf, const struct net_freeze_opts *o, 
         ents = NULL;
         n_ents = 0;
         proc_owner_map_free(&map);
-        r = discover(nf, o, &la, &ents, &n_ents, &map, err);
+        r = discover(nf, o, &la, &ents, &n_ents, &owners_cache, &map, err);
         if (r < 0)
             goto fail;
         if (r == 0 || round + 1 >= NET_FREEZER_MAX_ROUNDS)
@@ -725,24 +743,10 @@ int net_freezer_freeze(struct net_freezer *nf, const struct net_freeze_opts *o, 
     }
     for (size_t i = 0; i < n_ps; i++) {
         const struct pending_sock *p = &ps[i];
-        int fd = take_socket(p);
-        struct sock_diag_tcp now_diag = p->diag;
-        if (fd >= 0) {
-            /* It may have moved on since the listing (a timer reset it, its owner shut it
-             * down): freeze it only in a state that carries a stream. */
-            struct tcp_info ti;
-            socklen_t tl = sizeof(ti);
-            if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &tl) == 0) {
-                now_diag.state = ti.tcpi_state;
-                if (!state_freezable(ti.tcpi_state)) {
-                    close(fd);
-                    fd = -1;
-                }
-            }
-        }
+        int fd = take_socket(&pidfds, p);
         if (fd < 0) {
-            /* Closed or finished before its owner stopped: nothing left to freeze. */
-            r = add_skipped(&nf->img, &skipped_cap, &now_diag, SKIP_NOT_OWNED);
+            /* Closed before its owner stopped: nothing left to freeze. */
+            r = add_skipped(&nf->img, &skipped_cap, &p->diag, SKIP_NOT_OWNED);
             if (r < 0) {
                 qga_error_errno(err, r, "freeze");
                 goto fail;
@@ -768,13 +772,18 @@ int net_freezer_freeze(struct net_freezer *nf, const struct net_freeze_opts *o, 
         char lb[INET6_ADDRSTRLEN], rb[INET6_ADDRSTRLEN];
         r = tcp_repair_freeze(fd, &c->st);
         if (r == -EOPNOTSUPP) {
-            /* Its state moved to one without a stream since we looked (a timer fired):
-             * untouched, so just leave it out. */
+            /* Its state moved to one without a stream since the listing (a timer fired, its
+             * owner shut it down): untouched, so just leave it out, as it is now. */
+            struct sock_diag_tcp now_diag = p->diag;
+            struct tcp_info ti;
+            socklen_t tl = sizeof(ti);
+            if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &tl) == 0)
+                now_diag.state = ti.tcpi_state;
             close(fd);
             free(c->owners);
             memset(c, 0, sizeof(*c));
             nf->img.n_conns--;
-            r = add_skipped(&nf->img, &skipped_cap, &p->diag, SKIP_NOT_OWNED);
+            r = add_skipped(&nf->img, &skipped_cap, &now_diag, SKIP_NOT_OWNED);
             if (r < 0) {
                 qga_error_errno(err, r, "freeze");
                 goto fail;
@@ -805,6 +814,7 @@ int net_freezer_freeze(struct net_freezer *nf, const struct net_freeze_opts *o, 
         repair_queue_none(fd);
     }
 
+    pidfd_cache_done(&pidfds); /* not to be inherited by the sentinel */
     uint64_t t_dump = now_monotonic_ns();
     nf->frozen = true;
     nf->timeout_ms = timeout_ms;
@@ -817,6 +827,7 @@ int net_freezer_freeze(struct net_freezer *nf, const struct net_freeze_opts *o, 
         goto fail;
     }
 
+    uint64_t t_state2 = now_monotonic_ns();
     json_object *j = socket_image_to_json(&nf->img);
     if (!j) {
         nf->frozen = false;
@@ -825,12 +836,14 @@ int net_freezer_freeze(struct net_freezer *nf, const struct net_freeze_opts *o, 
     }
     nf->n_freezes++;
     remember_keys(nf);
+    uint64_t t_json = now_monotonic_ns();
     sentinel_start(nf);
     uint64_t t_end = now_monotonic_ns();
     log_debug("freeze phases: discover+quiesce %.1f ms, state file %.1f ms, take+repair+dump "
-              "%.1f ms, state file + image JSON %.1f ms",
+              "%.1f ms, state file %.1f ms, image JSON %.1f ms, sentinel %.1f ms",
               (double)(t_disc - t0) / 1e6, (double)(t_state - t_disc) / 1e6,
-              (double)(t_dump - t_state) / 1e6, (double)(t_end - t_dump) / 1e6);
+              (double)(t_dump - t_state) / 1e6, (double)(t_state2 - t_dump) / 1e6,
+              (double)(t_json - t_state2) / 1e6, (double)(t_end - t_json) / 1e6);
     log_info("frozen %zu connections of %zu processes (%zu skipped) in %.1f ms, image %s, "
              "watchdog %u ms",
              nf->img.n_conns, nf->n_procs, nf->img.n_skipped,
@@ -839,6 +852,7 @@ int net_freezer_freeze(struct net_freezer *nf, const struct net_freeze_opts *o, 
     free(ps);
     free(ents);
     proc_owner_map_free(&map);
+    proc_owner_cache_free(&owners_cache);
     local_addrs_free(&la);
     return 0;
 
@@ -857,9 +871,11 @@ fail:
     nf->deadline_mono_ns = 0;
     nf->last_thaw = (struct net_thaw_summary){
         .valid = true, .reason = NET_THAW_ROLLBACK, .at_realtime_ns = now_realtime_ns()};
+    pidfd_cache_done(&pidfds);
     free(ps);
     free(ents);
     proc_owner_map_free(&map);
+    proc_owner_cache_free(&owners_cache);
     local_addrs_free(&la);
     return r < 0 ? r : -EIO;
 }

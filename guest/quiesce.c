@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -286,4 +287,61 @@ int pidfd_take_socket(pid_t pid, int fd)
     if (nfd < 0)
         return negative_errno();
     return nfd;
+}
+
+static size_t pid_slot(pid_t pid, size_t cap)
+{
+    return (size_t)((uint32_t)pid * 2654435761u) & (cap - 1);
+}
+
+static struct pidfd_slot *pidfd_slot_find(struct pidfd_cache *c, pid_t pid)
+{
+    for (size_t j = pid_slot(pid, c->cap);; j = (j + 1) & (c->cap - 1))
+        if (c->slots[j].pid == pid || c->slots[j].pid == 0)
+            return &c->slots[j];
+}
+
+static int pidfd_cache_grow(struct pidfd_cache *c)
+{
+    size_t nc = c->cap ? c->cap * 2 : 16;
+    struct pidfd_slot *nv = calloc(nc, sizeof(*nv));
+    if (!nv)
+        return -ENOMEM;
+    struct pidfd_cache n = {.slots = nv, .cap = nc, .n = c->n};
+    for (size_t i = 0; i < c->cap; i++)
+        if (c->slots[i].pid)
+            *pidfd_slot_find(&n, c->slots[i].pid) = c->slots[i];
+    free(c->slots);
+    *c = n;
+    return 0;
+}
+
+int pidfd_cache_take(struct pidfd_cache *c, pid_t pid, int fd)
+{
+    if (pid <= 0 || fd < 0)
+        return -EINVAL;
+    if ((c->n + 1) * 2 > c->cap) {
+        int r = pidfd_cache_grow(c);
+        if (r < 0)
+            return r;
+    }
+    struct pidfd_slot *s = pidfd_slot_find(c, pid);
+    if (!s->pid) {
+        int pfd = (int)syscall(SYS_pidfd_open, pid, 0);
+        *s = (struct pidfd_slot){.pid = pid, .pidfd = pfd < 0 ? negative_errno() : pfd};
+        c->n++;
+    }
+    if (s->pidfd < 0)
+        return s->pidfd;
+    int nfd = (int)syscall(SYS_pidfd_getfd, s->pidfd, fd, 0);
+    return nfd < 0 ? negative_errno() : nfd;
+}
+
+void pidfd_cache_done(struct pidfd_cache *c)
+{
+    for (size_t i = 0; i < c->cap; i++)
+        if (c->slots[i].pid && c->slots[i].pidfd >= 0)
+            close(c->slots[i].pidfd);
+    free(c->slots);
+    memset(c, 0, sizeof(*c));
 }

@@ -50,3 +50,18 @@ void quiesce_done(struct quiesce_set *s);
 /* pidfd_open(pid) then pidfd_getfd(fd): a duplicate of another process's fd, O_CLOEXEC.
  * Returns the new fd or -errno (-ESRCH if the process is gone, -EBADF if the fd is). */
 int pidfd_take_socket(pid_t pid, int fd);
+
+/* The pidfds of the processes a freeze takes sockets from, each opened once (a process
+ * often owns many sockets). Zero-initialise; pidfd_cache_done() closes them. */
+struct pidfd_slot {
+    pid_t pid; /* 0: a free slot */
+    int pidfd; /* -errno if pidfd_open failed (the process is gone) */
+};
+struct pidfd_cache {
+    struct pidfd_slot *slots; /* open addressing */
+    size_t cap, n;            /* cap: 0 or a power of two */
+};
+
+/* pidfd_take_socket() through the cache. */
+int pidfd_cache_take(struct pidfd_cache *c, pid_t pid, int fd);
+void pidfd_cache_done(struct pidfd_cache *c);

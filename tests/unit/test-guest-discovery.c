@@ -18,11 +18,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "common/macro.h"
 #include "common/util.h"
 #include "guest/proc-owner.h"
+#include "guest/quiesce.h"
 #include "guest/sock-diag.h"
 
 #define SEQ 77
@@ -342,12 +344,231 @@ static void test_proc_owner_self(void **state)
     proc_owner_map_free(&m);
 }
 
+static void test_inode_set(void **state)
+{
+    struct inode_set s = {0};
+    assert_false(inode_set_has(&s, 1));
+    assert_int_equal(inode_set_add(&s, 0), -EINVAL);
+    for (uint64_t i = 1; i <= 10000; i++)
+        assert_int_equal(inode_set_add(&s, 4000000 + i), 1);
+    assert_int_equal(inode_set_add(&s, 4000001), 0); /* already there */
+    assert_int_equal(s.n, 10000);
+    for (uint64_t i = 1; i <= 10000; i++)
+        assert_true(inode_set_has(&s, 4000000 + i));
+    assert_false(inode_set_has(&s, 4000000));
+    assert_false(inode_set_has(&s, 4010001));
+    assert_false(inode_set_has(&s, 0));
+    inode_set_free(&s);
+    inode_set_free(&s);
+    assert_false(inode_set_has(&s, 4000001));
+}
+
+/* A hold callback over a fake /proc: counts holds per pid, and can make an owner move a
+ * socket to another fd before it stops, report a process gone, or fail. */
+struct fake_hold {
+    const char *root;
+    int holds[1000];
+    pid_t gone_pid, fail_pid, moves_pid;
+};
+
+static int fake_hold(void *ctx, pid_t pid, const char *comm)
+{
+    struct fake_hold *h = ctx;
+    assert_true(pid > 0 && pid < 1000);
+    assert_non_null(comm);
+    h->holds[pid]++;
+    if (pid == h->fail_pid)
+        return -EPERM;
+    if (pid == h->gone_pid)
+        return 0;
+    if (pid == h->moves_pid) { /* dup2(3, 9); close(3) just before the stop */
+        char from[512], to[512];
+        snprintf(from, sizeof(from), "%s/%d/fd/3", h->root, (int)pid);
+        snprintf(to, sizeof(to), "%s/%d/fd/9", h->root, (int)pid);
+        assert_int_equal(rename(from, to), 0);
+    }
+    return 1;
+}
+
+static void want_set(struct inode_set *w, const uint64_t *inodes, size_t n)
+{
+    inode_set_free(w);
+    for (size_t i = 0; i < n; i++)
+        assert_true(inode_set_add(w, inodes[i]) >= 0);
+}
+
+static void test_proc_owner_held_fake(void **state)
+{
+    char root[] = "/tmp/netckpt-fakeproc-XXXXXX";
+    assert_non_null(mkdtemp(root));
+    char d[512];
+    const char *dirs[] = {"123",    "123/fd", "456",    "456/fd", "600",
+                          "600/fd", "700",    "700/fd", "800"};
+    for (size_t i = 0; i < ELEMENTSOF(dirs); i++) {
+        snprintf(d, sizeof(d), "%s/%s", root, dirs[i]);
+        assert_int_equal(mkdir(d, 0755), 0);
+    }
+    mkfile(root, "123/comm", "server\n");
+    mklink(root, "123/fd/3", "socket:[555]");
+    mklink(root, "123/fd/4", "/dev/null");
+    mklink(root, "123/fd/5", "socket:[777]"); /* not wanted, but held processes record all */
+    mklink(root, "456/fd/10", "socket:[555]");
+    mklink(root, "600/fd/1", "socket:[888]"); /* not wanted: 600 is left running */
+    mklink(root, "700/fd/2", "socket:[555]"); /* exits as it is being held */
+    mklink(root, "self", "123");
+
+    struct fake_hold h = {.root = root, .gone_pid = 700, .moves_pid = 123};
+    struct proc_owner_cache cache = {0};
+    struct inode_set want = {0};
+    struct proc_owner_map m;
+    const struct proc_owner_entry *e;
+
+    /* Round 1: every owner of 555 is held once and read after its hold. */
+    want_set(&want, (const uint64_t[]){555}, 1);
+    assert_int_equal(proc_owner_scan_held(root, 0, &want, fake_hold, &h, &cache, &m), 0);
+    assert_int_equal(h.holds[123], 1);
+    assert_int_equal(h.holds[456], 1);
+    assert_int_equal(h.holds[700], 1);
+    assert_int_equal(h.holds[600], 0);
+    assert_int_equal(proc_owner_lookup(&m, 555, &e), 2);
+    assert_int_equal(e[0].owner.pid, 123);
+    assert_int_equal(e[0].owner.fd, 9); /* where it is once 123 stopped, not where it was */
+    assert_string_equal(e[0].owner.comm, "server");
+    assert_int_equal(e[1].owner.pid, 456);
+    assert_int_equal(proc_owner_lookup(&m, 777, &e), 1);
+    assert_int_equal(proc_owner_lookup(&m, 888, &e), 0);
+    assert_int_equal(m.n, 3);
+    size_t read1 = cache.n_read;
+    assert_true(read1 >= 6);
+    proc_owner_map_free(&m);
+
+    /* Round 2: 600 got 555 meanwhile and is held now; the held ones are not read again (a
+     * change behind their back would show if they were). */
+    mklink(root, "600/fd/7", "socket:[555]");
+    mklink(root, "456/fd/11", "socket:[555]");
+    want_set(&want, (const uint64_t[]){555, 999}, 2);
+    h.moves_pid = 0;
+    assert_int_equal(proc_owner_scan_held(root, 0, &want, fake_hold, &h, &cache, &m), 0);
+    assert_int_equal(h.holds[123], 1);
+    assert_int_equal(h.holds[456], 1);
+    assert_int_equal(h.holds[600], 1);
+    assert_int_equal(h.holds[700], 2); /* still listed, still not held */
+    assert_int_equal(proc_owner_lookup(&m, 555, &e), 3);
+    assert_int_equal(e[0].owner.pid, 123);
+    assert_int_equal(e[1].owner.pid, 456);
+    assert_int_equal(e[1].owner.fd, 10);
+    assert_int_equal(e[2].owner.pid, 600);
+    assert_int_equal(e[2].owner.fd, 7);
+    assert_int_equal(proc_owner_lookup(&m, 888, &e), 1); /* 600 is held: all its sockets */
+    proc_owner_map_free(&m);
+
+    /* Round 3: a held process that is no longer listed owns nothing. */
+    snprintf(d, sizeof(d), "%s/456", root);
+    assert_int_equal(rm_rf(d), 0);
+    assert_int_equal(proc_owner_scan_held(root, 600, &want, fake_hold, &h, &cache, &m), 0);
+    assert_int_equal(proc_owner_lookup(&m, 555, &e), 1);
+    assert_int_equal(e[0].owner.pid, 123);
+    proc_owner_map_free(&m);
+
+    /* A hold that fails aborts the round with its error. */
+    proc_owner_cache_free(&cache);
+    h.fail_pid = 123;
+    assert_int_equal(proc_owner_scan_held(root, 0, &want, fake_hold, &h, &cache, &m), -EPERM);
+    assert_int_equal(m.n, 0);
+    assert_int_equal(proc_owner_scan_held(root, 0, NULL, fake_hold, &h, &cache, &m), -EINVAL);
+    assert_int_equal(
+        proc_owner_scan_held("/nonexistent-netckpt", 0, &want, fake_hold, &h, &cache, &m), -ENOENT);
+    proc_owner_cache_free(&cache);
+    proc_owner_cache_free(&cache);
+    inode_set_free(&want);
+    rm_rf(root);
+}
+
+/* The real /proc: a held scan finds our own socket under our pid after holding us. */
+static int self_hold(void *ctx, pid_t pid, const char *comm)
+{
+    (*(int *)ctx)++;
+    return pid == getpid() ? 1 : 0;
+}
+
+static void test_proc_owner_held_self(void **state)
+{
+    _cleanup_close_ int s = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    assert_true(s >= 0);
+    uint64_t inode;
+    assert_int_equal(fd_socket_inode(s, &inode), 0);
+    struct inode_set want = {0};
+    assert_int_equal(inode_set_add(&want, inode), 1);
+    struct proc_owner_cache cache = {0};
+    struct proc_owner_map m;
+    int holds = 0;
+    assert_int_equal(proc_owner_scan_held("/proc", 0, &want, self_hold, &holds, &cache, &m), 0);
+    assert_int_equal(holds, 1);
+    const struct proc_owner_entry *e;
+    assert_int_equal(proc_owner_lookup(&m, inode, &e), 1);
+    assert_int_equal(e->owner.pid, getpid());
+    assert_int_equal(e->owner.fd, s);
+    proc_owner_map_free(&m);
+    assert_int_equal(proc_owner_scan_held("/proc", 0, &want, self_hold, &holds, &cache, &m), 0);
+    assert_int_equal(holds, 1); /* held: not read again */
+    assert_int_equal(proc_owner_lookup(&m, inode, &e), 1);
+    proc_owner_map_free(&m);
+    proc_owner_cache_free(&cache);
+    inode_set_free(&want);
+}
+
+/* pidfd_cache_take: one pidfd per process, the fds it gives are the owner's sockets. */
+static void test_pidfd_cache(void **state)
+{
+    _cleanup_close_ int s = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    assert_true(s >= 0);
+    uint64_t inode, got;
+    assert_int_equal(fd_socket_inode(s, &inode), 0);
+    struct pidfd_cache c = {0};
+    for (int i = 0; i < 3; i++) {
+        int fd = pidfd_cache_take(&c, getpid(), s);
+        assert_true(fd >= 0);
+        assert_int_equal(fd_socket_inode(fd, &got), 0);
+        assert_true(got == inode);
+        assert_true(fcntl(fd, F_GETFD) & FD_CLOEXEC);
+        close(fd);
+    }
+    assert_int_equal(c.n, 1);
+    assert_int_equal(pidfd_cache_take(&c, getpid(), 100000), -EBADF);
+    assert_int_equal(pidfd_cache_take(&c, 0, s), -EINVAL);
+    assert_int_equal(pidfd_cache_take(&c, getpid(), -1), -EINVAL);
+    /* A process that is gone (reaped) stays gone, without asking the kernel again. */
+    pid_t child = fork();
+    assert_true(child >= 0);
+    if (child == 0)
+        _exit(0);
+    assert_int_equal(waitpid(child, NULL, 0), child);
+    assert_int_equal(pidfd_cache_take(&c, child, 0), -ESRCH);
+    assert_int_equal(pidfd_cache_take(&c, child, 0), -ESRCH);
+    /* Growing keeps what is there. */
+    for (pid_t p = 2000000; p < 2000100; p++)
+        assert_int_equal(pidfd_cache_take(&c, p, 0), -ESRCH);
+    int fd = pidfd_cache_take(&c, getpid(), s);
+    assert_true(fd >= 0);
+    close(fd);
+    assert_int_equal(c.n, 102);
+    pidfd_cache_done(&c);
+    pidfd_cache_done(&c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_parse_good),      cmocka_unit_test(test_parse_partial),
-        cmocka_unit_test(test_parse_errors),    cmocka_unit_test(test_parse_random),
-        cmocka_unit_test(test_proc_owner_fake), cmocka_unit_test(test_proc_owner_self),
+        cmocka_unit_test(test_parse_good),
+        cmocka_unit_test(test_parse_partial),
+        cmocka_unit_test(test_parse_errors),
+        cmocka_unit_test(test_parse_random),
+        cmocka_unit_test(test_proc_owner_fake),
+        cmocka_unit_test(test_proc_owner_self),
+        cmocka_unit_test(test_inode_set),
+        cmocka_unit_test(test_proc_owner_held_fake),
+        cmocka_unit_test(test_proc_owner_held_self),
+        cmocka_unit_test(test_pidfd_cache),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
