@@ -10,6 +10,7 @@
 
 #include "common/log.h"
 #include "host/cli.h"
+#include "host/hold.h"
 #include "host/journal.h"
 #include "host/txn-real.h"
 #include "host/virt.h"
@@ -141,6 +142,8 @@ static int usage_error(const char *what, const char *arg)
 
 int main(int argc, char **argv)
 {
+    if (argc >= 2 && !strcmp(argv[1], HOLD_RUN_ARG)) /* the outage holder (host/hold.h) */
+        return hold_main(argc - 1, argv + 1);
     struct cli_ctx ctx = {.interrupted = &interrupted, .argv0 = argv[0]};
     struct nc_virt v;
     memset(&v, 0, sizeof(v));

@@ -19,6 +19,7 @@
 #include "common/macro.h"
 #include "common/util.h"
 #include "host/daemon.h"
+#include "host/hold.h"
 #include "host/virt.h"
 #include "version.h"
 
@@ -73,6 +74,8 @@ static uint64_t real_clock(void *ud, bool realtime)
 
 int main(int argc, char **argv)
 {
+    if (argc >= 2 && !strcmp(argv[1], HOLD_RUN_ARG)) /* the outage holder (host/hold.h) */
+        return hold_main(argc - 1, argv + 1);
     static const struct option opts[] = {
         {"connect", required_argument, NULL, 'c'},
         {"socket", required_argument, NULL, 's'},

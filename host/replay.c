@@ -1498,12 +1498,16 @@ int replay_session_replay(struct replay_session *s, const struct replay_buf *pri
         return r;
     if (full.n_ips == 0)
         return -ENOENT;
-    size_t limit = s->cap.buf.limit ? s->cap.buf.limit : (prior ? prior->limit : 0);
+    size_t limit = s->cap.buf.limit  ? s->cap.buf.limit
+                   : s->outage.limit ? s->outage.limit
+                                     : (prior ? prior->limit : 0);
     struct replay_buf all;
     if ((r = replay_buf_init(&all, limit)) < 0)
         return r;
     if (prior)
         r = replay_buf_append(&all, prior);
+    if (r >= 0)
+        r = replay_buf_append(&all, &s->outage);
     if (r >= 0)
         r = replay_buf_append(&all, &s->cap.buf);
     if (r >= 0)
@@ -1519,6 +1523,7 @@ void replay_session_close(struct replay_session *s)
     /* rxbuf marks an opened capture (a zeroed struct has fd 0, which is not ours) */
     if (s->cap.rxbuf)
         replay_capture_close(&s->cap);
+    replay_buf_free(&s->outage);
     s->capturing = false;
 }
 
@@ -1530,21 +1535,27 @@ static inline void nft_ctx_freep(struct nft_ctx **c)
         nft_ctx_free(*c);
 }
 
-/* Run nft text we generated ourselves from binary addresses and the derived table name. */
-static int nft_text(const char *cmd, bool quiet)
+/* Run nft text we generated ourselves from binary addresses and the derived table name, in
+ * nft (NULL: a context of its own, freed at once). */
+static int nft_text(struct nft_ctx *nft, const char *cmd, bool quiet)
 {
-    _cleanup_(nft_ctx_freep) struct nft_ctx *nft = nft_ctx_new(NFT_CTX_DEFAULT);
-    if (!nft)
-        return -ENOMEM;
-    if (nft_ctx_buffer_output(nft) < 0 || nft_ctx_buffer_error(nft) < 0)
-        return -ENOMEM;
+    _cleanup_(nft_ctx_freep) struct nft_ctx *own = NULL;
+    if (!nft) {
+        nft = own = nft_ctx_new(NFT_CTX_DEFAULT);
+        if (!nft)
+            return -ENOMEM;
+        if (nft_ctx_buffer_output(nft) < 0 || nft_ctx_buffer_error(nft) < 0)
+            return -ENOMEM;
+    }
     log_debug("replay: nft %s", cmd);
     if (nft_run_cmd_from_buffer(nft, cmd) != 0) {
         const char *err = nft_ctx_get_error_buffer(nft);
         err = err ? err : "";
         if (!quiet)
             log_err("replay: nft refused: %.*s", (int)strcspn(err, "\n"), err);
-        return strstr(err, "No such file or directory") ? -ENOENT : -EIO;
+        return strstr(err, "No such file or directory") ? -ENOENT
+               : strstr(err, "Operation not permitted") ? -EPERM
+                                                        : -EIO;
     }
     return 0;
 }
@@ -1563,6 +1574,14 @@ static int hold_table(const char *domain, char *buf, size_t len)
 int replay_hold_forward_begin(const char *domain, uint16_t group, const struct replay_addrs *a,
                               unsigned flags)
 {
+    if (flags & REPLAY_HOLD_OWNED)
+        return -EINVAL; /* owned by a context freed on return: the tables would vanish */
+    return replay_hold_forward_begin_nft(NULL, domain, group, a, flags);
+}
+
+int replay_hold_forward_begin_nft(struct nft_ctx *nft, const char *domain, uint16_t group,
+                                  const struct replay_addrs *a, unsigned flags)
+{
     char t[GATE_TABLE_NAME_MAX + 8];
     int r = hold_table(domain, t, sizeof(t));
     if (r < 0)
@@ -1576,7 +1595,10 @@ int replay_hold_forward_begin(const char *domain, uint16_t group, const struct r
     if (!f)
         return -ENOMEM;
     /* add+delete+add: one transaction that yields exactly this, whatever existed. */
-    fprintf(f, "add table inet %s\ndelete table inet %s\nadd table inet %s\n", t, t, t);
+    /* owner: the kernel removes the tables with the netlink socket of nft, i.e. when the
+     * process holding it dies, however it dies: a killed holder cannot black-hole the guest. */
+    const char *tflags = (flags & REPLAY_HOLD_OWNED) ? " { flags owner; }" : "";
+    fprintf(f, "add table inet %s\ndelete table inet %s\nadd table inet %s%s\n", t, t, t, tflags);
     fprintf(f,
             "add chain inet %s pre { type filter hook prerouting priority -300; policy accept; }\n",
             t);
@@ -1600,7 +1622,8 @@ int replay_hold_forward_begin(const char *domain, uint16_t group, const struct r
         if (any)
             fprintf(f, " } counter log group %u%s\n", group, verdict);
     }
-    fprintf(f, "add table bridge %s\ndelete table bridge %s\nadd table bridge %s\n", t, t, t);
+    fprintf(f, "add table bridge %s\ndelete table bridge %s\nadd table bridge %s%s\n", t, t, t,
+            tflags);
     if (a->n_macs) {
         fprintf(f,
                 "add chain bridge %s pre { type filter hook prerouting priority -300; policy "
@@ -1616,7 +1639,7 @@ int replay_hold_forward_begin(const char *domain, uint16_t group, const struct r
     }
     if (fflush(f) != 0)
         return -ENOMEM;
-    r = nft_text(cmd, false);
+    r = nft_text(nft, cmd, false);
     if (r < 0)
         return r;
     log_info("replay: holding traffic for %s on the prerouting path (nflog group %u%s)", t, group,
@@ -1626,22 +1649,27 @@ int replay_hold_forward_begin(const char *domain, uint16_t group, const struct r
 
 int replay_hold_forward_end(const char *domain)
 {
+    return replay_hold_forward_end_nft(NULL, domain);
+}
+
+int replay_hold_forward_end_nft(struct nft_ctx *nft, const char *domain)
+{
     char t[GATE_TABLE_NAME_MAX + 8];
     int r = hold_table(domain, t, sizeof(t));
     if (r < 0)
         return r;
     char cmd[512];
     snprintf(cmd, sizeof(cmd), "list table inet %s", t);
-    bool had = nft_text(cmd, true) == 0;
+    bool had = nft_text(nft, cmd, true) == 0;
     snprintf(cmd, sizeof(cmd), "list table bridge %s", t);
-    had = nft_text(cmd, true) == 0 || had;
+    had = nft_text(nft, cmd, true) == 0 || had;
     if (!had)
         return 0;
     snprintf(
         cmd, sizeof(cmd),
         "add table inet %s\ndelete table inet %s\nadd table bridge %s\ndelete table bridge %s\n", t,
         t, t, t);
-    r = nft_text(cmd, false);
+    r = nft_text(nft, cmd, false);
     if (r < 0)
         return r;
     log_info("replay: %s removed", t);

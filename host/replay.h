@@ -258,6 +258,9 @@ struct replay_session {
     size_t n_taps;
     struct replay_capture cap;
     bool capturing;
+    /* A restore: the frames of the stop-mode outage, handed over by the holder (host/hold.h)
+     * after replay_session_begin(); replayed after prior and before the session's own. */
+    struct replay_buf outage;
 };
 /* Open the capture (frames for the taps' MACs, any IP: the image is not known yet) and add the
  * capture rule to the installed gate. limit 0: the default. On failure s is left closed. */
@@ -267,7 +270,8 @@ int replay_session_begin(struct replay_session *s, const char *domain,
  * frames). A session never begun: 0. */
 int replay_session_stop(struct replay_session *s);
 /* Replay prior (frames held earlier, e.g. the bundle's held.pcap read with no addresses; may
- * be NULL) then the session's frames, in that order and under the session's bound, on the taps
+ * be NULL), then s->outage, then the session's frames, in that order (the order they were
+ * captured in) and under the session's bound, on the taps
  * by destination MAC, each checked against the taps' MACs and the addresses of image's
  * connections (replay_addrs_add_image). An image with no usable address replays nothing
  * (-ENOENT). taps: the session's; a session never begun can still replay prior when given
@@ -288,7 +292,17 @@ void replay_session_close(struct replay_session *s);
  * unreachable as it would without netckpt). A capture must be listening on G (else the frames
  * are only dropped). */
 #define REPLAY_HOLD_PASS (1u << 0)
+/* The tables carry nft's owner flag: they belong to the netlink socket of the nft context that
+ * made them, only it may change them, and the kernel removes them when it closes (the process
+ * exits or is killed). Only with replay_hold_forward_begin_nft() and a context that lives as
+ * long as the hold (host/hold.h). */
+#define REPLAY_HOLD_OWNED (1u << 1)
 int replay_hold_forward_begin(const char *domain, uint16_t group, const struct replay_addrs *a,
                               unsigned flags);
-/* Remove both tables (one transaction). 1 removed, 0 none, -errno. */
+struct nft_ctx;
+int replay_hold_forward_begin_nft(struct nft_ctx *nft, const char *domain, uint16_t group,
+                                  const struct replay_addrs *a, unsigned flags);
+/* Remove both tables (one transaction). 1 removed, 0 none, -EPERM when another live process
+ * owns them (REPLAY_HOLD_OWNED), -errno. The _nft form runs in nft (the owner's context). */
 int replay_hold_forward_end(const char *domain);
+int replay_hold_forward_end_nft(struct nft_ctx *nft, const char *domain);

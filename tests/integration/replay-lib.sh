@@ -21,12 +21,17 @@ OTHER_IP=10.77.9.3
 OTHER_MAC=02:00:00:00:09:03
 TAP=nctap0
 PIDS_STARTED=()
+HOLDERS=() # outage holders (detached: their own session), killed by PID
 
 replay_cleanup() {
     local rc=$?
     set +e
     for p in "${PIDS_STARTED[@]}"; do
         kill -9 -- "-$p" 2>/dev/null
+    done
+    for p in "${HOLDERS[@]}"; do
+        # only if that PID is still a holder (its argv[1]), never a stranger that reused it
+        tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null | grep -q __netckpt-hold && kill -9 "$p"
     done
     for p in "${PIDS_STARTED[@]}"; do
         wait "$p" 2>/dev/null

@@ -7,7 +7,7 @@ add_executable(tapcap ${NETCKPT_SOURCE_DIR}/tests/tools/tapcap.c)
 target_link_libraries(tapcap PRIVATE netckpt-host)
 set_target_properties(replayctl tapcap PROPERTIES RUNTIME_OUTPUT_DIRECTORY ${CMAKE_BINARY_DIR}/tests/tools)
 
-foreach(_t tap overflow forward bridge session gso)
+foreach(_t tap overflow forward bridge session gso outage outage-bridge)
   netckpt_script_test(replay-${_t} SCRIPT ${CMAKE_CURRENT_SOURCE_DIR}/replay-${_t}.sh
     LABELS integration TIMEOUT 180)
 endforeach()

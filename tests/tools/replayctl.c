@@ -17,10 +17,19 @@
  *       "held", on SIGUSR1 lift, stop, write OUT; with --image replay PRIOR's frames then the
  *       session's, checked against the image's addresses.
  *   replayctl check ADDRS PCAP      validate every frame: "frame I VERDICT" lines.
+ *   replayctl outage-start STATE DOMAIN --tap TAP=MAC... [--ip IP...] [--image-id ID]
+ *       [--limit N] [--lifetime S] [--exe PATH]   start the detached outage holder (host/hold.h,
+ *       hold_start): "holding pid=P"; --exe: the binary to run it (default: replayctl itself)
+ *   replayctl outage-status STATE DOMAIN          its status as key=value
+ *   replayctl outage-handover STATE DOMAIN --tap TAP=MAC... [--image-id ID] [--pcap OUT]
+ *       hold_handover: "handover found=0|1 frames= ... mismatch=", the frames written to OUT
+ *   replayctl outage-stop STATE DOMAIN            hold_stop: "stopped=0|1"
+ *   replayctl outage-recover STATE                hold_recover: "cleaned=N"
  * ADDRS: --mac MAC (repeatable) --ip IP[@MACINDEX] (repeatable). PACE: --burst N --pace-us US
  * [--adaptive] (none given: the library's default pacing; --burst 0 --pace-us 0: unpaced).
  * Exit codes: 0 ok, 2 error. */
 #include "host/gate.h"
+#include "host/hold.h"
 #include "host/replay.h"
 #include "common/macro.h"
 #include "common/util.h"
@@ -36,7 +45,8 @@
 struct opts {
     struct replay_addrs addrs;
     size_t limit;
-    const char *pcap, *image, *prior;
+    const char *pcap, *image, *prior, *image_id, *exe;
+    uint32_t lifetime_s;
     bool no_replay, pass, paced, capture_any_ip;
     struct replay_send_opts pace;
     struct replay_tap taps[16];
@@ -93,6 +103,12 @@ static int parse(int argc, char **argv, struct opts *o)
             o->pcap = argv[++i];
         } else if (strcmp(a, "--image") == 0 && has) {
             o->image = argv[++i];
+        } else if (strcmp(a, "--image-id") == 0 && has) {
+            o->image_id = argv[++i];
+        } else if (strcmp(a, "--exe") == 0 && has) {
+            o->exe = argv[++i];
+        } else if (strcmp(a, "--lifetime") == 0 && has) {
+            o->lifetime_s = (uint32_t)strtoul(argv[++i], NULL, 0);
         } else if (strcmp(a, "--prior") == 0 && has) {
             o->prior = argv[++i];
         } else if (strcmp(a, "--burst") == 0 && has) {
@@ -349,8 +365,88 @@ static int cmd_check(struct opts *o)
     return 0;
 }
 
+static int cmd_outage(const char *sub, struct opts *o)
+{
+    if (o->n_pos < 1)
+        return usage();
+    const char *state = o->pos[0], *domain = o->n_pos > 1 ? o->pos[1] : NULL;
+    const char *image_id = o->image_id ? o->image_id : "test-image";
+    if (!strcmp(sub, "recover")) {
+        int r = hold_recover(state);
+        if (r < 0)
+            return fail("recover", r);
+        printf("cleaned=%d\n", r);
+        return 0;
+    }
+    if (!domain)
+        return usage();
+    if (!strcmp(sub, "start")) {
+        struct hold_spec sp = {.limit = o->limit, .lifetime_s = o->lifetime_s};
+        snprintf(sp.domain, sizeof(sp.domain), "%s", domain);
+        snprintf(sp.image_id, sizeof(sp.image_id), "%s", image_id);
+        sp.addrs = o->addrs;
+        for (size_t i = 0; i < o->n_taps; i++) {
+            char m[18];
+            const uint8_t *x = o->taps[i].mac;
+            snprintf(m, sizeof(m), "%02x:%02x:%02x:%02x:%02x:%02x", x[0], x[1], x[2], x[3], x[4],
+                     x[5]);
+            replay_addrs_add_mac(&sp.addrs, m);
+            snprintf(sp.taps[sp.n_taps++], sizeof(sp.taps[0]), "%s", o->taps[i].name);
+        }
+        pid_t pid;
+        char err[512] = "";
+        int r = hold_start(state, &sp, o->exe, &pid, err, sizeof(err));
+        if (r < 0) {
+            fprintf(stderr, "replayctl: outage-start: %s\n", err);
+            return 2;
+        }
+        printf("holding pid=%d\n", (int)pid);
+        return 0;
+    }
+    if (!strcmp(sub, "status")) {
+        json_object *st = NULL;
+        int r = hold_status(state, domain, &st);
+        if (r < 0)
+            return fail("status", r);
+        printf("status");
+        json_object_object_foreach(st, k, v) printf(" %s=%s", k, json_object_get_string(v));
+        printf("\n");
+        json_object_put(st);
+        return 0;
+    }
+    if (!strcmp(sub, "handover")) {
+        struct replay_buf b;
+        replay_buf_init(&b, o->limit);
+        struct hold_handover h;
+        int r = hold_handover(state, domain, image_id, o->taps, o->n_taps, &b, &h);
+        if (r < 0) {
+            replay_buf_free(&b);
+            return fail("handover", r);
+        }
+        printf("handover found=%d pid=%d frames=%zu held=%" PRIu64 " dropped=%" PRIu64
+               " rejected=%" PRIu64 " lost_events=%" PRIu64 " mismatch=%d\n",
+               r, (int)h.pid, b.n, h.frames, h.dropped, h.rejected, h.lost_events, h.mismatch);
+        if (o->pcap && (r = replay_pcap_write(&b, o->pcap)) < 0) {
+            replay_buf_free(&b);
+            return fail("pcap write", r);
+        }
+        replay_buf_free(&b);
+        return 0;
+    }
+    if (!strcmp(sub, "stop")) {
+        int r = hold_stop(state, domain);
+        if (r < 0)
+            return fail("stop", r);
+        printf("stopped=%d\n", r);
+        return 0;
+    }
+    return usage();
+}
+
 int main(int argc, char **argv)
 {
+    if (argc >= 2 && strcmp(argv[1], HOLD_RUN_ARG) == 0)
+        return hold_main(argc - 1, argv + 1);
     if (argc < 2)
         return usage();
     struct opts o;
@@ -375,5 +471,7 @@ int main(int argc, char **argv)
     }
     if (strcmp(argv[1], "check") == 0)
         return cmd_check(&o);
+    if (strncmp(argv[1], "outage-", 7) == 0)
+        return cmd_outage(argv[1] + 7, &o);
     return usage();
 }
