@@ -15,9 +15,17 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #define JOURNAL_VERSION 1
+/* Writers hold the journal directory locked shared (flock) while write_file_atomic() has a
+ * "*.json.tmp.XXXXXX" file out; the listing locks it exclusive, never waiting, to know that no
+ * temp file belongs to a live writer (a killed writer's lock goes with it). A temp file must
+ * also be this old before it is removed, so that a writer that takes no lock (an older
+ * netckpt), which needs milliseconds, is never caught mid-write either. */
+#define JOURNAL_TMP_MIN_AGE_S 60
 
 static inline void json_putp(json_object **o)
 {
@@ -48,6 +56,41 @@ static int journal_path(const char *state_dir, const char *domain, char *buf, si
         return r;
     int n = snprintf(buf, len, "%s/journal/%s.json", state_dir, table);
     return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : 0;
+}
+
+/* "TABLE.json.tmp.XXXXXX", as write_file_atomic() names its temp files. */
+static bool is_tmp_name(const char *name)
+{
+    const char *t = strstr(name, ".json.tmp.");
+    return t && t != name && name[0] != '.' && strlen(t + 10) == 6 && !strchr(t + 10, '/');
+}
+
+/* Remove the temp files of writers that died mid-write. Only when no writer holds the lock;
+ * a busy lock leaves everything for the next listing. Returns how many were removed. */
+static int sweep_dead_tmp(DIR *d, const char *dir)
+{
+    _cleanup_close_ int lock = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (lock < 0 || flock(lock, LOCK_EX | LOCK_NB) < 0)
+        return 0; /* a write is under way (or the directory just went) */
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    int removed = 0;
+    struct dirent *de;
+    while ((de = readdir(d))) {
+        struct stat st;
+        if (!is_tmp_name(de->d_name) ||
+            fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISREG(st.st_mode) ||
+            now.tv_sec - st.st_mtim.tv_sec < JOURNAL_TMP_MIN_AGE_S)
+            continue;
+        if (unlinkat(dirfd(d), de->d_name, 0) < 0) {
+            log_debug("journal: cannot remove %s/%s: %m", dir, de->d_name);
+            continue;
+        }
+        log_info("journal: removed %s/%s, left by a writer that died mid-write", dir, de->d_name);
+        removed++;
+    }
+    rewinddir(d);
+    return removed;
 }
 
 static bool uuid_valid(const char *s)
@@ -304,6 +347,12 @@ int journal_write(const char *state_dir, const struct journal_entry *in)
     const char *text = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY);
     if (!text)
         return -ENOMEM;
+    _cleanup_close_ int lock = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (lock < 0 || flock(lock, LOCK_SH) < 0) {
+        r = negative_errno();
+        log_err("journal: cannot lock %s: %s", dir, strerror(-r));
+        return r;
+    }
     r = write_file_atomic(path, text, strlen(text), 0600);
     if (r < 0)
         log_err("journal: cannot write %s: %s", path, strerror(-r));
@@ -524,13 +573,15 @@ int journal_list(const char *state_dir, struct journal_entry **out, size_t *n)
     if (!d)
         return errno == ENOENT ? 0 : negative_errno();
 
+    (void)sweep_dead_tmp(d, dir);
+
     _cleanup_free_ struct journal_entry *list = NULL;
     size_t count = 0, cap = 0;
     int corrupt = 0;
     struct dirent *de;
     while ((errno = 0, de = readdir(d))) {
         size_t len = strlen(de->d_name);
-        /* Skips write_file_atomic's "*.json.tmp.XXXXXX" leftovers too. */
+        /* Skips write_file_atomic's "*.json.tmp.XXXXXX" files too (a live writer's). */
         if (len <= 5 || strcmp(de->d_name + len - 5, ".json") != 0 || de->d_name[0] == '.')
             continue;
         char path[PATH_MAX], table[GATE_TABLE_NAME_MAX];

@@ -12,13 +12,18 @@
 #include "common/util.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 struct fixture {
@@ -287,6 +292,116 @@ static void test_list(void **state)
     free(list);
 }
 
+static bool exists(const char *path)
+{
+    struct stat st;
+    return lstat(path, &st) == 0;
+}
+
+/* Back-date a file by ten minutes: past the age a temp file needs before it is removed. */
+static void age(const char *path)
+{
+    struct timespec ts[2];
+    clock_gettime(CLOCK_REALTIME, &ts[0]);
+    ts[0].tv_sec -= 600;
+    ts[1] = ts[0];
+    assert_int_equal(utimensat(AT_FDCWD, path, ts, AT_SYMLINK_NOFOLLOW), 0);
+}
+
+static size_t list_count(struct fixture *f)
+{
+    struct journal_entry *list = NULL;
+    size_t n = 0;
+    assert_true(journal_list(f->dir, &list, &n) >= 0);
+    free(list);
+    return n;
+}
+
+/* Temp files of dead writers go at the next listing; a live writer's (it holds the journal
+ * directory's lock, or the file is too fresh) and anything not named like one stay. */
+static void test_list_sweeps_dead_tmp(void **state)
+{
+    struct fixture *f = *state;
+    struct journal_entry e;
+    fill(&e, "a", getpid());
+    assert_int_equal(journal_write(f->dir, &e), 0);
+    char jdir[128], dead[256], fresh[256], notmp[256], sub[256], lnk[256];
+    snprintf(jdir, sizeof(jdir), "%s/journal", f->dir);
+    snprintf(dead, sizeof(dead), "%s/nc_x_000000000000.json.tmp.Ab12Cd", jdir);
+    snprintf(fresh, sizeof(fresh), "%s/nc_y_000000000000.json.tmp.Zz99Yy", jdir);
+    snprintf(notmp, sizeof(notmp), "%s/notes.json.tmp.toolong", jdir);
+    snprintf(sub, sizeof(sub), "%s/nc_z_000000000000.json.tmp.dirdir", jdir);
+    snprintf(lnk, sizeof(lnk), "%s/nc_w_000000000000.json.tmp.linkxx", jdir);
+    put_file(dead, "{\"ver", 5);
+    put_file(fresh, "{\"ver", 5);
+    put_file(notmp, "x", 1);
+    assert_int_equal(mkdir(sub, 0700), 0);
+    assert_int_equal(symlink(dead, lnk), 0);
+    age(dead);
+    age(notmp);
+    age(sub);
+    age(lnk);
+
+    /* A writer is under way (the shared lock it holds in journal_write): nothing goes. */
+    int lock = open(jdir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    assert_true(lock >= 0);
+    assert_int_equal(flock(lock, LOCK_SH), 0);
+    assert_int_equal(list_count(f), 1);
+    assert_true(exists(dead));
+    close(lock);
+
+    assert_int_equal(list_count(f), 1);
+    assert_false(exists(dead));
+    assert_true(exists(fresh)); /* could be a writer that takes no lock */
+    assert_true(exists(notmp));
+    assert_true(exists(sub));
+    assert_true(exists(lnk));
+    char entry[PATH_MAX];
+    file_for(f, "a", entry, sizeof(entry));
+    assert_true(exists(entry));
+}
+
+/* A writer killed mid-write: its lock dies with it, so its temp file is swept, while the same
+ * file stays for as long as the writer lives. */
+static void test_list_sweeps_killed_writer(void **state)
+{
+    struct fixture *f = *state;
+    struct journal_entry e;
+    fill(&e, "a", getpid());
+    assert_int_equal(journal_write(f->dir, &e), 0);
+    char jdir[128], tmp[256];
+    snprintf(jdir, sizeof(jdir), "%s/journal", f->dir);
+    snprintf(tmp, sizeof(tmp), "%s/nc_k_000000000000.json.tmp.Kk11Kk", jdir);
+    int ready[2];
+    assert_int_equal(pipe(ready), 0);
+    pid_t w = fork();
+    assert_true(w >= 0);
+    if (w == 0) { /* what journal_write does, stopped half-way */
+        int lock = open(jdir, O_RDONLY | O_DIRECTORY);
+        if (lock < 0 || flock(lock, LOCK_SH) < 0)
+            _exit(1);
+        int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL, 0600);
+        if (fd < 0 || write(fd, "{\"ver", 5) != 5 || write(ready[1], "x", 1) != 1)
+            _exit(1);
+        for (;;)
+            pause();
+    }
+    close(ready[1]);
+    char c;
+    assert_int_equal(read(ready[0], &c, 1), 1);
+    close(ready[0]);
+    age(tmp);
+    assert_int_equal(list_count(f), 1);
+    assert_true(exists(tmp)); /* alive: never touched */
+    assert_int_equal(kill(w, SIGKILL), 0);
+    assert_int_equal(waitpid(w, NULL, 0), w);
+    assert_int_equal(list_count(f), 1);
+    assert_false(exists(tmp));
+    /* journal_recover lists the same way */
+    assert_int_equal(journal_write(f->dir, &e), 0);
+    assert_int_equal(list_count(f), 1);
+}
+
 static void test_owner_alive(void **state)
 {
     (void)state;
@@ -392,6 +507,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_write_refuses_bad, setup, teardown),
         cmocka_unit_test_setup_teardown(test_corrupt_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_list, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_list_sweeps_dead_tmp, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_list_sweeps_killed_writer, setup, teardown),
         cmocka_unit_test_setup_teardown(test_owner_alive, setup, teardown),
         cmocka_unit_test_setup_teardown(test_recover_dead_only, setup, teardown),
         cmocka_unit_test_setup_teardown(test_recover_vanished_netns, setup, teardown),
