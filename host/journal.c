@@ -23,8 +23,8 @@
 /* Writers hold the journal directory locked shared (flock) while write_file_atomic() has a
  * "*.json.tmp.XXXXXX" file out; the listing locks it exclusive, never waiting, to know that no
  * temp file belongs to a live writer (a killed writer's lock goes with it). A temp file must
- * also be this old before it is removed, so that a writer that takes no lock (an older
- * netckpt), which needs milliseconds, is never caught mid-write either. */
+ * also be this old before it is removed, so that a writer without the lock (an older netckpt,
+ * or one that gave up waiting for it), which needs milliseconds, is never caught either. */
 #define JOURNAL_TMP_MIN_AGE_S 60
 
 static inline void json_putp(json_object **o)
@@ -63,6 +63,27 @@ static bool is_tmp_name(const char *name)
 {
     const char *t = strstr(name, ".json.tmp.");
     return t && t != name && name[0] != '.' && strlen(t + 10) == 6 && !strchr(t + 10, '/');
+}
+
+/* The writer's shared lock on the journal directory (an fd to close when done, or -1). A
+ * sweep holds it exclusive for a moment; should one hang (a stopped process), the write goes
+ * on unlocked after a second: its temp file is far too fresh to be swept anyway. */
+static int write_lock(const char *dir)
+{
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return -1; /* write_file_atomic() reports what is wrong with dir */
+    for (int i = 0; i < 200; i++) {
+        if (flock(fd, LOCK_SH | LOCK_NB) == 0)
+            return fd;
+        if (errno != EWOULDBLOCK && errno != EINTR)
+            break;
+        struct timespec ts = {0, 5 * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+    log_warn("journal: writing without the lock of %s (%m)", dir);
+    close(fd);
+    return -1;
 }
 
 /* Remove the temp files of writers that died mid-write. Only when no writer holds the lock;
@@ -347,12 +368,7 @@ int journal_write(const char *state_dir, const struct journal_entry *in)
     const char *text = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY);
     if (!text)
         return -ENOMEM;
-    _cleanup_close_ int lock = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (lock < 0 || flock(lock, LOCK_SH) < 0) {
-        r = negative_errno();
-        log_err("journal: cannot lock %s: %s", dir, strerror(-r));
-        return r;
-    }
+    _cleanup_close_ _unused_ int lock = write_lock(dir); /* held until the rename is done */
     r = write_file_atomic(path, text, strlen(text), 0600);
     if (r < 0)
         log_err("journal: cannot write %s: %s", path, strerror(-r));

@@ -359,6 +359,17 @@ static void test_list_sweeps_dead_tmp(void **state)
     char entry[PATH_MAX];
     file_for(f, "a", entry, sizeof(entry));
     assert_true(exists(entry));
+
+    /* A sweep that never lets go (its process stopped) delays a write, never blocks it. */
+    lock = open(jdir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    assert_true(lock >= 0);
+    assert_int_equal(flock(lock, LOCK_EX), 0);
+    snprintf(e.step, sizeof(e.step), "saving");
+    assert_int_equal(journal_write(f->dir, &e), 0);
+    close(lock);
+    struct journal_entry got;
+    assert_int_equal(journal_read(f->dir, "a", &got), 0);
+    assert_string_equal(got.step, "saving");
 }
 
 /* A writer killed mid-write: its lock dies with it, so its temp file is swept, while the same
