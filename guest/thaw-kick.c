@@ -228,9 +228,11 @@ int thaw_kick(int fd, const struct tcp_conn_state *st, struct thaw_kick_result *
     unsigned steps = ti.tcpi_backoff < KICK_MAX_STEPS ? ti.tcpi_backoff : KICK_MAX_STEPS;
     /* One message per step; the last one, with the timeout already spent, retransmits. */
     for (unsigned i = 0; i < steps; i++) {
-        ssize_t n = sendto(raw, pkt, len, 0, (struct sockaddr *)&dst, dlen);
-        if (n < 0)
-            return res->sent ? 0 : negative_errno();
+        if (sendto(raw, pkt, len, 0, (struct sockaddr *)&dst, dlen) < 0) {
+            if (!res->sent)
+                return negative_errno();
+            break; /* a partial revert still shortens the wait */
+        }
         res->sent++;
     }
     res->verdict = THAW_KICK_RTO_REVERT;
