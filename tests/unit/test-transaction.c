@@ -39,6 +39,8 @@ struct fake {
     int replay_fail;
     bool replay_capturing, replay_closed_last;
     bool bundle_continue; /* bundle_open: a --continue bundle (a rollback on restore) */
+    /* rollback safety: rollback_decide's verdict, and what agent_report was asked */
+    bool rollback_verdict, report_reset_stale;
 };
 
 static int hit(struct fake *f, const char *op)
@@ -977,6 +979,146 @@ static void test_replay_off_and_rollback(void **state)
     txn_result_done(&r);
 }
 
+/* ---- rollback safety ops (docs/rollback.md) ---- */
+
+static void f_history_record(void *ud, enum txn_history_event ev, const struct manifest *m)
+{
+    static const char *const names[] = {"history_stopped", "history_continued", "history_restored"};
+    hit(F, names[ev]);
+}
+
+static void f_rollback_decide(void *ud, const struct manifest *m, bool vm_active,
+                              struct txn_rollback *out)
+{
+    hit(F, "rollback_decide");
+    out->detected = F->rollback_verdict;
+    out->known = true;
+    snprintf(out->reason, sizeof(out->reason), "fake");
+}
+
+static int f_agent_thaw_quiet(void *ud, uint64_t host_time_ns, json_object **reply, char *err,
+                              size_t errlen)
+{
+    int r = hit(F, "agent_thaw_quiet");
+    if (r)
+        return r;
+    if (F->vm != TXN_VM_RUNNING)
+        return -ETIMEDOUT;
+    F->frozen = false;
+    return 0;
+}
+
+static int f_reset_image(void *ud, json_object *image, int *n_reset, int *probes, char *err,
+                         size_t errlen)
+{
+    int r = hit(F, "reset_image");
+    if (r)
+        return r;
+    assert_false(F->frozen); /* only after the thaw */
+    assert_false(F->gate);   /* and the lift: the RSTs and probes must get out */
+    *n_reset = *probes = 3;
+    return 0;
+}
+
+static int f_report_seen(void *ud, json_object *image, json_object *thaw, bool reset_stale,
+                         json_object **report, char *err, size_t errlen)
+{
+    F->report_reset_stale = reset_stale;
+    return f_agent_report(ud, image, thaw, reset_stale, report, err, errlen);
+}
+
+static struct txn_ops rollback_ops(void)
+{
+    struct txn_ops ops = fake_ops;
+    ops.replay = f_replay;
+    ops.history_record = f_history_record;
+    ops.rollback_decide = f_rollback_decide;
+    ops.agent_thaw_quiet = f_agent_thaw_quiet;
+    ops.reset_image = f_reset_image;
+    ops.agent_report = f_report_seen;
+    return ops;
+}
+
+static void test_rollback_safety(void **state)
+{
+    /* verdict x --stale: a rollback with auto thaws quietly, resets the image after the lift,
+     * skips the replay and leaves the report's stale reset off; otherwise a plain restore. */
+    for (int rb = 0; rb < 2; rb++) {
+        for (int keep = 0; keep < 2; keep++) {
+            struct fake f;
+            struct txn_result r;
+            struct txn_ops ops = rollback_ops();
+            struct txn_ctx ctx = {.ops = &ops, .ud = &f, .cancel = &f.cancel, .pid = 4242};
+            struct txn_restore_opts o = {.bundle = "/tmp/b", .reset_stale = !keep};
+            fake_init(&f, TXN_VM_ABSENT);
+            f.rollback_verdict = rb;
+            assert_int_equal(txn_restore(&ctx, &o, &r), TXN_OK);
+            bool reset = rb && !keep;
+            assert_true(r.rollback.checked);
+            assert_int_equal(r.rollback.detected, rb);
+            assert_int_equal(r.rollback.reset, reset);
+            assert_int_equal(r.rollback.n_reset, reset ? 3 : 0);
+            assert_int_equal(r.replay.skipped, reset);
+            assert_int_equal(strstr(f.trace, "replay_send") != NULL, !reset);
+            assert_int_equal(
+                strstr(f.trace, "gate_lift replay_stop agent_thaw_quiet reset_image") != NULL,
+                reset);
+            assert_int_equal(strstr(f.trace, "agent_thaw ") != NULL, !reset);
+            assert_int_equal(f.report_reset_stale, !keep && !reset);
+            assert_non_null(strstr(f.trace, "bundle_open discover rollback_decide"));
+            assert_non_null(strstr(f.trace, "history_restored"));
+            txn_result_done(&r);
+        }
+    }
+    /* The reset fails: a warning, and the report's stale reset takes over. */
+    struct fake f;
+    struct txn_result r;
+    struct txn_ops ops = rollback_ops();
+    struct txn_ctx ctx = {.ops = &ops, .ud = &f, .cancel = &f.cancel, .pid = 4242};
+    struct txn_restore_opts o = {.bundle = "/tmp/b", .reset_stale = true};
+    fake_init(&f, TXN_VM_ABSENT);
+    f.rollback_verdict = true;
+    f.always_fail = "reset_image";
+    assert_int_equal(txn_restore(&ctx, &o, &r), TXN_OK);
+    assert_false(r.rollback.reset);
+    assert_true(f.report_reset_stale);
+    assert_non_null(strstr(r.warnings, "resetting the rolled-back connections failed"));
+    txn_result_done(&r);
+    /* A restore rolled back (resume fails): nothing recorded. */
+    fake_init(&f, TXN_VM_ABSENT);
+    f.always_fail = "resume";
+    assert_int_equal(txn_restore(&ctx, &o, &r), TXN_ROLLED_BACK);
+    assert_null(strstr(f.trace, "history_"));
+    txn_result_done(&r);
+    /* Without the ops: a --continue bundle is the rollback (the manifest decides). */
+    struct txn_ops plain = fake_ops;
+    ctx.ops = &plain;
+    fake_init(&f, TXN_VM_ABSENT);
+    f.bundle_continue = true;
+    assert_int_equal(txn_restore(&ctx, &o, &r), TXN_OK);
+    assert_true(r.rollback.detected);
+    assert_false(r.rollback.reset);
+    txn_result_done(&r);
+    /* Checkpoints record after the commit, by mode; a failed one records nothing. */
+    ctx.ops = &ops;
+    for (int cont = 0; cont < 3; cont++) {
+        struct txn_checkpoint_opts co = {
+            .domain = "vm1", .dir = "/tmp/b", .continue_running = cont == 1, .watchdog_ms = 1};
+        fake_init(&f, TXN_VM_RUNNING);
+        if (cont == 2)
+            f.always_fail = "bundle_commit";
+        txn_checkpoint(&ctx, &co, &r);
+        const char *want = cont == 0   ? "bundle_commit history_stopped"
+                           : cont == 1 ? "bundle_commit history_continued"
+                                       : NULL;
+        if (want)
+            assert_non_null(strstr(f.trace, want));
+        else
+            assert_null(strstr(f.trace, "history_"));
+        txn_result_done(&r);
+    }
+}
+
 static void test_names(void **state)
 {
     assert_string_equal(txn_step_name(TXN_STEP_FREEZE), "freeze");
@@ -991,6 +1133,7 @@ int main(void)
         cmocka_unit_test(test_names),
         cmocka_unit_test(test_replay_failure_is_warning),
         cmocka_unit_test(test_replay_off_and_rollback),
+        cmocka_unit_test(test_rollback_safety),
         cmocka_unit_test(test_checkpoint_ok_stop),
         cmocka_unit_test(test_checkpoint_ok_continue),
         cmocka_unit_test(test_checkpoint_ok_snapshot),
