@@ -18,6 +18,7 @@
 #include "common/util.h"
 #include "host/bundle.h"
 #include "host/cli.h"
+#include "host/daemon-client.h"
 #include "host/gate.h"
 #include "host/journal.h"
 #include "host/txn-real.h"
@@ -140,6 +141,14 @@ static const struct cli_opt opts_list[] = {
     {NULL, 0, 0, NULL, NULL, 0},
 };
 
+static const struct cli_opt opts_policy[] = {
+    {"action", CLI_OPT_STRING, CLI_OPT_POSITIONAL, "list (default) or run", "list|run",
+     CLI_COMPLETE_NONE},
+    {"name", CLI_OPT_STRING, CLI_OPT_POSITIONAL, "the policy to run", NULL, CLI_COMPLETE_NONE},
+    {"wait", CLI_OPT_BOOL, 0, "run: wait for the policy's checkpoints", NULL, CLI_COMPLETE_NONE},
+    {NULL, 0, 0, NULL, NULL, 0},
+};
+
 static const struct cli_opt opts_help[] = {
     {"command", CLI_OPT_STRING, CLI_OPT_POSITIONAL, "command to describe", NULL, CLI_COMPLETE_NONE},
     {NULL, 0, 0, NULL, NULL, 0},
@@ -185,8 +194,11 @@ const struct cli_cmd cli_commands[] = {
      "journal entry and partial bundle. For a refused or --paused restore, and after a netckpt\n"
      "that was killed.",
      opts_unblock, false, false, false, cli_cmd_unblock},
-    {"policy", "scheduled checkpoints and migration policies (not yet)", NULL, opts_none, false,
-     false, false, cli_cmd_policy},
+    {"policy", "list netckptd's policies, or run one now",
+     "'policy' or 'policy list' shows the policies netckptd loaded (and the files it refused);\n"
+     "'policy run NAME [--wait]' runs one now for every running domain it matches. Needs a\n"
+     "running netckptd (see netckptd(8)).",
+     opts_policy, false, false, false, cli_cmd_policy},
     {"demo", "run the real-VM demo (scripts/demo; arguments pass through)", NULL, opts_none, false,
      true, true, cli_cmd_demo},
     {"help", "describe the commands", NULL, opts_help, false, false, true, cli_cmd_help},
@@ -378,14 +390,17 @@ static bool bundle_missing(const char *path, char *msg, size_t len)
 
 /* ---- list ---- */
 
-int cli_cmd_list(struct cli_ctx *ctx, const struct cli_args *a)
+/* The domains as `netckpt --json list` shows them (also netckptd's list). NULL with err set
+ * when libvirt cannot list. */
+json_object *cli_list_json(struct nc_virt *v, const char *state_dir, bool all, char *err,
+                           size_t errlen)
 {
     virDomainPtr *doms = NULL;
-    unsigned flags = cli_arg_bool(a, "all") ? 0 : VIR_CONNECT_LIST_DOMAINS_ACTIVE;
-    int n = virConnectListAllDomains(ctx->virt->conn, &doms, flags);
+    int n = virConnectListAllDomains(v->conn, &doms, all ? 0 : VIR_CONNECT_LIST_DOMAINS_ACTIVE);
     if (n < 0) {
         const char *m = virGetLastErrorMessage();
-        return fail_msg(ctx, NC_EXIT_FAILURE, m ? m : "listing domains failed");
+        snprintf(err, errlen, "%s", m ? m : "listing domains failed");
+        return NULL;
     }
     json_object *arr = json_object_new_array();
     for (int i = 0; i < n; i++) {
@@ -395,7 +410,7 @@ int cli_cmd_list(struct cli_ctx *ctx, const struct cli_args *a)
         virDomainGetUUIDString(doms[i], uuid);
         unsigned id = virDomainGetID(doms[i]);
         int st = 0, reason = 0;
-        nc_virt_state(ctx->virt, doms[i], &st, &reason);
+        nc_virt_state(v, doms[i], &st, &reason);
         json_object_object_add(o, "name", json_object_new_string(name ? name : ""));
         json_object_object_add(o, "uuid", json_object_new_string(uuid));
         json_object_object_add(o, "id", id == (unsigned)-1 ? NULL : json_object_new_int64(id));
@@ -405,14 +420,18 @@ int cli_cmd_list(struct cli_ctx *ctx, const struct cli_args *a)
         int g = name ? gate_is_installed(name) : -EINVAL;
         json_object_object_add(o, "gated", g < 0 ? NULL : json_object_new_boolean(g == 1));
         struct journal_entry e;
-        json_object_object_add(o, "journal",
-                               name && ctx->state_dir && journal_read(ctx->state_dir, name, &e) == 0
-                                   ? journal_json(&e)
-                                   : NULL);
+        json_object_object_add(
+            o, "journal",
+            name && state_dir && journal_read(state_dir, name, &e) == 0 ? journal_json(&e) : NULL);
         json_object_array_add(arr, o);
         virDomainFree(doms[i]);
     }
     free(doms);
+    return arr;
+}
+
+int cli_list_print(const struct cli_ctx *ctx, json_object *arr)
+{
     if (ctx->json) {
         json_object *out = json_object_new_object();
         json_object_object_add(out, "domains", arr);
@@ -436,25 +455,32 @@ int cli_cmd_list(struct cli_ctx *ctx, const struct cli_args *a)
     return NC_EXIT_OK;
 }
 
+int cli_cmd_list(struct cli_ctx *ctx, const struct cli_args *a)
+{
+    char err[512];
+    json_object *arr =
+        cli_list_json(ctx->virt, ctx->state_dir, cli_arg_bool(a, "all"), err, sizeof(err));
+    if (!arr)
+        return fail_msg(ctx, NC_EXIT_FAILURE, err);
+    return cli_list_print(ctx, arr);
+}
+
 /* ---- status ---- */
 
-int cli_cmd_status(struct cli_ctx *ctx, const struct cli_args *a)
+json_object *cli_status_json(struct nc_virt *v, const char *state_dir, const char *domain,
+                             const char *agent_channel, const char *no_probe, char *err,
+                             size_t errlen)
 {
-    const char *domain = cli_arg_str(a, "domain");
-    struct txn_real t;
-    txn_real_init(&t, ctx->virt, ctx->state_dir, ctx->interrupted);
-    t.agent_name = cli_arg_str(a, "agent-channel");
-
     json_object *o = json_object_new_object();
     virDomainPtr dom = NULL;
-    int r = nc_virt_lookup(ctx->virt, domain, &dom);
+    int r = nc_virt_lookup(v, domain, &dom);
     const char *name = domain;
     int st = -1, reason = 0;
     if (r == 0) {
         name = virDomainGetName(dom);
         char uuid[VIR_UUID_STRING_BUFLEN] = "";
         virDomainGetUUIDString(dom, uuid);
-        nc_virt_state(ctx->virt, dom, &st, &reason);
+        nc_virt_state(v, dom, &st, &reason);
         json_object_object_add(o, "domain", json_object_new_string(name));
         json_object_object_add(o, "uuid", json_object_new_string(uuid));
         json_object_object_add(o, "state", json_object_new_string(nc_virt_state_name(st)));
@@ -464,10 +490,9 @@ int cli_cmd_status(struct cli_ctx *ctx, const struct cli_args *a)
         json_object_object_add(o, "state", json_object_new_string("absent"));
     } else {
         json_object_put(o);
-        txn_real_done(&t);
-        return fail_msg(ctx, NC_EXIT_FAILURE, ctx->virt->err);
+        snprintf(err, errlen, "%s", v->err[0] ? v->err : strerror(-r));
+        return NULL;
     }
-
     json_object *gate = json_object_new_object();
     int g = gate_is_installed(name);
     json_object_object_add(gate, "installed", g < 0 ? NULL : json_object_new_boolean(g == 1));
@@ -482,46 +507,57 @@ int cli_cmd_status(struct cli_ctx *ctx, const struct cli_args *a)
     if (g < 0)
         json_object_object_add(gate, "error", json_object_new_string(strerror(-g)));
     json_object_object_add(o, "gate", gate);
-
     struct journal_entry e;
     json_object_object_add(o, "journal",
-                           journal_read(ctx->state_dir, name, &e) == 0 ? journal_json(&e) : NULL);
-
+                           journal_read(state_dir, name, &e) == 0 ? journal_json(&e) : NULL);
     json_object *agent = json_object_new_object();
     char not_running[96];
     if (st < 0)
         snprintf(not_running, sizeof(not_running), "the domain does not exist");
     else
         snprintf(not_running, sizeof(not_running), "the domain is %s", nc_virt_state_name(st));
-    if (st == VIR_DOMAIN_RUNNING) {
+    if (st == VIR_DOMAIN_RUNNING && !no_probe) {
+        struct txn_real t;
+        txn_real_init(&t, v, state_dir, NULL);
+        t.agent_name = agent_channel;
         snprintf(t.domain, sizeof(t.domain), "%s", name);
         json_object *ret = NULL;
-        char err[512] = "";
-        r = txn_real_agent_call(&t, AGENT_CMD_NET_STATUS, NULL, 3000, &ret, err, sizeof(err));
+        char aerr[512] = "";
+        r = txn_real_agent_call(&t, AGENT_CMD_NET_STATUS, NULL, 3000, &ret, aerr, sizeof(aerr));
+        txn_real_done(&t);
         json_object_object_add(agent, "reachable", json_object_new_boolean(r == 0));
         json_object *fr = jget(ret, "frozen");
         json_object_object_add(agent, "frozen", fr ? json_object_get(fr) : NULL);
         json_object_object_add(agent, "status", ret);
-        json_object_object_add(agent, "error", r == 0 ? NULL : json_object_new_string(err));
+        json_object_object_add(agent, "error", r == 0 ? NULL : json_object_new_string(aerr));
     } else {
-        json_object_object_add(agent, "reachable", json_object_new_boolean(false));
+        /* no_probe: netckptd has a job talking to this agent right now */
+        json_object_object_add(agent, "reachable",
+                               st == VIR_DOMAIN_RUNNING ? NULL : json_object_new_boolean(false));
         json_object_object_add(agent, "frozen", NULL);
         json_object_object_add(agent, "status", NULL);
-        json_object_object_add(agent, "error", json_object_new_string(not_running));
+        json_object_object_add(
+            agent, "error",
+            json_object_new_string(st == VIR_DOMAIN_RUNNING ? no_probe : not_running));
     }
     json_object_object_add(o, "agent", agent);
-    json_object_object_add(o, "last_checkpoint", cli_last_checkpoint_read(ctx, name));
+    struct cli_ctx cctx = {.state_dir = state_dir};
+    json_object_object_add(o, "last_checkpoint", cli_last_checkpoint_read(&cctx, name));
     if (dom)
         virDomainFree(dom);
-    txn_real_done(&t);
+    return o;
+}
 
+int cli_status_print(const struct cli_ctx *ctx, json_object *o, const char *asked)
+{
     /* An unknown domain is an error (exit 1); --json keeps the same keys and adds "error".
      * A gate or journal entry netckpt still holds under that name is shown all the same. */
     int code = NC_EXIT_OK;
     bool show = !ctx->quiet;
-    if (st < 0) {
+    json_object *gate = jget(o, "gate"), *agent = jget(o, "agent");
+    if (!strcmp(jstr(o, "state", ""), "absent")) {
         char msg[600];
-        snprintf(msg, sizeof(msg), "domain %s not found", domain);
+        snprintf(msg, sizeof(msg), "domain %s not found", asked);
         fprintf(stderr, "netckpt: %s\n", msg);
         if (ctx->json) {
             json_object *err = cli_error_json(NC_EXIT_FAILURE, msg);
@@ -529,7 +565,8 @@ int cli_cmd_status(struct cli_ctx *ctx, const struct cli_args *a)
             json_object_put(err);
         }
         code = NC_EXIT_FAILURE;
-        show = show && (g == 1 || jget(o, "journal"));
+        json_object *gi = jget(gate, "installed");
+        show = show && ((gi && json_object_get_boolean(gi)) || jget(o, "journal"));
     }
     if (ctx->json) {
         cli_print_json(o);
@@ -565,6 +602,17 @@ int cli_cmd_status(struct cli_ctx *ctx, const struct cli_args *a)
     }
     json_object_put(o);
     return code;
+}
+
+int cli_cmd_status(struct cli_ctx *ctx, const struct cli_args *a)
+{
+    const char *domain = cli_arg_str(a, "domain");
+    char err[1024];
+    json_object *o = cli_status_json(ctx->virt, ctx->state_dir, domain,
+                                     cli_arg_str(a, "agent-channel"), NULL, err, sizeof(err));
+    if (!o)
+        return fail_msg(ctx, NC_EXIT_FAILURE, err);
+    return cli_status_print(ctx, o, domain);
 }
 
 /* ---- inspect and verify ---- */
@@ -722,6 +770,12 @@ int cli_cmd_unblock(struct cli_ctx *ctx, const struct cli_args *a)
     if (conn == &v) /* ours: it must not outlive this frame */
         nc_virt_close(&v);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
+    return cli_unblock_print(ctx, domain, rep, r, err);
+}
+
+int cli_unblock_print(const struct cli_ctx *ctx, const char *domain, json_object *rep, int r,
+                      const char *err)
+{
     int code = r == 0 ? NC_EXIT_OK : r == -EBUSY ? NC_EXIT_BUSY : NC_EXIT_FAILURE;
     if (r < 0 && !rep)
         return fail_msg(ctx, code, err);
@@ -749,12 +803,11 @@ int cli_cmd_unblock(struct cli_ctx *ctx, const struct cli_args *a)
 
 int cli_cmd_policy(struct cli_ctx *ctx, const struct cli_args *a)
 {
-    const char *msg = "not yet: scheduled checkpoints and migration policies come with netckptd";
-    if (ctx->json)
-        cli_print_json(cli_error_json(NC_EXIT_FAILURE, msg));
-    else
-        printf("netckpt policy: %s\n", msg);
-    return NC_EXIT_FAILURE;
+    (void)a;
+    char msg[600];
+    snprintf(msg, sizeof(msg), "policies are netckptd's: no daemon answers at %s%s",
+             daemon_client_socket(ctx->daemon_socket), ctx->no_daemon ? " (--no-daemon)" : "");
+    return fail_msg(ctx, NC_EXIT_FAILURE, msg);
 }
 
 int cli_cmd_demo(struct cli_ctx *ctx, const struct cli_args *a)

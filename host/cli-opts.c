@@ -220,6 +220,9 @@ void cli_usage(FILE *f)
                "      --json         machine-readable output on stdout\n"
                "  -q, --quiet        no progress or informational output\n"
                "  -v, --verbose      debug logging (same as NETCKPT_LOG=debug)\n"
+               "      --daemon-socket PATH  netckptd's socket (default $NETCKPTD_SOCKET, else\n"
+               "                     /run/netckpt/netckptd.sock)\n"
+               "      --no-daemon    work alone even when netckptd runs (NETCKPT_NO_DAEMON=1)\n"
                "  -h, --help         this help\n"
                "  -V, --version      print the version\n\n"
                "Commands:\n");

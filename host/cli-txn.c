@@ -143,22 +143,51 @@ json_object *cli_txn_result_json(const char *command, const struct txn_result *r
     json_object_object_add(rp, "failed", json_object_new_int64((int64_t)r->replay.failed));
     json_object_object_add(rp, "segmented", json_object_new_int64((int64_t)r->replay.segmented));
     json_object_object_add(o, "replay", rp);
+    json_object *rb = NULL;
+    if (r->rollback.checked) {
+        rb = json_object_new_object();
+        json_object_object_add(rb, "detected", json_object_new_boolean(r->rollback.detected));
+        json_object_object_add(rb, "reason", json_object_new_string(r->rollback.reason));
+        json_object_object_add(rb, "from_history", json_object_new_boolean(r->rollback.known));
+        json_object_object_add(rb, "reset", json_object_new_boolean(r->rollback.reset));
+        json_object_object_add(rb, "connections_reset", json_object_new_int(r->rollback.n_reset));
+        json_object_object_add(rb, "peers_probed", json_object_new_int(r->rollback.probes));
+    }
+    json_object_object_add(o, "rollback", rb);
     return o;
-}
-
-static void print_steps(const struct manifest *m)
-{
-    printf("  steps:");
-    for (size_t i = 0; i < m->n_steps; i++)
-        printf("%s %s %.0f ms", i ? "," : "", m->steps[i].name,
-               (double)m->steps[i].duration_ns / 1e6);
-    printf(" (total %.2f s)\n", (double)total_ns(m) / 1e9);
 }
 
 static json_object *jget(json_object *o, const char *k)
 {
     json_object *v = NULL;
     return o && json_object_object_get_ex(o, k, &v) ? v : NULL;
+}
+
+static const char *jstr(json_object *o, const char *k, const char *dflt)
+{
+    json_object *v = jget(o, k);
+    return v && json_object_is_type(v, json_type_string) ? json_object_get_string(v) : dflt;
+}
+
+static uint64_t ju64(json_object *o, const char *k)
+{
+    json_object *v = jget(o, k);
+    int64_t x = v ? json_object_get_int64(v) : 0;
+    return x > 0 ? (uint64_t)x : 0;
+}
+
+/* The text output below is printed from the --json report (cli_txn_result_json), so that a
+ * report that came from netckptd prints exactly as one made here. */
+static void print_steps(json_object *res)
+{
+    json_object *steps = jget(jget(res, "manifest"), "steps");
+    printf("  steps:");
+    for (size_t i = 0; steps && i < json_object_array_length(steps); i++) {
+        json_object *st = json_object_array_get_idx(steps, i);
+        printf("%s %s %.0f ms", i ? "," : "", jstr(st, "name", "?"),
+               json_object_get_double(jget(st, "ms")));
+    }
+    printf(" (total %.2f s)\n", json_object_get_double(jget(res, "total_ms")) / 1e3);
 }
 
 static void print_report(json_object *rep)
@@ -192,44 +221,121 @@ static void print_report(json_object *rep)
     }
 }
 
-static void print_replay(const struct txn_result *r, bool stop_mode)
+/* One line: was the restore a rollback, why, and what was done about it. */
+static void print_rollback(json_object *rb)
 {
-    const struct txn_replay_stats *s = &r->replay;
-    if (!s->enabled)
+    if (!rb)
+        return;
+    if (!json_object_get_boolean(jget(rb, "detected")))
+        printf("  rollback: no (%s)\n", jstr(rb, "reason", ""));
+    else if (json_object_get_boolean(jget(rb, "reset")))
+        printf("  rollback: yes (%s); %d connections reset, %d peers probed\n",
+               jstr(rb, "reason", ""), json_object_get_int(jget(rb, "connections_reset")),
+               json_object_get_int(jget(rb, "peers_probed")));
+    else
+        printf("  rollback: yes (%s); connections left as they are\n", jstr(rb, "reason", ""));
+}
+
+static void print_replay(json_object *res, bool stop_mode)
+{
+    json_object *s = jget(res, "replay");
+    if (!json_object_get_boolean(jget(s, "enabled")))
         printf("  held-traffic replay: off\n");
-    else if (s->skipped)
-        printf("  held-traffic replay: skipped (a rollback: the stale connections are reset)\n");
+    else if (json_object_get_boolean(jget(s, "skipped")))
+        printf("  held-traffic replay: skipped (a rollback: the connections are reset)\n");
     else if (stop_mode)
         printf("  held-traffic replay: %" PRIu64 " frames kept in the bundle, %" PRIu64
                " over the bound dropped, %" PRIu64 " rejected\n",
-               s->held, s->dropped, s->rejected);
+               ju64(s, "held"), ju64(s, "dropped"), ju64(s, "rejected"));
     else
         printf("  held-traffic replay: %" PRIu64 " held, %" PRIu64 " replayed, %" PRIu64
                " dropped, %" PRIu64 " rejected, %" PRIu64 " failed to send\n",
-               s->held, s->replayed, s->dropped, s->rejected, s->failed);
+               ju64(s, "held"), ju64(s, "replayed"), ju64(s, "dropped"), ju64(s, "rejected"),
+               ju64(s, "failed"));
 }
 
 /* name: what the user asked for (domain or bundle), for failures before discover named it. */
-static void print_failure(const char *what, const char *name, const struct txn_result *r)
+static void print_failure(const char *what, const char *name, json_object *res)
 {
-    fprintf(stderr, "netckpt: %s of %s failed at step %s: %s\n", what,
-            r->m.domain_name[0] ? r->m.domain_name : name, txn_step_name(r->failed_step),
-            r->message);
-    switch (r->outcome) {
-    case TXN_ROLLED_BACK:
-    case TXN_INTERRUPTED:
+    const char *dom = jstr(res, "domain", name);
+    const char *outcome = jstr(res, "outcome", "failed");
+    fprintf(stderr, "netckpt: %s of %s failed at step %s: %s\n", what, dom,
+            jstr(res, "failed_step", "none"), jstr(res, "error", ""));
+    if (!strcmp(outcome, txn_outcome_name(TXN_ROLLED_BACK)) ||
+        !strcmp(outcome, txn_outcome_name(TXN_INTERRUPTED))) {
         fprintf(stderr, "netckpt: rolled back: the VM is %s, its network open%s\n",
-                txn_vm_state_name(r->vm_after),
-                r->bundle_committed ? "; the bundle is complete and kept" : "; no bundle");
-        break;
-    case TXN_ROLLBACK_FAILED:
+                jstr(res, "vm_after", "?"),
+                json_object_get_boolean(jget(res, "bundle_committed"))
+                    ? "; the bundle is complete and kept"
+                    : "; no bundle");
+    } else if (!strcmp(outcome, txn_outcome_name(TXN_ROLLBACK_FAILED))) {
         fprintf(stderr, "netckpt: ROLLBACK INCOMPLETE: %s\n",
-                r->rollback_errors[0] ? r->rollback_errors : r->message);
-        fprintf(stderr, "netckpt: run 'netckpt unblock %s' to finish\n", r->m.domain_name);
-        break;
-    default:
-        break;
+                jstr(res, "rollback_errors", jstr(res, "error", "")));
+        fprintf(stderr, "netckpt: run 'netckpt unblock %s' to finish\n", jstr(res, "domain", ""));
     }
+}
+
+int cli_txn_print(const struct cli_ctx *ctx, const char *command, json_object *res,
+                  const char *asked, bool continue_running, bool paused)
+{
+    json_object *ec = jget(res, "exit_code");
+    int code = ec ? json_object_get_int(ec) : NC_EXIT_FAILURE;
+    bool ok = code == NC_EXIT_OK;
+    bool restore = !strcmp(command, "restore");
+    json_object *m = jget(res, "manifest");
+    if (ctx->json)
+        return code;
+    if (ok && !restore) {
+        if (!ctx->quiet) {
+            json_object *c = jget(m, "gate_counters");
+            uint64_t n = ju64(m, "connections");
+            printf("checkpoint of %s complete: %s\n", jstr(res, "domain", ""),
+                   jstr(res, "bundle", ""));
+            printf("  %s mode, VM state in a %s, %" PRIu64 " connection%s frozen, image %s\n",
+                   jstr(m, "mode", "?"),
+                   !strcmp(jstr(m, "state", ""), "snapshot") ? "snapshot" : "save file", n,
+                   n == 1 ? "" : "s", jstr(m, "image_id", ""));
+            printf("  gate dropped %" PRIu64 " packets (%" PRIu64 " bytes) to the guest, %" PRIu64
+                   " (%" PRIu64 " bytes) from it\n",
+                   ju64(c, "to_guest_pkts"), ju64(c, "to_guest_bytes"), ju64(c, "from_guest_pkts"),
+                   ju64(c, "from_guest_bytes"));
+            print_steps(res);
+            print_replay(res, !continue_running);
+            if (continue_running)
+                print_report(jget(res, "report"));
+            else
+                printf("  the VM is saved and off; bring it back with: netckpt restore %s\n",
+                       jstr(res, "bundle", ""));
+        }
+    } else if (ok) {
+        if (!ctx->quiet) {
+            const char *dom = jstr(res, "domain", "");
+            if (paused) {
+                printf("restore of %s from %s verified; the VM is paused and gated with its "
+                       "sockets frozen\n  continue with: netckpt unblock %s\n",
+                       dom, jstr(res, "bundle", ""), dom);
+            } else {
+                printf("restore of %s from %s complete: the VM is %s\n", dom,
+                       jstr(res, "bundle", ""), jstr(res, "vm_after", "?"));
+                print_rollback(jget(res, "rollback"));
+                print_steps(res);
+                print_replay(res, false);
+                print_report(jget(res, "report"));
+            }
+        }
+    } else if (restore && code == NC_EXIT_REFUSED) {
+        fprintf(stderr, "netckpt: restore refused: %s\n", jstr(res, "error", ""));
+        json_object *d = jget(res, "verify_differences");
+        for (size_t i = 0; d && json_object_is_type(d, json_type_array) &&
+                           i < json_object_array_length(d) && i < 10;
+             i++)
+            fprintf(stderr, "  %s\n",
+                    json_object_to_json_string_ext(json_object_array_get_idx(d, i),
+                                                   JSON_C_TO_STRING_PLAIN));
+    } else {
+        print_failure(command, asked, res);
+    }
+    return code;
 }
 
 static void prepare(struct cli_ctx *ctx, const struct cli_args *a, struct txn_real *t,
@@ -285,30 +391,12 @@ int cli_cmd_checkpoint(struct cli_ctx *ctx, const struct cli_args *a)
             log_warn("cannot record the last checkpoint: %s", strerror(-q));
         json_object_put(rec);
     }
-    if (ctx->json) {
-        cli_print_json(cli_txn_result_json("checkpoint", &r, code));
-    } else if (r.outcome == TXN_OK) {
-        if (!ctx->quiet) {
-            printf("checkpoint of %s complete: %s\n", r.m.domain_name, r.bundle_path);
-            printf("  %s mode, VM state in a %s, %u connection%s frozen, image %s\n",
-                   manifest_mode_name(r.m.mode),
-                   r.m.state == MANIFEST_STATE_SNAPSHOT ? "snapshot" : "save file",
-                   r.m.n_connections, r.m.n_connections == 1 ? "" : "s", r.m.image_id);
-            printf("  gate dropped %" PRIu64 " packets (%" PRIu64 " bytes) to the guest, %" PRIu64
-                   " (%" PRIu64 " bytes) from it\n",
-                   r.m.counters.to_guest_pkts, r.m.counters.to_guest_bytes,
-                   r.m.counters.from_guest_pkts, r.m.counters.from_guest_bytes);
-            print_steps(&r.m);
-            print_replay(&r, !o.continue_running);
-            if (o.continue_running)
-                print_report(r.report);
-            else
-                printf("  the VM is saved and off; bring it back with: netckpt restore %s\n",
-                       r.bundle_path);
-        }
-    } else {
-        print_failure("checkpoint", o.domain, &r);
-    }
+    json_object *res = cli_txn_result_json("checkpoint", &r, code);
+    cli_txn_print(ctx, "checkpoint", res, o.domain, o.continue_running, false);
+    if (ctx->json)
+        cli_print_json(res);
+    else
+        json_object_put(res);
     txn_result_done(&r);
     return code;
 }
@@ -338,34 +426,12 @@ int cli_cmd_restore(struct cli_ctx *ctx, const struct cli_args *a)
     txn_restore(&tc, &o, &r);
     txn_real_done(&t);
     int code = cli_exit_for_outcome(r.outcome);
-    if (ctx->json) {
-        cli_print_json(cli_txn_result_json("restore", &r, code));
-    } else if (r.outcome == TXN_OK) {
-        if (!ctx->quiet) {
-            if (o.leave_paused) {
-                printf("restore of %s from %s verified; the VM is paused and gated with its "
-                       "sockets frozen\n  continue with: netckpt unblock %s\n",
-                       r.m.domain_name, r.bundle_path, r.m.domain_name);
-            } else {
-                printf("restore of %s from %s complete: the VM is %s\n", r.m.domain_name,
-                       r.bundle_path, txn_vm_state_name(r.vm_after));
-                print_steps(&r.m);
-                print_replay(&r, false);
-                print_report(r.report);
-            }
-        }
-    } else if (r.outcome == TXN_REFUSED) {
-        fprintf(stderr, "netckpt: restore refused: %s\n", r.message);
-        json_object *d = r.verify_diff;
-        for (size_t i = 0; d && json_object_is_type(d, json_type_array) &&
-                           i < json_object_array_length(d) && i < 10;
-             i++)
-            fprintf(stderr, "  %s\n",
-                    json_object_to_json_string_ext(json_object_array_get_idx(d, i),
-                                                   JSON_C_TO_STRING_PLAIN));
-    } else {
-        print_failure("restore", o.bundle, &r);
-    }
+    json_object *res = cli_txn_result_json("restore", &r, code);
+    cli_txn_print(ctx, "restore", res, o.bundle, false, o.leave_paused);
+    if (ctx->json)
+        cli_print_json(res);
+    else
+        json_object_put(res);
     txn_result_done(&r);
     return code;
 }

@@ -113,6 +113,11 @@ struct cli_ctx {
     const volatile sig_atomic_t *interrupted; /* owned by main; set by SIGINT/SIGTERM */
     struct nc_virt *virt;                     /* open when cmd->needs_conn */
     const char *argv0;
+    /* netckptd: checkpoint, restore, status, list, unblock and policy go through a daemon that
+     * answers on this socket (NULL: $NETCKPTD_SOCKET or the default) unless no_daemon
+     * (--no-daemon, NETCKPT_NO_DAEMON=1). host/cli-daemon.c. */
+    const char *daemon_socket;
+    bool no_daemon;
 };
 
 /* Output helpers. With --json, print obj to stdout (pretty, stable key order as built);
@@ -140,6 +145,34 @@ json_object *cli_last_checkpoint_read(const struct cli_ctx *ctx, const char *dom
 /* A transaction's outcome as an exit code, and its report as JSON (stable keys). */
 int cli_exit_for_outcome(enum txn_outcome o);
 json_object *cli_txn_result_json(const char *command, const struct txn_result *r, int code);
+
+/* Text output of a checkpoint or restore from its --json report (also one netckptd made);
+ * nothing with --json (the caller prints res). asked: the domain or bundle given. Returns the
+ * report's exit code. */
+int cli_txn_print(const struct cli_ctx *ctx, const char *command, json_object *res,
+                  const char *asked, bool continue_running, bool paused);
+
+/* list, status and unblock as JSON and as output, shared by the CLI and netckptd: the daemon
+ * builds the same objects, and a CLI forwarding to it prints them with the same functions.
+ * cli_list_json: the domains array (NULL with err). cli_status_json: NULL with err when
+ * libvirt fails; no_probe: do not ask the agent, report this reason instead. The print
+ * functions take ownership and return the exit code. */
+struct nc_virt;
+json_object *cli_list_json(struct nc_virt *v, const char *state_dir, bool all, char *err,
+                           size_t errlen);
+int cli_list_print(const struct cli_ctx *ctx, json_object *arr);
+json_object *cli_status_json(struct nc_virt *v, const char *state_dir, const char *domain,
+                             const char *agent_channel, const char *no_probe, char *err,
+                             size_t errlen);
+int cli_status_print(const struct cli_ctx *ctx, json_object *o, const char *asked);
+/* r: 0, or -errno with err (rep may be NULL then). */
+int cli_unblock_print(const struct cli_ctx *ctx, const char *domain, json_object *rep, int r,
+                      const char *err);
+
+/* Run the command through netckptd when one answers (host/cli-daemon.c): 1 with *rc set when
+ * it did (or when it had to fail: an explicit --daemon-socket that does not answer), 0 when
+ * netckpt works alone (no daemon, --no-daemon, or a daemon on another libvirt URI). */
+int cli_daemon_forward(struct cli_ctx *ctx, const struct cli_args *a, int *rc);
 
 /* Command handlers (host/cli-commands.c, host/cli-txn.c). */
 int cli_cmd_checkpoint(struct cli_ctx *ctx, const struct cli_args *a);

@@ -28,15 +28,26 @@
 #define DEFAULT_FREEZE_S 60
 
 static const struct daemon_arg args_checkpoint[] = {
-    {"domain", json_type_string, true},         {"dir", json_type_string, false},
-    {"continue", json_type_boolean, false},     {"snapshot", json_type_boolean, false},
-    {"freeze-timeout", json_type_int, false},   {"wait", json_type_boolean, false},
-    {"agent-channel", json_type_string, false}, {NULL, 0, false},
+    {"domain", json_type_string, true},
+    {"dir", json_type_string, false},
+    {"continue", json_type_boolean, false},
+    {"snapshot", json_type_boolean, false},
+    {"freeze-timeout", json_type_int, false},
+    {"wait", json_type_boolean, false},
+    {"agent-channel", json_type_string, false},
+    {"no-replay", json_type_boolean, false},
+    {NULL, 0, false},
 };
 static const struct daemon_arg args_restore[] = {
-    {"bundle", json_type_string, true},         {"stale", json_type_string, false},
-    {"paused", json_type_boolean, false},       {"wait", json_type_boolean, false},
-    {"agent-channel", json_type_string, false}, {NULL, 0, false},
+    {"bundle", json_type_string, true},
+    {"stale", json_type_string, false},
+    {"paused", json_type_boolean, false},
+    {"wait", json_type_boolean, false},
+    {"agent-channel", json_type_string, false},
+    {"no-replay", json_type_boolean, false},
+    {"image", json_type_string, false},
+    {"watch", json_type_int, false},
+    {NULL, 0, false},
 };
 static const struct daemon_arg args_status[] = {
     {"domain", json_type_string, false},
@@ -59,6 +70,10 @@ static const struct daemon_arg args_policy_run[] = {
     {"wait", json_type_boolean, false},
     {NULL, 0, false},
 };
+static const struct daemon_arg args_cancel[] = {
+    {"job", json_type_int, true},
+    {NULL, 0, false},
+};
 static const struct daemon_arg args_events[] = {
     {"since", json_type_int, false},
     {"max", json_type_int, false},
@@ -74,6 +89,7 @@ static int cmd_unblock(void *ud, json_object *args, json_object **ret, struct qg
 static int cmd_policy_list(void *ud, json_object *args, json_object **ret, struct qga_error *err);
 static int cmd_policy_run(void *ud, json_object *args, json_object **ret, struct qga_error *err);
 static int cmd_events(void *ud, json_object *args, json_object **ret, struct qga_error *err);
+static int cmd_cancel(void *ud, json_object *args, json_object **ret, struct qga_error *err);
 
 static const struct daemon_command commands[DAEMON_COMMAND_COUNT] = {
     {"checkpoint", cmd_checkpoint, args_checkpoint},
@@ -84,6 +100,7 @@ static const struct daemon_command commands[DAEMON_COMMAND_COUNT] = {
     {"policy-list", cmd_policy_list, args_none},
     {"policy-run", cmd_policy_run, args_policy_run},
     {"events", cmd_events, args_events},
+    {"cancel", cmd_cancel, args_cancel},
 };
 
 const struct daemon_command *daemon_commands(size_t *n)
@@ -125,7 +142,10 @@ static int canonical_name(struct daemon *d, const char *in, char *out, size_t le
                           struct qga_error *err)
 {
     virDomainPtr dom = NULL;
-    int r = nc_virt_lookup(d->virt, in, &dom);
+    struct nc_virt view;
+    struct nc_virt *v = daemon_virt_view(d, &view);
+    int r = v ? nc_virt_lookup(v, in, &dom) : -ENOTCONN;
+    daemon_virt_view_done(v);
     if (r == -ENOENT) {
         qga_error_set(err, QGA_ERR_NOT_FOUND, "no domain named %s", in);
         return r;
@@ -203,6 +223,7 @@ static int cmd_checkpoint(void *ud, json_object *args, json_object **ret, struct
         r = agent_channel_arg(args, t.agent_channel, sizeof(t.agent_channel), err);
     t.continue_running = opt_bool(args, "continue", false, &r, err);
     t.snapshot = opt_bool(args, "snapshot", false, &r, err);
+    t.no_replay = opt_bool(args, "no-replay", false, &r, err);
     bool wait = opt_bool(args, "wait", true, &r, err);
     if (r < 0)
         return r;
@@ -210,9 +231,16 @@ static int cmd_checkpoint(void *ud, json_object *args, json_object **ret, struct
         qga_error_set(err, QGA_ERR_INVALID_PARAMETER, "dir must be an absolute path");
         return -EINVAL;
     }
-    r = canonical_name(d, domain, t.domain, sizeof(t.domain), err);
-    if (r < 0)
+    /* An unknown domain still gets a job: its transaction fails at discover with the report
+     * the CLI prints for it (a forwarding CLI shows the same). */
+    struct qga_error lookup;
+    r = canonical_name(d, domain, t.domain, sizeof(t.domain), &lookup);
+    if (r == -ENOENT && dir) {
+        snprintf(t.domain, sizeof(t.domain), "%s", domain);
+    } else if (r < 0) {
+        *err = lookup;
         return r;
+    }
     if (dir) {
         snprintf(t.path, sizeof(t.path), "%s", dir);
     } else {
@@ -239,10 +267,17 @@ static int cmd_restore(void *ud, json_object *args, json_object **ret, struct qg
         r = qga_arg_string(args, "bundle", true, 4000, &bundle, err);
     if (r >= 0)
         r = qga_arg_string(args, "stale", false, 8, &stale, err);
-    struct daemon_job t = {.kind = DAEMON_JOB_RESTORE};
+    const char *image = NULL;
+    if (r >= 0)
+        r = qga_arg_string(args, "image", false, 4000, &image, err);
+    int64_t watch = -1;
+    if (r >= 0)
+        r = qga_arg_int(args, "watch", false, 0, 600000, &watch, err);
+    struct daemon_job t = {.kind = DAEMON_JOB_RESTORE, .watch_ms = (int32_t)watch};
     if (r >= 0)
         r = agent_channel_arg(args, t.agent_channel, sizeof(t.agent_channel), err);
     t.paused = opt_bool(args, "paused", false, &r, err);
+    t.no_replay = opt_bool(args, "no-replay", false, &r, err);
     bool wait = opt_bool(args, "wait", true, &r, err);
     if (r < 0)
         return r;
@@ -250,10 +285,13 @@ static int cmd_restore(void *ud, json_object *args, json_object **ret, struct qg
         qga_error_set(err, QGA_ERR_INVALID_PARAMETER, "stale must be auto or keep");
         return -EINVAL;
     }
-    if (bundle[0] != '/') {
-        qga_error_set(err, QGA_ERR_INVALID_PARAMETER, "bundle must be an absolute path");
+    if (bundle[0] != '/' || (image && image[0] != '/')) {
+        qga_error_set(err, QGA_ERR_INVALID_PARAMETER, "%s must be an absolute path",
+                      bundle[0] != '/' ? "bundle" : "image");
         return -EINVAL;
     }
+    if (image)
+        snprintf(t.image, sizeof(t.image), "%s", image);
     t.reset_stale = !stale || !strcmp(stale, "auto");
     snprintf(t.path, sizeof(t.path), "%s", bundle);
     /* The domain to serialise on comes from the manifest (schema-checked); the full
@@ -262,34 +300,23 @@ static int cmd_restore(void *ud, json_object *args, json_object **ret, struct qg
     size_t len;
     snprintf(mpath, sizeof(mpath), "%s/%s", bundle, BUNDLE_MANIFEST);
     r = read_file(mpath, BUNDLE_MANIFEST_MAX, &xml, &len);
-    if (r < 0) {
-        qga_error_set(err, r == -ENOENT ? QGA_ERR_NOT_FOUND : QGA_ERR_GENERIC_ERROR,
-                      "bundle %s refused: %s: %s", bundle, mpath, strerror(-r));
-        return r;
-    }
-    struct manifest *m = calloc(1, sizeof(*m));
-    r = m ? manifest_from_xml(xml, len, m, msg, sizeof(msg)) : -ENOMEM;
+    struct manifest *m = r < 0 ? NULL : calloc(1, sizeof(*m));
+    if (r >= 0)
+        r = m ? manifest_from_xml(xml, len, m, msg, sizeof(msg)) : -ENOMEM;
     free(xml);
-    if (r < 0) {
+    if (r == -ENOMEM) {
         free(m);
-        qga_error_set(err, QGA_ERR_GENERIC_ERROR, "bundle %s refused: %s", bundle,
-                      msg[0] ? msg : strerror(-r));
-        return r;
+        return qga_error_errno(err, r, "reading %s", mpath);
     }
-    snprintf(t.domain, sizeof(t.domain), "%s", m->domain_name);
+    /* A bundle without a readable manifest names no domain: the job claims the path instead,
+     * and its transaction refuses the bundle at its first step with the report (and exit code)
+     * of `netckpt restore`. */
+    if (r < 0)
+        snprintf(t.domain, sizeof(t.domain), "bundle:%s", bundle);
+    else
+        snprintf(t.domain, sizeof(t.domain), "%s", m->domain_name);
     free(m);
     return run_job(d, &t, wait, ret, err);
-}
-
-static json_object *journal_json(const struct journal_entry *e)
-{
-    json_object *o = json_object_new_object();
-    json_object_object_add(o, "step", json_object_new_string(e->step));
-    json_object_object_add(o, "pid", json_object_new_int(e->pid));
-    json_object_object_add(o, "owner_alive", json_object_new_boolean(journal_owner_alive(e) == 1));
-    json_object_object_add(o, "started_ns", json_object_new_int64((int64_t)e->started_ns));
-    json_object_object_add(o, "bundle_tmp", json_object_new_string(e->bundle_tmp));
-    return o;
 }
 
 static json_object *claim_json(struct daemon *d, const char *domain)
@@ -379,73 +406,29 @@ static int cmd_status(void *ud, json_object *args, json_object **ret, struct qga
         return 0;
     }
 
-    json_object *o = json_object_new_object();
-    virDomainPtr dom = NULL;
-    char name[256];
-    snprintf(name, sizeof(name), "%s", domain);
-    int st = -1, reason = 0;
-    r = nc_virt_lookup(d->virt, domain, &dom);
-    if (r == 0) {
-        const char *n = virDomainGetName(dom);
-        snprintf(name, sizeof(name), "%s", n ? n : domain);
-        char uuid[VIR_UUID_STRING_BUFLEN] = "";
-        virDomainGetUUIDString(dom, uuid);
-        nc_virt_state(d->virt, dom, &st, &reason);
-        virDomainFree(dom);
-        json_object_object_add(o, "domain", json_object_new_string(name));
-        json_object_object_add(o, "uuid", json_object_new_string(uuid));
-        json_object_object_add(o, "state", json_object_new_string(nc_virt_state_name(st)));
-    } else if (r == -ENOENT) {
-        json_object_object_add(o, "domain", json_object_new_string(domain));
-        json_object_object_add(o, "uuid", NULL);
-        json_object_object_add(o, "state", json_object_new_string("absent"));
-    } else {
-        json_object_put(o);
-        return qga_error_errno(err, r, "looking up domain %s", domain);
-    }
-    json_object *gate = json_object_new_object();
-    int g = gate_is_installed(name);
-    json_object_object_add(gate, "installed", g < 0 ? NULL : json_object_new_boolean(g == 1));
-    struct gate_counters c;
-    if (g == 1 && gate_read_counters(name, &c) == 0) {
-        json_object *cj = json_object_new_object();
-        json_object_object_add(cj, "to_guest_pkts",
-                               json_object_new_int64((int64_t)c.to_guest_pkts));
-        json_object_object_add(cj, "from_guest_pkts",
-                               json_object_new_int64((int64_t)c.from_guest_pkts));
-        json_object_object_add(gate, "counters", cj);
-    }
-    json_object_object_add(o, "gate", gate);
-    struct journal_entry e;
-    json_object_object_add(o, "journal",
-                           journal_read(d->cfg.state_dir, name, &e) == 0 ? journal_json(&e) : NULL);
-    json_object_object_add(o, "busy", claim_json(d, name));
-
-    /* Ask the agent only when no job is talking to it; hold the domain meanwhile. */
-    json_object *agent = json_object_new_object();
-    char msg[512] = "";
-    if (st != VIR_DOMAIN_RUNNING) {
-        json_object_object_add(agent, "reachable", json_object_new_boolean(false));
-        json_object_object_add(agent, "error", json_object_new_string("the domain is not running"));
-    } else if (daemon_claim(d, name, "status", 0, msg, sizeof(msg)) < 0) {
-        json_object_object_add(agent, "reachable", NULL);
-        json_object_object_add(agent, "error", json_object_new_string(msg));
-    } else {
-        struct txn_real t;
-        txn_real_init(&t, d->virt, d->cfg.state_dir, NULL);
-        t.agent_name = channel[0] ? channel : NULL;
-        snprintf(t.domain, sizeof(t.domain), "%s", name);
-        json_object *sret = NULL;
-        r = txn_real_agent_call(&t, AGENT_CMD_NET_STATUS, NULL, 3000, &sret, msg, sizeof(msg));
-        txn_real_done(&t);
+    /* The object of `netckpt --json status` (the same builder), plus busy: the claim. The
+     * agent is asked only when no job is talking to it; the domain is held meanwhile. */
+    char name[256], msg[1024] = "";
+    struct qga_error ignore;
+    if (canonical_name(d, domain, name, sizeof(name), &ignore) < 0)
+        snprintf(name, sizeof(name), "%s", domain);
+    bool claimed = daemon_claim(d, name, "status", 0, msg, sizeof(msg)) == 0;
+    json_object *busy = claimed ? NULL : claim_json(d, name);
+    char lerr[1024] = "";
+    struct nc_virt view;
+    struct nc_virt *v = daemon_virt_view(d, &view);
+    json_object *o = v ? cli_status_json(v, d->cfg.state_dir, name, channel[0] ? channel : NULL,
+                                         claimed ? NULL : msg, lerr, sizeof(lerr))
+                       : NULL;
+    daemon_virt_view_done(v);
+    if (claimed)
         daemon_release(d, name);
-        json_object_object_add(agent, "reachable", json_object_new_boolean(r == 0));
-        json_object_object_add(agent, "status", sret);
-        json_object_object_add(agent, "error", r == 0 ? NULL : json_object_new_string(msg));
+    if (!o) {
+        json_object_put(busy);
+        qga_error_set(err, QGA_ERR_GENERIC_ERROR, "looking up domain %s: %s", domain, lerr);
+        return -EIO;
     }
-    json_object_object_add(o, "agent", agent);
-    struct cli_ctx cctx = {.state_dir = d->cfg.state_dir};
-    json_object_object_add(o, "last_checkpoint", cli_last_checkpoint_read(&cctx, name));
+    json_object_object_add(o, "busy", busy);
     *ret = o;
     return 0;
 }
@@ -457,32 +440,20 @@ static int cmd_list(void *ud, json_object *args, json_object **ret, struct qga_e
     bool all = opt_bool(args, "all", false, &r, err);
     if (r < 0)
         return r;
-    virDomainPtr *doms = NULL;
-    int n =
-        virConnectListAllDomains(d->virt->conn, &doms, all ? 0 : VIR_CONNECT_LIST_DOMAINS_ACTIVE);
-    if (n < 0) {
-        const char *m = virGetLastErrorMessage();
-        qga_error_set(err, QGA_ERR_GENERIC_ERROR, "listing domains failed: %s", m ? m : "?");
+    char msg[512];
+    struct nc_virt view;
+    struct nc_virt *v = daemon_virt_view(d, &view);
+    json_object *arr = v ? cli_list_json(v, d->cfg.state_dir, all, msg, sizeof(msg)) : NULL;
+    daemon_virt_view_done(v);
+    if (!arr) {
+        qga_error_set(err, QGA_ERR_GENERIC_ERROR, "listing domains failed: %s", msg);
         return -EIO;
     }
-    json_object *arr = json_object_new_array();
-    for (int i = 0; i < n; i++) {
-        json_object *o = json_object_new_object();
-        const char *name = virDomainGetName(doms[i]);
-        char uuid[VIR_UUID_STRING_BUFLEN] = "";
-        virDomainGetUUIDString(doms[i], uuid);
-        int st = 0, reason = 0;
-        nc_virt_state(d->virt, doms[i], &st, &reason);
-        json_object_object_add(o, "name", json_object_new_string(name ? name : ""));
-        json_object_object_add(o, "uuid", json_object_new_string(uuid));
-        json_object_object_add(o, "state", json_object_new_string(nc_virt_state_name(st)));
-        int g = name ? gate_is_installed(name) : -EINVAL;
-        json_object_object_add(o, "gated", g < 0 ? NULL : json_object_new_boolean(g == 1));
-        json_object_object_add(o, "busy", name ? claim_json(d, name) : NULL);
-        json_object_array_add(arr, o);
-        virDomainFree(doms[i]);
+    for (size_t i = 0; i < json_object_array_length(arr); i++) {
+        json_object *o = json_object_array_get_idx(arr, i), *nm = NULL;
+        json_object_object_get_ex(o, "name", &nm);
+        json_object_object_add(o, "busy", claim_json(d, json_object_get_string(nm)));
     }
-    free(doms);
     *ret = json_object_new_object();
     json_object_object_add(*ret, "domains", arr);
     return 0;
@@ -513,7 +484,10 @@ static int cmd_unblock(void *ud, json_object *args, json_object **ret, struct qg
     if (!force && journal_read(d->cfg.state_dir, name, &je) == 0 && je.pid == getpid())
         force = true;
     json_object *rep = NULL;
-    r = txn_real_unblock(d->virt, d->cfg.state_dir, name, force, &rep, msg, sizeof(msg));
+    struct nc_virt view;
+    struct nc_virt *v = daemon_virt_view(d, &view);
+    r = txn_real_unblock(v, d->cfg.state_dir, name, force, &rep, msg, sizeof(msg));
+    daemon_virt_view_done(v);
     daemon_release(d, name);
     if (r < 0) {
         json_object_put(rep);
@@ -571,5 +545,37 @@ static int cmd_events(void *ud, json_object *args, json_object **ret, struct qga
     *ret = json_object_new_object();
     json_object_object_add(*ret, "events", ev);
     json_object_object_add(*ret, "next", json_object_new_int64((int64_t)next));
+    return 0;
+}
+
+/* Ask a running job to stop: its transaction rolls back between steps, as on SIGINT for the
+ * CLI (outcome interrupted). A job that is done is left as it is. */
+static int cmd_cancel(void *ud, json_object *args, json_object **ret, struct qga_error *err)
+{
+    struct daemon *d = ((struct daemon_conn *)ud)->d;
+    int64_t id = 0;
+    int r = check_known(args, args_cancel, err);
+    if (r >= 0)
+        r = qga_arg_int(args, "job", true, 1, INT64_MAX, &id, err);
+    if (r < 0)
+        return r;
+    struct daemon_job *j = daemon_job_get(d, (uint64_t)id);
+    if (!j) {
+        qga_error_set(err, QGA_ERR_NOT_FOUND, "no job %" PRId64, id);
+        return -ENOENT;
+    }
+    pthread_mutex_lock(&d->lock);
+    bool running = j->state == DAEMON_JOB_RUNNING;
+    if (running)
+        j->cancel = SIGINT;
+    *ret = daemon_job_json(j, false);
+    json_object_object_add(*ret, "cancelled", json_object_new_boolean(running));
+    char domain[256];
+    snprintf(domain, sizeof(domain), "%s", j->domain);
+    pthread_mutex_unlock(&d->lock);
+    daemon_job_put(d, j);
+    if (running)
+        daemon_event(d, "info", "job-cancel", domain, NULL, (uint64_t)id,
+                     "job %" PRId64 " asked to stop by a client", id);
     return 0;
 }

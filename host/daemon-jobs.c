@@ -13,6 +13,7 @@
 #include "common/log.h"
 #include "common/util.h"
 #include "host/daemon.h"
+#include "host/virt.h"
 
 int daemon_init(struct daemon *d, const struct daemon_config *cfg, struct nc_virt *virt,
                 const struct daemon_runner *runner, const struct sched_clock *clk)
@@ -381,6 +382,12 @@ json_object *daemon_job_json(const struct daemon_job *j, bool with_result)
     json_object_object_add(
         o, "state", json_object_new_string(j->state == DAEMON_JOB_DONE ? "done" : "running"));
     json_object_object_add(o, "step", j->step[0] ? json_object_new_string(j->step) : NULL);
+    if (j->state == DAEMON_JOB_RUNNING && (j->progress_done || j->progress_total)) {
+        json_object *p = json_object_new_object();
+        json_object_object_add(p, "done", json_object_new_int64((int64_t)j->progress_done));
+        json_object_object_add(p, "total", json_object_new_int64((int64_t)j->progress_total));
+        json_object_object_add(o, "progress", p);
+    }
     json_object_object_add(o, "outcome", json_object_new_string(j->outcome));
     json_object_object_add(o, "ok", json_object_new_boolean(j->ok));
     json_object_object_add(o, "message", j->message[0] ? json_object_new_string(j->message) : NULL);
@@ -466,4 +473,24 @@ void daemon_metrics_flush(struct daemon *d)
     pthread_mutex_unlock(&d->flush_lock);
     if (r < 0)
         log_warn("cannot write the metrics file %s: %s", d->cfg.metrics_path, strerror(-r));
+}
+
+struct nc_virt *daemon_virt_view(struct daemon *d, struct nc_virt *out)
+{
+    memset(out, 0, sizeof(*out));
+    if (!d->virt || !d->virt->conn)
+        return NULL;
+    if (virConnectRef(d->virt->conn) < 0)
+        return NULL;
+    out->conn = d->virt->conn;
+    memcpy(out->uri, d->virt->uri, sizeof(out->uri));
+    memcpy(out->state_dir, d->virt->state_dir, sizeof(out->state_dir));
+    /* loop_started stays false: nc_virt_close() then only drops our reference */
+    return out;
+}
+
+void daemon_virt_view_done(struct nc_virt *v)
+{
+    if (v)
+        nc_virt_close(v);
 }

@@ -29,9 +29,12 @@ static void on_txn_event(void *nud, enum txn_event ev, enum txn_step step, uint6
 {
     struct daemon_job *j = nud;
     struct daemon *d = j->d;
-    if (ev == TXN_EV_STEP_BEGIN) {
+    if (ev == TXN_EV_STEP_BEGIN || ev == TXN_EV_PROGRESS) {
+        /* the step and its progress, for `status job` (the CLI's progress line) */
         pthread_mutex_lock(&d->lock);
         snprintf(j->step, sizeof(j->step), "%s", txn_step_name(step));
+        j->progress_done = ev == TXN_EV_PROGRESS ? done : 0;
+        j->progress_total = ev == TXN_EV_PROGRESS ? total : 0;
         pthread_mutex_unlock(&d->lock);
     } else if (ev == TXN_EV_ROLLBACK) {
         daemon_event(d, "warn", "rollback", j->domain, j->policy ? j->policy->name : NULL, j->id,
@@ -85,7 +88,8 @@ static int check_conditions(struct daemon *d, struct daemon_job *j)
     if (!p->agent_check && !p->retrans_check)
         return 1;
     struct txn_real t;
-    txn_real_init(&t, d->virt, d->cfg.state_dir, &j->cancel);
+    struct nc_virt view;
+    txn_real_init(&t, daemon_virt_view(d, &view), d->cfg.state_dir, &j->cancel);
     t.agent_name = j->agent_channel[0] ? j->agent_channel : NULL;
     snprintf(t.domain, sizeof(t.domain), "%s", j->domain);
     json_object *st = NULL;
@@ -94,6 +98,7 @@ static int check_conditions(struct daemon *d, struct daemon_job *j)
     int r = txn_real_agent_call(&t, AGENT_CMD_NET_STATUS, NULL, (int)tmo_s * 1000, &st, err,
                                 sizeof(err));
     txn_real_done(&t);
+    daemon_virt_view_done(t.v);
     if (r < 0) {
         if (p->agent_check) {
             finish(j, false, "skipped", "the agent did not answer guest-net-status within %u s: %s",
@@ -157,9 +162,11 @@ int daemon_bundle_path(const char *bundle_dir, const char *domain, char *buf, si
 
 /* The part of a job's transaction that checkpoint and restore share: the real ops bound to
  * this job's cancel flag, agent channel and event sink. */
-static struct txn_ctx job_txn_begin(struct daemon *d, struct daemon_job *j, struct txn_real *t)
+static struct txn_ctx job_txn_begin(struct daemon *d, struct daemon_job *j, struct txn_real *t,
+                                    struct nc_virt *view)
 {
-    txn_real_init(t, d->virt, d->cfg.state_dir, &j->cancel);
+    /* this thread's own view of the connection: its errors are its own */
+    txn_real_init(t, daemon_virt_view(d, view), d->cfg.state_dir, &j->cancel);
     t->agent_name = j->agent_channel[0] ? j->agent_channel : NULL;
     return (struct txn_ctx){.ops = &txn_real_ops,
                             .ud = t,
@@ -174,6 +181,7 @@ static void job_txn_end(struct daemon *d, struct daemon_job *j, struct txn_real 
                         const struct txn_result *r)
 {
     txn_real_done(t);
+    daemon_virt_view_done(t->v);
     j->result = cli_txn_result_json(restore ? "restore" : "checkpoint", r,
                                     cli_exit_for_outcome(r->outcome));
     pthread_mutex_lock(&d->lock);
@@ -194,13 +202,15 @@ static void run_checkpoint(struct daemon *d, struct daemon_job *j)
         }
     }
     struct txn_real t;
-    struct txn_ctx tc = job_txn_begin(d, j, &t);
+    struct nc_virt view;
+    struct txn_ctx tc = job_txn_begin(d, j, &t, &view);
     struct txn_checkpoint_opts o = {
         .domain = j->domain,
         .dir = j->path,
         .continue_running = j->continue_running,
         .snapshot = j->snapshot,
         .watchdog_ms = j->freeze_timeout_s * 1000u,
+        .no_replay = j->no_replay,
     };
     struct txn_result r;
     txn_checkpoint(&tc, &o, &r);
@@ -241,12 +251,15 @@ static void run_checkpoint(struct daemon *d, struct daemon_job *j)
 static void run_restore(struct daemon *d, struct daemon_job *j)
 {
     struct txn_real t;
-    struct txn_ctx tc = job_txn_begin(d, j, &t);
-    t.watch_ms = TAP_WATCH_DEFAULT_MS;
+    struct nc_virt view;
+    struct txn_ctx tc = job_txn_begin(d, j, &t, &view);
+    t.watch_ms = j->watch_ms >= 0 ? j->watch_ms : TAP_WATCH_DEFAULT_MS;
     struct txn_restore_opts o = {
         .bundle = j->path,
+        .image_override = j->image[0] ? j->image : NULL,
         .reset_stale = j->reset_stale,
         .leave_paused = j->paused,
+        .no_replay = j->no_replay,
     };
     struct txn_result r;
     txn_restore(&tc, &o, &r);

@@ -31,3 +31,8 @@ target_link_libraries(netckptd PRIVATE netckpt-daemon)
 install(TARGETS netckptd RUNTIME DESTINATION sbin)
 install(FILES ${CMAKE_CURRENT_SOURCE_DIR}/systemd/netckptd.service
   DESTINATION lib/systemd/system)
+
+# The CLI forwards to a running daemon (host/cli-daemon.c): it lives in the CLI library and
+# links the client half.
+target_sources(netckpt-cli PRIVATE cli-daemon.c)
+target_link_libraries(netckpt-cli PUBLIC netckpt-daemon-client)

@@ -70,8 +70,10 @@ struct daemon_job {
     /* request */
     char domain[256];
     char path[4096]; /* checkpoint: bundle to create ("" : policy picks); restore: bundle */
-    bool continue_running, snapshot, paused, reset_stale;
+    bool continue_running, snapshot, paused, reset_stale, no_replay;
     uint32_t freeze_timeout_s;
+    int32_t watch_ms;           /* restore: tap watch for the report; < 0: the default */
+    char image[4096];           /* restore: verify against this socket image ("" : bundle's) */
     char agent_channel[64];     /* "" : org.netckpt.agent.0 */
     struct policy *policy;      /* policy runs: a copy, owned by the job */
     uint64_t deferred_since_ns; /* policy retries: when the first deferral happened */
@@ -79,7 +81,8 @@ struct daemon_job {
     /* progress and result */
     uint64_t started_real_ns, finished_real_ns;
     char step[32];
-    char outcome[32]; /* txn outcome name, or "skipped" / "deferred" */
+    uint64_t progress_done, progress_total; /* of the running step (save), 0/0 when none */
+    char outcome[32];                       /* txn outcome name, or "skipped" / "deferred" */
     bool ok;
     char message[1024];
     uint32_t retry_s;    /* "deferred": when to try again */
@@ -151,6 +154,13 @@ struct daemon {
 };
 
 /* ---- daemon-jobs.c ---- */
+/* A view of the daemon's one libvirt connection for the calling thread: out gets the same
+ * connection (referenced) and the URI, with its own error buffer, so that threads never share
+ * nc_virt.err (libvirt's own last error is per thread already). NULL when the daemon has no
+ * connection (unit tests), else out. Release with daemon_virt_view_done(). */
+struct nc_virt *daemon_virt_view(struct daemon *d, struct nc_virt *out);
+void daemon_virt_view_done(struct nc_virt *v);
+
 int daemon_init(struct daemon *d, const struct daemon_config *cfg, struct nc_virt *virt,
                 const struct daemon_runner *runner, const struct sched_clock *clk);
 /* Cancel running jobs, wait for them (at most wait_s) and for the client threads, free. */
@@ -237,7 +247,7 @@ struct daemon_command {
     const struct daemon_arg *args; /* terminated by {NULL} */
 };
 
-#define DAEMON_COMMAND_COUNT 8
+#define DAEMON_COMMAND_COUNT 9
 const struct daemon_command *daemon_commands(size_t *n);
 /* The qga_server table (handlers' userdata: struct daemon_conn *). */
 void daemon_command_table(struct qga_command out[DAEMON_COMMAND_COUNT]);

@@ -170,6 +170,14 @@ int main(int argc, char **argv)
         } else if (!strcmp(a, "-v") || !strcmp(a, "--verbose")) {
             setenv("NETCKPT_LOG", "debug", 1);
             verbose = true;
+        } else if (!strcmp(a, "--no-daemon")) {
+            ctx.no_daemon = true;
+        } else if (!strcmp(a, "--daemon-socket")) {
+            if (++i >= argc)
+                return usage_error("a socket path is missing after", a);
+            ctx.daemon_socket = argv[i];
+        } else if (!strncmp(a, "--daemon-socket=", 16)) {
+            ctx.daemon_socket = a + 16;
         } else if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
             cli_usage(stdout);
             return NC_EXIT_OK;
@@ -182,6 +190,11 @@ int main(int argc, char **argv)
     }
     if (ctx.uri && !ctx.uri[0])
         return usage_error("the URI is empty", NULL);
+    if (ctx.daemon_socket && !ctx.daemon_socket[0])
+        return usage_error("the daemon socket path is empty", NULL);
+    const char *nd = getenv("NETCKPT_NO_DAEMON");
+    if (nd && *nd && strcmp(nd, "0") != 0)
+        ctx.no_daemon = true;
     if (i >= argc) {
         cli_usage(stderr);
         return NC_EXIT_USAGE;
@@ -231,6 +244,8 @@ int main(int argc, char **argv)
     int rc;
     if (cmd->no_setup) {
         rc = cmd->handler(&ctx, &args);
+    } else if (!cmd->raw_args && cli_daemon_forward(&ctx, &args, &rc)) {
+        /* netckptd ran it (and does its own journal recovery) */
     } else {
         char msg[1536];
         int r = cmd->needs_conn ? open_conn(&ctx, &v, msg, sizeof(msg)) : 0;

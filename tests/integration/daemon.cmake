@@ -8,3 +8,7 @@ netckpt_script_test(daemon-socket SCRIPT ${CMAKE_CURRENT_SOURCE_DIR}/daemon-sock
   LABELS integration TIMEOUT 180)
 netckpt_script_test(daemon-recover SCRIPT ${CMAKE_CURRENT_SOURCE_DIR}/daemon-recover.sh
   LABELS integration TIMEOUT 180)
+# The CLI forwarding to a running daemon: same output and exit codes as alone, Busy, SIGINT
+# cancelling the daemon's job, a real checkpoint (test driver, real agent and tap in a netns).
+netckpt_script_test(daemon-cli SCRIPT ${CMAKE_CURRENT_SOURCE_DIR}/daemon-cli.sh
+  LABELS integration TIMEOUT 240)
