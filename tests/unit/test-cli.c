@@ -197,9 +197,21 @@ static void test_json_keys(void **state)
                                       "verify_differences",
                                       "thaw",
                                       "report",
+                                      "rollback",
                                       NULL};
     assert_keys(o, top);
     json_object *v;
+    json_object_object_get_ex(o, "rollback", &v);
+    assert_null(v); /* a checkpoint (or a restore that failed before judging) */
+    json_object_put(o);
+    r.rollback = (struct txn_rollback){
+        .checked = true, .detected = true, .reset = true, .n_reset = 2, .probes = 2};
+    snprintf(r.rollback.reason, sizeof(r.rollback.reason), "the domain ran on");
+    o = cli_txn_result_json("restore", &r, 4);
+    json_object_object_get_ex(o, "rollback", &v);
+    static const char *const rkeys[] = {
+        "detected", "reason", "from_history", "reset", "connections_reset", "peers_probed", NULL};
+    assert_keys(v, rkeys);
     json_object_object_get_ex(o, "outcome", &v);
     assert_string_equal(json_object_get_string(v), "rolled-back");
     json_object_object_get_ex(o, "failed_step", &v);
