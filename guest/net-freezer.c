@@ -20,6 +20,7 @@
 #include "common/util.h"
 #include "guest/proc-owner.h"
 #include "guest/sock-diag.h"
+#include "guest/tcp-retrans.h"
 #include "guest/thaw-kick.h"
 
 #define STATE_FILE_VERSION 1
@@ -950,8 +951,11 @@ static void kick_one(int fd, const struct image_conn *c, json_object *e, size_t 
         json_object_object_add(e, "backoff", json_object_new_int64(k.backoff));
         json_object_object_add(e, "rto_ms", json_object_new_int64(k.rto_ms));
     }
-    if (k.verdict == THAW_KICK_RTO_REVERT)
+    if (k.verdict == THAW_KICK_RTO_REVERT) {
+        log_debug("kick: connection %u: RTO backed off %u times (%u ms), reverted by %u ICMP",
+                  c->id, k.backoff, k.rto_ms, k.sent);
         (*kicked)++;
+    }
 }
 
 int net_freezer_thaw(struct net_freezer *nf, enum net_thaw_reason why,
@@ -1016,8 +1020,9 @@ int net_freezer_thaw(struct net_freezer *nf, enum net_thaw_reason why,
             log_err("releasing quiesced processes: %s", strerror(-r));
         frozen_ms = (now_monotonic_ns() - nf->since_mono_ns) / 1000000ull;
         state_file_clear(nf);
-        log_info("thawed %zu connections (%zu failed) in %.1f ms, frozen for %" PRIu64 " ms (%s)",
-                 thawed, failed, (double)(now_monotonic_ns() - t0) / 1e6, frozen_ms,
+        log_info("thawed %zu connections (%zu failed, %zu kicked) in %.1f ms, frozen for %" PRIu64
+                 " ms (%s)",
+                 thawed, failed, kicked, (double)(now_monotonic_ns() - t0) / 1e6, frozen_ms,
                  net_thaw_reason_name(why));
         json_object_object_add(rep, "image_id", json_object_new_string(nf->img.image_id));
         socket_image_free(&nf->img);
