@@ -20,7 +20,6 @@
 #include "common/util.h"
 #include "guest/proc-owner.h"
 #include "guest/sock-diag.h"
-#include "guest/tcp-retrans.h"
 #include "guest/thaw-kick.h"
 
 #define STATE_FILE_VERSION 1
