@@ -142,6 +142,8 @@ json_object *cli_txn_result_json(const char *command, const struct txn_result *r
     json_object_object_add(rp, "rejected", json_object_new_int64((int64_t)r->replay.rejected));
     json_object_object_add(rp, "failed", json_object_new_int64((int64_t)r->replay.failed));
     json_object_object_add(rp, "segmented", json_object_new_int64((int64_t)r->replay.segmented));
+    json_object_object_add(rp, "outage", json_object_new_int64((int64_t)r->replay.outage));
+    json_object_object_add(rp, "holder_pid", json_object_new_int(r->replay.holder_pid));
     json_object_object_add(o, "replay", rp);
     json_object *rb = NULL;
     if (r->rollback.checked) {

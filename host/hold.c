@@ -4,6 +4,7 @@
 #include "host/hold.h"
 #include "host/gate.h"
 #include "host/journal.h"
+#include "host/transaction.h"
 #include "common/log.h"
 #include "common/macro.h"
 #include "common/util.h"
@@ -472,14 +473,17 @@ int hold_handover(const char *state_dir, const char *domain, const char *image_i
     h->dropped = ju64(rep, "dropped");
     h->rejected = ju64(rep, "rejected");
     h->lost_events = ju64(rep, "lost_events");
-    const char *held_for = jstr(rep, "image_id");
-    h->mismatch = !held_for || strcmp(held_for, image_id) != 0;
+    char held_for[65] = "?";
+    const char *hf = jstr(rep, "image_id");
+    h->mismatch = !hf || strcmp(hf, image_id) != 0;
+    if (hf)
+        snprintf(held_for, sizeof(held_for), "%s", hf);
     json_object_put(rep);
     if (h->mismatch) {
         log_warn(
             "hold: the outage holder of %s held for another checkpoint (image %s): its %" PRIu64
             " frames are not used",
-            domain, held_for ? held_for : "?", h->frames);
+            domain, held_for, h->frames);
         unlink(pcap);
         return 1;
     }
@@ -945,6 +949,12 @@ static int holder_loop(struct holder *h)
                      h->cap.buf.n);
             return 0;
         }
+        if (access(h->rec, F_OK) < 0 && errno == ENOENT) {
+            /* its state directory was removed (a test's or an operator's clean-up): nobody
+             * could ever ask for the frames, and nothing would find this process */
+            log_warn("hold: %s: %s is gone: stopping", h->spec.domain, h->rec);
+            return 0;
+        }
         if (domain_back(h)) {
             log_warn("hold: %s: its tap runs again without a netckpt restore: stopping (%zu "
                      "frames discarded)",
@@ -996,4 +1006,45 @@ int hold_main(int argc, char **argv)
     if (h.ifd >= 0)
         close(h.ifd);
     return rc;
+}
+
+/* ---- the transaction's calls ------------------------------------------------------------- */
+
+int hold_txn_begin(const char *state_dir, const char *domain, const struct replay_tap *taps,
+                   size_t n_taps, struct json_object *image, size_t limit,
+                   struct txn_replay_stats *st, char *err, size_t errlen)
+{
+    struct hold_spec s;
+    char e[512] = "";
+    pid_t pid = 0;
+    int r = hold_spec_fill(&s, domain, taps, n_taps, image, limit);
+    if (r < 0)
+        snprintf(e, sizeof(e), "%s", strerror(-r));
+    else
+        r = hold_start(state_dir, &s, NULL, &pid, e, sizeof(e));
+    if (r < 0) {
+        set_errbuf(err, errlen, "no outage hold: %s", e);
+        return r;
+    }
+    st->holder_pid = pid;
+    log_info("hold: the outage of %s is held by pid %d until its restore (at most %u s)", domain,
+             (int)pid, s.lifetime_s ? s.lifetime_s : HOLD_DEFAULT_LIFETIME_S);
+    return 0;
+}
+
+int hold_txn_take(const char *state_dir, const char *domain, const char *image_id,
+                  const struct replay_tap *taps, size_t n_taps, size_t limit,
+                  struct replay_buf *out, struct txn_replay_stats *st)
+{
+    int r = replay_buf_init(out, limit);
+    if (r < 0)
+        return r;
+    struct hold_handover h;
+    r = hold_handover(state_dir, domain, image_id, taps, n_taps, out, &h);
+    if (r <= 0)
+        return r;
+    st->outage += out->n;
+    st->dropped += h.dropped;
+    st->rejected += h.rejected;
+    return 0;
 }

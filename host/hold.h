@@ -6,8 +6,9 @@
  * (replay_hold_forward_begin_nft with the owner flag: the kernel removes them when the holder
  * dies, however it dies) and an nflog capture for the domain's MACs and the socket image's
  * IPs, bounded like the gate's capture, and lives until the restore of that checkpoint asks
- * for the frames (handover), until told to stop, until its lifetime ends (1 h), or until the
- * domain's tap runs again without a netckpt transaction on the domain (a plain virsh restore).
+ * for the frames (handover), until told to stop, until its lifetime ends (1 h), until the
+ * domain's tap runs again without a netckpt transaction on the domain (a plain virsh restore),
+ * or until its record file disappears (the state directory was removed).
  *
  * Owns the holder's files under <state_dir>/hold/, named by hold_id(domain): ID.json (what to
  * hold, then the holder's pid and deadline), ID.sock (its control socket, JSON lines:
@@ -91,6 +92,20 @@ int hold_stop(const char *state_dir, const char *domain);
 /* A live holder's status ({"pid","group","frames","bytes","dropped","rejected","seen",
  * "lost_events","domain","image_id","deadline_ns"}; caller puts). -ENOENT when none answers. */
 int hold_status(const char *state_dir, const char *domain, struct json_object **out);
+
+/* The transaction's two calls (host/txn-real.c, txn_ops.replay), every failure a warning:
+ * hold_txn_begin at the stop-mode checkpoint's TXN_REPLAY_KEEP (the VM is off, the bundle's
+ * held.pcap written): start the holder for the taps and image; st->holder_pid says which.
+ * hold_txn_take at the restore's TXN_REPLAY_BEGIN (the restored taps gated and captured):
+ * hand the outage over into out (initialised here with limit), counted in st->outage, dropped
+ * and rejected. */
+struct txn_replay_stats;
+int hold_txn_begin(const char *state_dir, const char *domain, const struct replay_tap *taps,
+                   size_t n_taps, struct json_object *image, size_t limit,
+                   struct txn_replay_stats *st, char *err, size_t errlen);
+int hold_txn_take(const char *state_dir, const char *domain, const char *image_id,
+                  const struct replay_tap *taps, size_t n_taps, size_t limit,
+                  struct replay_buf *out, struct txn_replay_stats *st);
 
 /* For every holder file set in the state directory: remove those whose holder is gone (its
  * tables went with it) and stop holders that do not answer. Returns how many were cleaned. */

@@ -1660,15 +1660,16 @@ int replay_hold_forward_end_nft(struct nft_ctx *nft, const char *domain)
         return r;
     char cmd[512];
     snprintf(cmd, sizeof(cmd), "list table inet %s", t);
-    bool had = nft_text(nft, cmd, true) == 0;
+    bool inet = nft_text(nft, cmd, true) == 0;
     snprintf(cmd, sizeof(cmd), "list table bridge %s", t);
-    had = nft_text(nft, cmd, true) == 0 || had;
-    if (!had)
+    bool bridge = nft_text(nft, cmd, true) == 0;
+    if (!inet && !bridge)
         return 0;
-    snprintf(
-        cmd, sizeof(cmd),
-        "add table inet %s\ndelete table inet %s\nadd table bridge %s\ndelete table bridge %s\n", t,
-        t, t, t);
+    /* Only delete what exists: an "add table" without the owner flag on an owned table is
+     * refused (a table's owner flag cannot be taken away). */
+    snprintf(cmd, sizeof(cmd), "%s%s%s%s%s%s", inet ? "delete table inet " : "", inet ? t : "",
+             inet ? "\n" : "", bridge ? "delete table bridge " : "", bridge ? t : "",
+             bridge ? "\n" : "");
     r = nft_text(nft, cmd, false);
     if (r < 0)
         return r;

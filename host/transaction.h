@@ -107,6 +107,8 @@ struct txn_replay_stats {
     uint64_t failed;    /* the send failed, or over the tap's MTU and not TCP (cannot be split) */
     uint64_t segmented; /* TCP super-frames over the tap's MTU split into segments (replayed
                            counts the segments) */
+    uint64_t outage;    /* restore: frames the stop-mode outage holder handed over (in held) */
+    int holder_pid;     /* stop-mode checkpoint: the outage holder left running (0: none) */
     bool skipped;       /* not replayed on purpose (a rollback whose stale connections reset) */
 };
 

@@ -17,6 +17,7 @@
 #include "common/util.h"
 #include "guest/socket-image.h"
 #include "host/gate.h"
+#include "host/hold.h"
 #include "host/journal.h"
 #include "host/migrate.h"
 #include "host/rollback.h"
@@ -262,6 +263,9 @@ static int r_gate_install(void *ud, const char *domain, const char *const *taps,
 
 static int r_gate_lift(void *ud, const char *domain, char *err, size_t errlen)
 {
+    struct txn_real *t = T;
+    if (t->restored) /* the holder's tables must not outlive the outage (replay off too) */
+        hold_stop(t->state_dir, domain);
     int r = gate_lift(domain);
     if (r < 0)
         seterr(err, errlen, "%s", strerror(-r));
@@ -919,6 +923,9 @@ static int r_replay(void *ud, enum txn_replay_phase ph, json_object *image,
         }
         if (r < 0)
             memset(rs, 0, sizeof(*rs)); /* left closed by replay_session_begin */
+        if (t->open_ok && n) /* a restore: the outage holder's frames (host/hold.h) */
+            hold_txn_take(t->state_dir, t->domain, t->open_m.image_id, taps, n, t->replay_limit,
+                          &rs->outage, st);
         return r;
     }
     case TXN_REPLAY_STOP:
@@ -945,6 +952,9 @@ static int r_replay(void *ud, enum txn_replay_phase ph, json_object *image,
         else
             log_info("replay: %zu frames held for the bundle (%" PRIu64 " over the bound)",
                      rs->cap.buf.n, rs->cap.buf.dropped_pkts);
+        if (r == 0) /* the VM is off from here: hold what the peers send meanwhile */
+            r = hold_txn_begin(t->state_dir, t->domain, rs->taps, rs->n_taps, image,
+                               t->replay_limit, st, err, errlen);
         return r;
     }
     case TXN_REPLAY_SEND: {
@@ -965,7 +975,7 @@ static int r_replay(void *ud, enum txn_replay_phase ph, json_object *image,
             else
                 have_prior = true;
         }
-        if (rs->n_taps || have_prior) {
+        if (rs->n_taps || have_prior || rs->outage.n) {
             /* The taps of the QEMU that runs now: a continue-mode save may have restarted it
              * on other taps than the capture began on. */
             struct replay_tap taps[ELEMENTSOF(rs->taps)];
@@ -982,6 +992,7 @@ static int r_replay(void *ud, enum txn_replay_phase ph, json_object *image,
         }
         if (have_prior)
             add_counts(st, &prior);
+        st->held += rs->outage.n; /* its drops and refusals were counted at the handover */
         if (rs->n_taps)
             add_counts(st, &rs->cap.buf);
         if (!rs->n_taps) {
@@ -1007,6 +1018,8 @@ static int r_replay(void *ud, enum txn_replay_phase ph, json_object *image,
     }
     case TXN_REPLAY_CLOSE:
         replay_session_close(rs);
+        if (st->holder_pid && !t->committed) /* a checkpoint that did not complete */
+            hold_stop(t->state_dir, t->domain);
         return 0;
     }
     return -EINVAL;
@@ -1175,6 +1188,7 @@ int txn_real_recover_entry(const struct journal_entry *e, void *userdata)
     struct nc_virt *v = userdata;
     if (!v)
         return 0;
+    hold_stop(v->state_dir, e->domain); /* the VM comes back: no outage to hold */
     struct txn_real t;
     txn_real_init(&t, v, NULL, NULL);
     snprintf(t.domain, sizeof(t.domain), "%s", e->domain);
@@ -1217,6 +1231,8 @@ int txn_real_unblock(struct nc_virt *v, const char *state_dir, const char *domai
     json_object_object_add(rep, "domain", json_object_new_string(domain));
     json_object_object_add(rep, "journal", json_object_new_boolean(have_je));
     int g = gate_is_installed(domain);
+    if (hold_stop(state_dir, domain) > 0)
+        json_object_array_add(actions, json_object_new_string("outage-hold-stopped"));
     r = gate_lift(domain);
     if (r < 0) {
         seterr(err, errlen, "lifting the gate of %s failed: %s", domain, strerror(-r));

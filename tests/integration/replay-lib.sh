@@ -31,7 +31,7 @@ replay_cleanup() {
     done
     for p in "${HOLDERS[@]}"; do
         # only if that PID is still a holder (its argv[1]), never a stranger that reused it
-        tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null | grep -q __netckpt-hold && kill -9 "$p"
+        { tr '\0' ' ' <"/proc/$p/cmdline"; } 2>/dev/null | grep -q __netckpt-hold && kill -9 "$p"
     done
     for p in "${PIDS_STARTED[@]}"; do
         wait "$p" 2>/dev/null

@@ -104,6 +104,13 @@ wait_for 50 pid_gone "$HPID" || fail "the holder did not exit"
 tables_gone && files_gone || fail "leftovers after a mismatched handover"
 ok "a handover for another checkpoint's image uses none of the frames and ends the hold"
 
+# Its state directory removed (a clean-up): the holder notices and goes.
+start_holder --tap "$TAP=$GUEST_MAC" --ip "$GUEST_IP"
+rm -rf "$STATE/hold"
+wait_for 50 pid_gone "$HPID" || fail "the holder outlived its state directory"
+tables_gone || fail "tables left after the state directory went"
+ok "a removed state directory ends the hold"
+
 # The netckpt binary is the holder too (HOLD_RUN_ARG in its main); stop by the control socket.
 start_holder --tap "$TAP=$GUEST_MAC" --ip "$GUEST_IP" --exe "$NETCKPT_BUILD_DIR/host/netckpt"
 tr '\0' ' ' <"/proc/$HPID/cmdline" | grep -q "__netckpt-hold $STATE" || fail "not the netckpt binary's holder"
