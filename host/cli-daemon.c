@@ -256,6 +256,7 @@ static int fwd_restore(struct fwd *f, const struct cli_args *a)
     add_str(o, "image", img ? image : NULL);
     json_object_object_add(o, "watch", json_object_new_int64((int64_t)watch));
     add_bool(o, "no-replay", cli_arg_bool(a, "no-replay"));
+    add_str(o, "clock", cli_arg_str(a, "clock"));
     add_str(o, "agent-channel", cli_arg_str(a, "agent-channel"));
     return run_job(f, "restore", o, cli_arg_str(a, "bundle"), false, cli_arg_bool(a, "paused"));
 }

@@ -39,15 +39,11 @@ static const struct daemon_arg args_checkpoint[] = {
     {NULL, 0, false},
 };
 static const struct daemon_arg args_restore[] = {
-    {"bundle", json_type_string, true},
-    {"stale", json_type_string, false},
-    {"paused", json_type_boolean, false},
-    {"wait", json_type_boolean, false},
-    {"agent-channel", json_type_string, false},
-    {"no-replay", json_type_boolean, false},
-    {"image", json_type_string, false},
-    {"watch", json_type_int, false},
-    {NULL, 0, false},
+    {"bundle", json_type_string, true},         {"stale", json_type_string, false},
+    {"paused", json_type_boolean, false},       {"wait", json_type_boolean, false},
+    {"agent-channel", json_type_string, false}, {"no-replay", json_type_boolean, false},
+    {"image", json_type_string, false},         {"watch", json_type_int, false},
+    {"clock", json_type_string, false},         {NULL, 0, false},
 };
 static const struct daemon_arg args_status[] = {
     {"domain", json_type_string, false},
@@ -261,12 +257,14 @@ static int cmd_checkpoint(void *ud, json_object *args, json_object **ret, struct
 static int cmd_restore(void *ud, json_object *args, json_object **ret, struct qga_error *err)
 {
     struct daemon *d = ((struct daemon_conn *)ud)->d;
-    const char *bundle = NULL, *stale = NULL;
+    const char *bundle = NULL, *stale = NULL, *clock = NULL;
     int r = check_known(args, args_restore, err);
     if (r >= 0)
         r = qga_arg_string(args, "bundle", true, 4000, &bundle, err);
     if (r >= 0)
         r = qga_arg_string(args, "stale", false, 8, &stale, err);
+    if (r >= 0)
+        r = qga_arg_string(args, "clock", false, 8, &clock, err);
     const char *image = NULL;
     if (r >= 0)
         r = qga_arg_string(args, "image", false, 4000, &image, err);
@@ -285,6 +283,11 @@ static int cmd_restore(void *ud, json_object *args, json_object **ret, struct qg
         qga_error_set(err, QGA_ERR_INVALID_PARAMETER, "stale must be auto or keep");
         return -EINVAL;
     }
+    if (clock && strcmp(clock, "sync") && strcmp(clock, "keep")) {
+        qga_error_set(err, QGA_ERR_INVALID_PARAMETER, "clock must be sync or keep");
+        return -EINVAL;
+    }
+    t.keep_clock = clock && !strcmp(clock, "keep");
     if (bundle[0] != '/' || (image && image[0] != '/')) {
         qga_error_set(err, QGA_ERR_INVALID_PARAMETER, "%s must be an absolute path",
                       bundle[0] != '/' ? "bundle" : "image");

@@ -260,6 +260,7 @@ static void run_restore(struct daemon *d, struct daemon_job *j)
         .reset_stale = j->reset_stale,
         .leave_paused = j->paused,
         .no_replay = j->no_replay,
+        .keep_clock = j->keep_clock,
     };
     struct txn_result r;
     txn_restore(&tc, &o, &r);
