@@ -256,6 +256,22 @@ static void print_replay(json_object *res, bool stop_mode)
                ju64(s, "failed"));
 }
 
+/* The thaw's clock step; a backwards one is said so (the guest was ahead of the host). */
+static void print_clock(json_object *c)
+{
+    if (!c) {
+        printf("  guest clock: left as it was (not stepped)\n");
+        return;
+    }
+    double ms = (double)json_object_get_int64(jget(c, "step_ns")) / 1e6;
+    const char *na = json_object_get_boolean(jget(c, "applied")) ? "" : " (not applied)";
+    if (ms < 0)
+        printf("  guest clock: stepped BACKWARDS by %.1f ms%s: it was ahead of the host\n", -ms,
+               na);
+    else
+        printf("  guest clock: stepped forward by %.1f ms%s\n", ms, na);
+}
+
 /* name: what the user asked for (domain or bundle), for failures before discover named it. */
 static void print_failure(const char *what, const char *name, json_object *res)
 {
@@ -322,6 +338,7 @@ int cli_txn_print(const struct cli_ctx *ctx, const char *command, json_object *r
                 print_rollback(jget(res, "rollback"));
                 print_steps(res);
                 print_replay(res, false);
+                print_clock(jget(jget(res, "thaw"), "clock"));
                 print_report(jget(res, "report"));
             }
         }
