@@ -33,6 +33,7 @@ vm_wait_ready
 NC=$VM_BUILD/host/netckpt
 QGA=$VM_BUILD/tests/tools/qga-call
 export NETCKPT_STATE_DIR=$VM_WORK/state
+export NETCKPT_NO_DAEMON=1 # this test's own transactions, even if some netckptd runs
 T0=$SECONDS
 DEFAULT_MATRIX='t=0 replay=on neigh=dynamic clock=sync
 t=0 replay=off neigh=dynamic clock=ahead
