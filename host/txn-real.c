@@ -1207,6 +1207,7 @@ int txn_real_recover(struct nc_virt *v, const char *state_dir)
     int r = journal_recover(state_dir, v ? txn_real_recover_entry : NULL, v);
     /* The destination gates of a migration that died (host/migrate.h). */
     int q = migrate_recover(state_dir);
+    hold_recover(state_dir); /* files of outage holders that are gone (host/hold.h) */
     return r < 0 ? r : q < 0 ? q : r + q;
 }
 

@@ -6,7 +6,8 @@
 # would have delivered them. The holder leaves no nft table and no file behind when it hands
 # over, when it is SIGKILLed (the owner-flagged tables go with it), when its lifetime ends,
 # when the tap runs again without a netckpt transaction, and a handover for another
-# checkpoint's image gets nothing. The netckpt binary itself can be the holder.
+# checkpoint's image gets nothing. netckpt's and netckptd's binaries can be the holder, and
+# netckpt unblock stops it.
 source "$(dirname "$0")/replay-lib.sh"
 topo
 STATE=$TMP/state
@@ -119,4 +120,14 @@ tr '\0' ' ' <"/proc/$HPID/cmdline" | grep -q "__netckpt-hold $STATE" || fail "no
 wait_for 50 pid_gone "$HPID" || fail "the stopped holder is still there"
 tables_gone && files_gone || fail "leftovers after stop"
 ok "netckpt's own binary holds; stop removes everything"
+
+# netckpt unblock stops the domain's holder (with the test driver: no VM needed).
+start_holder --tap "$TAP=$GUEST_MAC" --ip "$GUEST_IP" --exe "$NETCKPT_BUILD_DIR/host/netckptd"
+[[ $(readlink "/proc/$HPID/exe") == "$(readlink -f "$NETCKPT_BUILD_DIR/host/netckptd")" ]] || fail "netckptd holder exe"
+NETCKPT_STATE_DIR=$STATE hx "$NETCKPT_BUILD_DIR/host/netckpt" -c test:///default --json unblock dom-o \
+    >"$TMP/unblock.json" 2>"$TMP/unblock.err" || true
+grep -q '"outage-hold-stopped"' "$TMP/unblock.json" || fail "unblock: $(cat "$TMP/unblock.json" "$TMP/unblock.err")"
+wait_for 50 pid_gone "$HPID" || fail "unblock left the holder running"
+tables_gone && files_gone || fail "leftovers after unblock"
+ok "netckptd's binary holds too; netckpt unblock stops the holder and removes its tables"
 echo PASS
