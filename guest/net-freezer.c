@@ -20,6 +20,7 @@
 #include "common/util.h"
 #include "guest/proc-owner.h"
 #include "guest/sock-diag.h"
+#include "guest/tcp-retrans.h"
 #include "guest/thaw-kick.h"
 
 #define STATE_FILE_VERSION 1
@@ -1092,6 +1093,14 @@ json_object *net_freezer_status(const struct net_freezer *nf)
     }
     if (nf->recovery)
         json_object_object_add(o, "recovery", json_object_get(nf->recovery));
+    /* For the host's "defer while more than N are retransmitting" (guest/tcp-retrans.h).
+     * Absent when sock_diag cannot say: the host then reports the condition unavailable. */
+    struct tcp_retrans_count rc;
+    if (tcp_retrans_count(&rc) == 0) {
+        json_object_object_add(o, "connections", json_object_new_int64(rc.connections));
+        json_object_object_add(o, "retransmitting", json_object_new_int64(rc.retransmitting));
+        json_object_object_add(o, "probing", json_object_new_int64(rc.probing));
+    }
     return o;
 }
 

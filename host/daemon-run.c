@@ -73,14 +73,6 @@ static void record_last(struct daemon *d, const struct txn_result *r)
     json_object_put(rec);
 }
 
-static int64_t jint(json_object *o, const char *k, int64_t dflt)
-{
-    json_object *v;
-    if (o && json_object_object_get_ex(o, k, &v) && json_object_is_type(v, json_type_int))
-        return json_object_get_int64(v);
-    return dflt;
-}
-
 /* The policy's conditions. 1: go on, 0: j finished (skipped or deferred). */
 static int check_conditions(struct daemon *d, struct daemon_job *j)
 {
@@ -109,29 +101,27 @@ static int check_conditions(struct daemon *d, struct daemon_job *j)
     }
     int go = 1;
     if (p->retrans_check) {
-        /* guest-net-status has no retransmission count yet (docs/policy.md): evaluate the
-         * condition when an agent reports one, say so otherwise. */
-        int64_t n = jint(st, "retransmitting", -1);
-        if (n < 0) {
+        /* guest-net-status's "retransmitting" (guest/tcp-retrans.h), validated: guest data */
+        int64_t n;
+        char why[256];
+        uint64_t now = now_realtime_ns();
+        switch (policy_retrans_eval(p, st, j->deferred_since_ns, now, &n, why, sizeof(why))) {
+        case POLICY_RETRANS_GO:
+            break;
+        case POLICY_RETRANS_UNAVAILABLE:
             daemon_event(d, "info", "condition-unavailable", j->domain, p->name, j->id,
-                         "retransmitting condition not evaluated: the agent does not report "
-                         "retransmitting connections");
-        } else if ((uint64_t)n > p->retrans_max) {
-            uint64_t now = now_realtime_ns();
-            uint64_t since = j->deferred_since_ns ? j->deferred_since_ns : now;
-            if ((now - since) / UINT64_C(1000000000) >= p->retrans_give_up_s) {
-                finish(j, false, "skipped",
-                       "%" PRId64 " connections retransmitting (more than %u) for %" PRIu64
-                       " s; gave up",
-                       n, p->retrans_max, (now - since) / UINT64_C(1000000000));
-            } else {
-                j->deferred_since_ns = since;
-                j->retry_s = p->retrans_retry_s;
-                finish(j, false, "deferred",
-                       "%" PRId64 " connections retransmitting (more than %u); retry in %u s", n,
-                       p->retrans_max, p->retrans_retry_s);
-            }
+                         "retransmitting condition not evaluated: %s", why);
+            break;
+        case POLICY_RETRANS_GIVE_UP:
+            finish(j, false, "skipped", "%s", why);
             go = 0;
+            break;
+        case POLICY_RETRANS_DEFER:
+            j->deferred_since_ns = j->deferred_since_ns ? j->deferred_since_ns : now;
+            j->retry_s = p->retrans_retry_s;
+            finish(j, false, "deferred", "%s", why);
+            go = 0;
+            break;
         }
     }
     json_object_put(st);

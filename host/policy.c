@@ -4,6 +4,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fnmatch.h>
+#include <inttypes.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -544,4 +545,55 @@ bool policy_matches(const struct policy *p, const char *domain)
         if (fnmatch(p->domains[i], domain, 0) == 0)
             return true;
     return false;
+}
+
+enum policy_retrans_verdict policy_retrans_eval(const struct policy *p, json_object *status,
+                                                uint64_t deferred_since_ns, uint64_t now_ns,
+                                                int64_t *n, char *msg, size_t msglen)
+{
+    json_object *v = NULL, *c = NULL;
+    *n = -1;
+    if (!status || !json_object_is_type(status, json_type_object) ||
+        !json_object_object_get_ex(status, "retransmitting", &v)) {
+        snprintf(msg, msglen, "the agent does not report retransmitting connections");
+        return POLICY_RETRANS_UNAVAILABLE;
+    }
+    /* json-c reads "1.5" as a double and "7" as an int; only a plain integer is taken */
+    if (!json_object_is_type(v, json_type_int)) {
+        snprintf(msg, msglen, "the agent's retransmitting count is not an integer");
+        return POLICY_RETRANS_UNAVAILABLE;
+    }
+    errno = 0;
+    int64_t x = json_object_get_int64(v);
+    if (errno || x < 0 || x > POLICY_RETRANS_REPORT_MAX) {
+        snprintf(msg, msglen, "the agent's retransmitting count is out of range (0..%d)",
+                 POLICY_RETRANS_REPORT_MAX);
+        return POLICY_RETRANS_UNAVAILABLE;
+    }
+    if (json_object_object_get_ex(status, "connections", &c)) {
+        int64_t conns = json_object_is_type(c, json_type_int) ? json_object_get_int64(c) : -1;
+        if (conns < 0 || conns > POLICY_RETRANS_REPORT_MAX || x > conns) {
+            snprintf(msg, msglen,
+                     "the agent's counts do not agree (%" PRId64 " retransmitting, connections %s)",
+                     x, json_object_get_string(c));
+            return POLICY_RETRANS_UNAVAILABLE;
+        }
+    }
+    *n = x;
+    if ((uint64_t)x <= p->retrans_max) {
+        snprintf(msg, msglen, "%" PRId64 " connections retransmitting (at most %u)", x,
+                 p->retrans_max);
+        return POLICY_RETRANS_GO;
+    }
+    uint64_t since = deferred_since_ns ? deferred_since_ns : now_ns;
+    uint64_t waited_s = now_ns > since ? (now_ns - since) / UINT64_C(1000000000) : 0;
+    if (waited_s >= p->retrans_give_up_s) {
+        snprintf(msg, msglen,
+                 "%" PRId64 " connections retransmitting (more than %u) for %" PRIu64 " s; gave up",
+                 x, p->retrans_max, waited_s);
+        return POLICY_RETRANS_GIVE_UP;
+    }
+    snprintf(msg, msglen, "%" PRId64 " connections retransmitting (more than %u); retry in %u s", x,
+             p->retrans_max, p->retrans_retry_s);
+    return POLICY_RETRANS_DEFER;
 }

@@ -10,6 +10,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <json-c/json.h>
+
 #include "host/scheduler.h"
 
 #define POLICY_MAX_FILE         (256u << 10)
@@ -71,3 +73,20 @@ bool policy_matches(const struct policy *p, const char *domain);
 /* A domain name usable as a directory name under the bundle dir (no '/', not "." or "..",
  * no leading dot, no control characters). */
 bool policy_domain_dirname_ok(const char *domain);
+
+/* <conditions><retransmitting max retry giveUp/> against the agent's guest-net-status reply.
+ * The reply is the guest's word: "retransmitting" counts only as an integer in
+ * 0..POLICY_RETRANS_REPORT_MAX and not above the reply's "connections" when that is given;
+ * anything else makes the condition unavailable (never a deferral). */
+#define POLICY_RETRANS_REPORT_MAX 1000000
+enum policy_retrans_verdict {
+    POLICY_RETRANS_GO,          /* at most max: checkpoint now */
+    POLICY_RETRANS_DEFER,       /* more than max: retry after retry seconds */
+    POLICY_RETRANS_GIVE_UP,     /* more than max for giveUp seconds: skip this run */
+    POLICY_RETRANS_UNAVAILABLE, /* no usable count: go on, and report it */
+};
+/* deferred_since_ns: realtime of this domain's first deferral in a row (0: none); now_ns:
+ * realtime. *n gets the count (-1 when unavailable), msg the reason, for events. */
+enum policy_retrans_verdict policy_retrans_eval(const struct policy *p, json_object *status,
+                                                uint64_t deferred_since_ns, uint64_t now_ns,
+                                                int64_t *n, char *msg, size_t msglen);

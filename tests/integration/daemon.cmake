@@ -12,3 +12,6 @@ netckpt_script_test(daemon-recover SCRIPT ${CMAKE_CURRENT_SOURCE_DIR}/daemon-rec
 # cancelling the daemon's job, a real checkpoint (test driver, real agent and tap in a netns).
 netckpt_script_test(daemon-cli SCRIPT ${CMAKE_CURRENT_SOURCE_DIR}/daemon-cli.sh
   LABELS integration TIMEOUT 240)
+# The retransmitting policy condition on a real blackholed connection through a real agent.
+netckpt_script_test(daemon-retrans SCRIPT ${CMAKE_CURRENT_SOURCE_DIR}/daemon-retrans.sh
+  LABELS integration TIMEOUT 180)

@@ -6,3 +6,5 @@ netckpt_unit_test(test-retention SOURCES test-retention.c LIBS netckpt-daemon-co
 netckpt_unit_test(test-policy SOURCES test-policy.c LIBS netckpt-daemon-core)
 netckpt_unit_test(test-daemon-schema SOURCES test-daemon-schema.c schema-table-check.c LIBS netckpt-daemon)
 netckpt_unit_test(test-daemon-jobs SOURCES test-daemon-jobs.c LIBS netckpt-daemon)
+# guest-net-status's retransmitting count (guest/tcp-retrans.h): the rule on tcp_info records.
+netckpt_unit_test(test-tcp-retrans SOURCES test-tcp-retrans.c LIBS netckpt-guest)

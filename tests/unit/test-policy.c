@@ -269,13 +269,73 @@ static void test_dirname(void **state)
     assert_false(policy_domain_dirname_ok(""));
 }
 
+/* The retransmitting condition on fake guest-net-status replies: the guest's numbers are
+ * untrusted, so anything but a sane integer makes the condition unavailable, never a deferral. */
+static enum policy_retrans_verdict eval(const struct policy *p, const char *reply, uint64_t since,
+                                        uint64_t now, int64_t *n)
+{
+    json_object *st = reply ? json_tokener_parse(reply) : NULL;
+    char msg[256];
+    enum policy_retrans_verdict v = policy_retrans_eval(p, st, since, now, n, msg, sizeof(msg));
+    assert_true(msg[0] != 0);
+    json_object_put(st);
+    return v;
+}
+
+static void test_retrans_condition(void **state)
+{
+    (void)state;
+    struct policy p = {
+        .retrans_check = true, .retrans_max = 2, .retrans_retry_s = 30, .retrans_give_up_s = 600};
+    const uint64_t s = UINT64_C(1000000000), now = 1000000 * s;
+    int64_t n;
+    assert_int_equal(
+        eval(&p, "{\"frozen\":false,\"retransmitting\":2,\"connections\":9}", 0, now, &n),
+        POLICY_RETRANS_GO);
+    assert_int_equal(n, 2);
+    assert_int_equal(eval(&p, "{\"retransmitting\":3,\"connections\":9}", 0, now, &n),
+                     POLICY_RETRANS_DEFER);
+    assert_int_equal(n, 3);
+    /* deferred for less than giveUp: again deferred; for giveUp: skipped */
+    assert_int_equal(eval(&p, "{\"retransmitting\":3}", now - 599 * s, now, &n),
+                     POLICY_RETRANS_DEFER);
+    assert_int_equal(eval(&p, "{\"retransmitting\":3}", now - 600 * s, now, &n),
+                     POLICY_RETRANS_GIVE_UP);
+    /* no count (an older agent), or one that makes no sense */
+    static const char *const replies[] = {
+        NULL,
+        "[]",
+        "{\"frozen\":false}",
+        "{\"retransmitting\":\"3\"}",
+        "{\"retransmitting\":3.5}",
+        "{\"retransmitting\":-1}",
+        "{\"retransmitting\":true}",
+        "{\"retransmitting\":null}",
+        "{\"retransmitting\":1000001}",
+        "{\"retransmitting\":99999999999999999999999}",
+        "{\"retransmitting\":5,\"connections\":4}",
+        "{\"retransmitting\":1,\"connections\":\"x\"}",
+        "{\"retransmitting\":1,\"connections\":-3}",
+    };
+    for (size_t i = 0; i < sizeof(replies) / sizeof(replies[0]); i++) {
+        assert_int_equal(eval(&p, replies[i], 0, now, &n), POLICY_RETRANS_UNAVAILABLE);
+        assert_int_equal(n, -1);
+    }
+    /* max 0: any retransmitting connection defers */
+    p.retrans_max = 0;
+    assert_int_equal(eval(&p, "{\"retransmitting\":0,\"connections\":0}", 0, now, &n),
+                     POLICY_RETRANS_GO);
+    assert_int_equal(eval(&p, "{\"retransmitting\":1,\"connections\":1}", 0, now, &n),
+                     POLICY_RETRANS_DEFER);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_good_interval), cmocka_unit_test(test_good_calendar),
         cmocka_unit_test(test_bad_files),     cmocka_unit_test(test_compiled_schema_matches_file),
         cmocka_unit_test(test_inline),        cmocka_unit_test(test_load_dir),
-        cmocka_unit_test(test_dirname),
+        cmocka_unit_test(test_dirname),       cmocka_unit_test(test_retrans_condition),
     };
     return cmocka_run_group_tests(tests, setup, NULL);
 }
