@@ -90,16 +90,16 @@ void history_decide(const struct history *h, const char *image_id, bool continue
                      "the domain stopped at this checkpoint and has not run since");
         } else {
             snprintf(out->reason, sizeof(out->reason),
-                     "the domain last stopped at another checkpoint (image %.12s)", last->image_id);
+                     "the domain last stopped at another checkpoint, image %.12s", last->image_id);
         }
         break;
     case HISTORY_CONTINUED:
         if (same)
             snprintf(out->reason, sizeof(out->reason),
-                     "the domain ran on after this checkpoint (--continue)");
+                     "the domain ran on after this --continue checkpoint");
         else
             snprintf(out->reason, sizeof(out->reason),
-                     "the domain ran on after another checkpoint (--continue, image %.12s)",
+                     "the domain ran on after another --continue checkpoint, image %.12s",
                      last->image_id);
         break;
     case HISTORY_RESTORED:
@@ -108,7 +108,7 @@ void history_decide(const struct history *h, const char *image_id, bool continue
                      "this checkpoint was restored before and the domain ran on from it");
         else
             snprintf(out->reason, sizeof(out->reason),
-                     "the domain was restored from another checkpoint (image %.12s) and ran on",
+                     "the domain was restored from another checkpoint, image %.12s, and ran on",
                      last->image_id);
         break;
     case HISTORY_MIGRATED:
@@ -272,10 +272,9 @@ int history_record(const char *state_dir, const char *uuid, enum history_kind ki
         char bad[PATH_MAX];
         if (history_path(state_dir, uuid, ".json.bad", bad, sizeof(bad)) == 0 &&
             rename(path, bad) == 0)
-            log_warn("history %s is malformed (%s); kept as %s, starting a new one", path, err,
-                     bad);
+            log_warn("history malformed: %s; kept as %s, starting a new one", err, bad);
         else
-            log_warn("history %s is malformed (%s); starting a new one", path, err);
+            log_warn("history malformed: %s; starting a new one", err);
     } else if (r < 0 && r != -ENOENT) {
         return r;
     }

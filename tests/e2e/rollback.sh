@@ -133,7 +133,7 @@ t_end=$(vm_now)
 jq -c '.rollback' "$VM_WORK/ra.json"
 jq -e '.outcome == "ok" and .rollback.detected and .rollback.from_history and .rollback.reset
   and .rollback.connections_reset == 2 and .rollback.peers_probed == 2 and .replay.skipped
-  == .replay.enabled and (.rollback.reason | contains("ran on after this checkpoint"))' \
+  == .replay.enabled and (.rollback.reason | contains("ran on after this --continue checkpoint"))' \
   "$VM_WORK/ra.json" >/dev/null || fail "restore json: $(cat "$VM_WORK/ra.json")"
 jq -c '.report.connections[]? | {id, result, reset_because}' "$VM_WORK/ra.json"
 jq -e '[.report.connections[] | select(.result != "reset")] | length == 0' \

@@ -54,7 +54,8 @@ static void test_decision_table(void **state)
         {1, HISTORY_STOPPED, IMG_C, IMG_B, false, false, true, true, "another checkpoint"},
         /* continue-mode checkpoint of B: the domain ran on */
         {1, HISTORY_CONTINUED, IMG_B, IMG_B, true, false, true, true, "ran on after this"},
-        {1, HISTORY_CONTINUED, IMG_C, IMG_B, false, false, true, true, "another checkpoint"},
+        {1, HISTORY_CONTINUED, IMG_C, IMG_B, false, false, true, true,
+         "another --continue checkpoint"},
         /* B was restored already: restoring it again is a rollback */
         {1, HISTORY_RESTORED, IMG_B, IMG_B, false, false, true, true, "restored before"},
         {1, HISTORY_RESTORED, IMG_C, IMG_B, false, false, true, true, "another checkpoint"},
