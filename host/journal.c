@@ -242,6 +242,7 @@ struct lift_job {
     int nsfd;
     const char *domain;
     int r;
+    int installed; /* gate_is_installed() there, before the lift */
 };
 
 /* setns() moves only the calling thread: a short-lived thread lifts the gate over there, and
@@ -249,18 +250,25 @@ struct lift_job {
 static void *lift_in_ns_thread(void *p)
 {
     struct lift_job *j = p;
-    if (setns(j->nsfd, CLONE_NEWNET) < 0)
+    if (setns(j->nsfd, CLONE_NEWNET) < 0) {
         j->r = negative_errno();
-    else
+    } else {
+        j->installed = gate_is_installed(j->domain);
         j->r = gate_lift(j->domain);
+    }
     return NULL;
 }
 
-/* Lift the entry's gate where it lives. */
-static int lift_entry_gate(const struct journal_entry *e)
+int journal_lift_gate(const struct journal_entry *e, int *was_installed)
 {
-    if ((e->netns_dev == 0 && e->netns_ino == 0) || netns_is(NULL, e))
+    int dummy;
+    if (!was_installed)
+        was_installed = &dummy;
+    *was_installed = 0;
+    if ((e->netns_dev == 0 && e->netns_ino == 0) || netns_is(NULL, e)) {
+        *was_installed = gate_is_installed(e->domain);
         return gate_lift(e->domain);
+    }
     char path[PATH_MAX];
     if (netns_find(e, path, sizeof(path)) < 0) {
         log_warn("journal: the network namespace of %s's gate no longer exists; its gate went "
@@ -280,6 +288,7 @@ static int lift_entry_gate(const struct journal_entry *e)
     }
     pthread_join(t, NULL);
     close(j.nsfd);
+    *was_installed = j.installed;
     return j.r;
 }
 
@@ -655,7 +664,7 @@ int journal_recover(const char *state_dir, journal_recover_fn fn, void *userdata
         }
         log_warn("journal: recovering domain %s (step %s, owner pid %d is gone)", e->domain,
                  e->step, (int)e->pid);
-        r = lift_entry_gate(e);
+        r = journal_lift_gate(e, NULL);
         if (r < 0) {
             log_err("journal: cannot lift the gate of %s: %s", e->domain, strerror(-r));
             first_err = first_err ?: r;

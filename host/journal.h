@@ -55,6 +55,12 @@ int journal_list(const char *state_dir, struct journal_entry **out, size_t *n);
 /* 1 if the entry's owner process still runs (same pid and start time), 0 if dead. */
 int journal_owner_alive(const struct journal_entry *e);
 
+/* Lift e's gate in the network namespace e records (the caller's own is never changed):
+ * the current one, else one found under /run/netns or as a process's (as journal_recover()
+ * does). *was_installed (may be NULL) gets gate_is_installed() there before the lift (0 when
+ * the namespace is gone). Returns gate_lift()'s result, 0 when the namespace is gone. */
+int journal_lift_gate(const struct journal_entry *e, int *was_installed);
+
 /* Called by journal_recover() for each stale entry after its gate was lifted: thaw the agent,
  * resume the VM if e->vm_was_running, clean e->bundle_tmp. Return 0 to have the entry removed,
  * or -errno to keep it for the next recovery. */

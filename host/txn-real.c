@@ -1231,10 +1231,17 @@ int txn_real_unblock(struct nc_virt *v, const char *state_dir, const char *domai
     json_object *actions = json_object_new_array();
     json_object_object_add(rep, "domain", json_object_new_string(domain));
     json_object_object_add(rep, "journal", json_object_new_boolean(have_je));
-    int g = gate_is_installed(domain);
     if (hold_stop(state_dir, domain) > 0)
         json_object_array_add(actions, json_object_new_string("outage-hold-stopped"));
-    r = gate_lift(domain);
+    /* The gate lives where the journal says (the checkpoint may have run in another network
+     * namespace, where QEMU's tap is); without an entry, in ours. */
+    int g;
+    if (have_je) {
+        r = journal_lift_gate(&je, &g);
+    } else {
+        g = gate_is_installed(domain);
+        r = gate_lift(domain);
+    }
     if (r < 0) {
         seterr(err, errlen, "lifting the gate of %s failed: %s", domain, strerror(-r));
         json_object_put(actions);

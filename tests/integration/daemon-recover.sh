@@ -52,7 +52,10 @@ wait "$dead" 2>/dev/null || true
 ip netns exec "$ns" "$GATECTL" hold "$STATE" dom-live "$tap" &
 pids+=($!)
 wait_installed dom-live || fail "live holder did not gate"
-[[ $(ls -A "$STATE/journal" | wc -l) == 2 ]] || fail "expected two journal entries"
+ip netns exec "$ns" "$GATECTL" hold "$STATE" dom-live2 "$tap" &
+pids+=($!)
+wait_installed dom-live2 || fail "second live holder did not gate"
+[[ $(ls -A "$STATE/journal" | wc -l) == 3 ]] || fail "expected three journal entries"
 
 # Interrupted bundles in a policy's bundle dir.
 mkdir -p "$tmp/pol" "$tmp/bundles/vm1/.20261203T010000Z.partial" \
@@ -76,7 +79,7 @@ done
 
 ! installed dom-dead || fail "the dead holder's gate is still up"
 installed dom-live || fail "the live holder's gate was lifted"
-[[ $(ls -A "$STATE/journal" | wc -l) == 1 ]] || fail "journal: $(ls -A "$STATE/journal")"
+[[ $(ls -A "$STATE/journal" | wc -l) == 2 ]] || fail "journal: $(ls -A "$STATE/journal")"
 ok "journal replay at start: a stale gate on a real tap lifted, a live holder's left alone"
 
 [[ -d $tmp/bundles/vm1/.20261203T010000Z.failed ]] || fail "old partial not marked failed"
@@ -100,11 +103,20 @@ rc=$?
 set -e
 [[ $rc == 1 ]] && jq -e '.error.class == "Busy"' <<<"$out" >/dev/null || fail "unblock live: $out"
 out=$("$CALL" "$S" unblock '{"domain":"dom-live","force":true}') || fail "unblock --force: $out"
-jq -e '.journal == true' <<<"$out" >/dev/null || fail "unblock --force: $out"
-[[ $(ls -A "$STATE/journal" | wc -l) == 0 ]] || fail "journal entry left after a forced unblock"
-# txn_real_unblock() lifts the gate in the caller's namespace (unlike journal_recover(), which
-# goes to the journal's), so from the root namespace this gate stays: reported to the lead.
-ok "unblock over the socket: Busy for a live holder; force takes the journal entry"
+jq -e '.journal == true and .gate_was_installed == true and (.actions | index("gate-lifted"))' \
+  <<<"$out" >/dev/null || fail "unblock --force: $out"
+# The daemon runs in the root namespace; the gate is in $ns, where the journal says it is.
+! installed dom-live || fail "unblock left the gate up in the journal's namespace"
+[[ $(ls -A "$STATE/journal" | wc -l) == 1 ]] || fail "journal entry left after a forced unblock"
+ok "unblock over the socket: Busy for a live holder; force lifts its gate in the journal's netns"
+
+# The same through the standalone CLI, run in the root namespace.
+NETCKPT_STATE_DIR=$STATE "$B/host/netckpt" --no-daemon -c test:///default --json \
+  unblock dom-live2 --force >"$tmp/ub.json" 2>"$tmp/ub.err" || fail "netckpt unblock: $(cat "$tmp/ub.err")"
+jq -e '.gate_was_installed == true' "$tmp/ub.json" >/dev/null || fail "cli unblock: $(cat "$tmp/ub.json")"
+! installed dom-live2 || fail "netckpt unblock left the gate up in the journal's namespace"
+[[ $(ls -A "$STATE/journal" | wc -l) == 0 ]] || fail "journal entry left after netckpt unblock"
+ok "netckpt unblock from another namespace lifts the gate where the journal recorded it"
 
 kill -TERM "$main"
 wait "$main" || fail "exit status"

@@ -8,3 +8,5 @@ netckpt_unit_test(test-daemon-schema SOURCES test-daemon-schema.c schema-table-c
 netckpt_unit_test(test-daemon-jobs SOURCES test-daemon-jobs.c LIBS netckpt-daemon)
 # guest-net-status's retransmitting count (guest/tcp-retrans.h): the rule on tcp_info records.
 netckpt_unit_test(test-tcp-retrans SOURCES test-tcp-retrans.c LIBS netckpt-guest)
+# Per-thread views of the daemon's libvirt connection: no shared error buffer.
+netckpt_unit_test(test-daemon-virt SOURCES test-daemon-virt.c LIBS netckpt-daemon)
