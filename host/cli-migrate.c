@@ -42,8 +42,8 @@ static json_object *counters_json(const struct gate_counters *c)
     return o;
 }
 
-static json_object *result_json(const struct migrate_opts *o, const struct migrate_result *r,
-                                int code)
+json_object *cli_migrate_result_json(const struct migrate_opts *o, const struct migrate_result *r,
+                                     int code)
 {
     json_object *j = json_object_new_object();
     json_object_object_add(j, "command", json_object_new_string("migrate"));
@@ -202,7 +202,7 @@ int cli_cmd_migrate(struct cli_ctx *ctx, const struct cli_args *a)
         cli_progress_done(ctx);
     int code = cli_exit_for_outcome(r.outcome);
     if (ctx->json)
-        cli_print_json(result_json(&o, &r, code));
+        cli_print_json(cli_migrate_result_json(&o, &r, code));
     else if (r.outcome == TXN_OK && !ctx->quiet)
         print_ok(&o, &r);
     else if (r.outcome != TXN_OK)

@@ -178,6 +178,11 @@ int cli_daemon_forward(struct cli_ctx *ctx, const struct cli_args *a, int *rc);
 int cli_cmd_checkpoint(struct cli_ctx *ctx, const struct cli_args *a);
 int cli_cmd_restore(struct cli_ctx *ctx, const struct cli_args *a);
 int cli_cmd_migrate(struct cli_ctx *ctx, const struct cli_args *a); /* host/cli-migrate.c */
+/* The --json report of a migration (host/cli-migrate.c; netckptd's migrate jobs too). */
+struct migrate_opts;
+struct migrate_result;
+json_object *cli_migrate_result_json(const struct migrate_opts *o, const struct migrate_result *r,
+                                     int code);
 int cli_cmd_status(struct cli_ctx *ctx, const struct cli_args *a);
 int cli_cmd_inspect(struct cli_ctx *ctx, const struct cli_args *a);
 int cli_cmd_verify(struct cli_ctx *ctx, const struct cli_args *a);

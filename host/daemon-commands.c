@@ -66,6 +66,19 @@ static const struct daemon_arg args_policy_run[] = {
     {"wait", json_type_boolean, false},
     {NULL, 0, false},
 };
+static const struct daemon_arg args_migrate[] = {
+    {"domain", json_type_string, true},
+    {"dest-uri", json_type_string, true},
+    {"migrate-uri", json_type_string, false},
+    {"listen-address", json_type_string, false},
+    {"dest-netns", json_type_string, false},
+    {"freeze-timeout", json_type_int, false},
+    {"watch", json_type_int, false},
+    {"stale", json_type_string, false},
+    {"wait", json_type_boolean, false},
+    {"agent-channel", json_type_string, false},
+    {NULL, 0, false},
+};
 static const struct daemon_arg args_cancel[] = {
     {"job", json_type_int, true},
     {NULL, 0, false},
@@ -86,6 +99,7 @@ static int cmd_policy_list(void *ud, json_object *args, json_object **ret, struc
 static int cmd_policy_run(void *ud, json_object *args, json_object **ret, struct qga_error *err);
 static int cmd_events(void *ud, json_object *args, json_object **ret, struct qga_error *err);
 static int cmd_cancel(void *ud, json_object *args, json_object **ret, struct qga_error *err);
+static int cmd_migrate(void *ud, json_object *args, json_object **ret, struct qga_error *err);
 
 static const struct daemon_command commands[DAEMON_COMMAND_COUNT] = {
     {"checkpoint", cmd_checkpoint, args_checkpoint},
@@ -97,6 +111,7 @@ static const struct daemon_command commands[DAEMON_COMMAND_COUNT] = {
     {"policy-run", cmd_policy_run, args_policy_run},
     {"events", cmd_events, args_events},
     {"cancel", cmd_cancel, args_cancel},
+    {"migrate", cmd_migrate, args_migrate},
 };
 
 const struct daemon_command *daemon_commands(size_t *n)
@@ -581,4 +596,67 @@ static int cmd_cancel(void *ud, json_object *args, json_object **ret, struct qga
         daemon_event(d, "info", "job-cancel", domain, NULL, (uint64_t)id,
                      "job %" PRId64 " asked to stop by a client", id);
     return 0;
+}
+
+/* A string argument with no control characters (it ends up in libvirt URIs and paths). */
+static int plain_string(json_object *args, const char *key, bool required, size_t max,
+                        const char **out, struct qga_error *err)
+{
+    int r = qga_arg_string(args, key, required, max, out, err);
+    if (r <= 0)
+        return r;
+    for (const char *c = *out; *c; c++)
+        if ((unsigned char)*c < 0x20 || *c == 0x7f) {
+            qga_error_set(err, QGA_ERR_INVALID_PARAMETER, "%s: no control characters", key);
+            return -EINVAL;
+        }
+    return 1;
+}
+
+/* A live migration through host/migrate.h (the job of `netckpt migrate`), serialised with the
+ * domain's other jobs. */
+static int cmd_migrate(void *ud, json_object *args, json_object **ret, struct qga_error *err)
+{
+    struct daemon *d = ((struct daemon_conn *)ud)->d;
+    const char *domain = NULL, *dest = NULL, *muri = NULL, *listen = NULL, *netns = NULL,
+               *stale = NULL;
+    int64_t freeze = DEFAULT_FREEZE_S, watch = -1;
+    int r = check_known(args, args_migrate, err);
+    if (r >= 0)
+        r = qga_arg_string(args, "domain", true, 255, &domain, err);
+    if (r >= 0)
+        r = plain_string(args, "dest-uri", true, 1000, &dest, err);
+    if (r >= 0)
+        r = plain_string(args, "migrate-uri", false, 1000, &muri, err);
+    if (r >= 0)
+        r = plain_string(args, "listen-address", false, 64, &listen, err);
+    if (r >= 0)
+        r = plain_string(args, "dest-netns", false, 4000, &netns, err);
+    if (r >= 0)
+        r = qga_arg_int(args, "freeze-timeout", false, 1, 86400, &freeze, err);
+    if (r >= 0)
+        r = qga_arg_int(args, "watch", false, 0, 600000, &watch, err);
+    if (r >= 0)
+        r = qga_arg_string(args, "stale", false, 8, &stale, err);
+    struct daemon_job t = {.kind = DAEMON_JOB_MIGRATE,
+                           .freeze_timeout_s = (uint32_t)freeze,
+                           .watch_ms = (int32_t)watch};
+    if (r >= 0)
+        r = agent_channel_arg(args, t.agent_channel, sizeof(t.agent_channel), err);
+    bool wait = opt_bool(args, "wait", true, &r, err);
+    if (r < 0)
+        return r;
+    if (stale && strcmp(stale, "auto") && strcmp(stale, "keep")) {
+        qga_error_set(err, QGA_ERR_INVALID_PARAMETER, "stale must be auto or keep");
+        return -EINVAL;
+    }
+    t.reset_stale = stale && !strcmp(stale, "auto");
+    r = canonical_name(d, domain, t.domain, sizeof(t.domain), err);
+    if (r < 0)
+        return r;
+    snprintf(t.dest_uri, sizeof(t.dest_uri), "%s", dest);
+    snprintf(t.migrate_uri, sizeof(t.migrate_uri), "%s", muri ? muri : "");
+    snprintf(t.listen_address, sizeof(t.listen_address), "%s", listen ? listen : "");
+    snprintf(t.dest_netns, sizeof(t.dest_netns), "%s", netns ? netns : "");
+    return run_job(d, &t, wait, ret, err);
 }

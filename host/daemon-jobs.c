@@ -202,7 +202,7 @@ int daemon_claim_get(struct daemon *d, const char *domain, struct daemon_claim *
 
 static const char *kind_name(enum daemon_job_kind k)
 {
-    return k == DAEMON_JOB_RESTORE ? "restore" : "checkpoint";
+    return k == DAEMON_JOB_RESTORE ? "restore" : k == DAEMON_JOB_MIGRATE ? "migrate" : "checkpoint";
 }
 
 static void *worker(void *arg)

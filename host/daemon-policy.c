@@ -156,14 +156,15 @@ int daemon_policy_run(struct daemon *d, const char *name, const char *only_domai
         const char *dom = virDomainGetName(doms[i]);
         if (!dom || !policy_matches(&p, dom) || (only_domain && strcmp(dom, only_domain)))
             continue;
-        if (!policy_domain_dirname_ok(dom)) {
+        if (p.bundle_dir[0] && !policy_domain_dirname_ok(dom)) {
             skip(skipped, dom, "the domain name cannot be a directory name under the bundle dir");
             daemon_event(d, "warn", "policy-skip", dom, p.name, 0,
                          "skipped: the domain name cannot be a directory name");
             continue;
         }
         struct daemon_job t = {
-            .kind = DAEMON_JOB_CHECKPOINT,
+            /* a migrate policy's job checkpoints first when it has bundles (daemon-run.c) */
+            .kind = p.migrate ? DAEMON_JOB_MIGRATE : DAEMON_JOB_CHECKPOINT,
             .continue_running = p.continue_running,
             .freeze_timeout_s = p.freeze_timeout_s,
             .deferred_since_ns = deferred_since,
@@ -320,8 +321,13 @@ json_object *daemon_policies_json(struct daemon *d)
         }
         json_object_object_add(j, "schedule", s);
         json_object_object_add(j, "mode",
-                               json_object_new_string(p->continue_running ? "continue" : "stop"));
-        json_object_object_add(j, "bundle_dir", json_object_new_string(p->bundle_dir));
+                               json_object_new_string(p->migrate            ? "migrate"
+                                                      : p->continue_running ? "continue"
+                                                                            : "stop"));
+        json_object_object_add(j, "bundle_dir",
+                               p->bundle_dir[0] ? json_object_new_string(p->bundle_dir) : NULL);
+        json_object_object_add(j, "destination",
+                               p->migrate ? json_object_new_string(p->migrate_dest_uri) : NULL);
         json_object *ret = json_object_new_object();
         json_object_object_add(ret, "keep", p->keep ? json_object_new_int64(p->keep) : NULL);
         json_object_object_add(ret, "max_age_s",

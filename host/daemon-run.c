@@ -18,6 +18,7 @@
 #include "host/cli.h"
 #include "host/daemon.h"
 #include "host/journal.h"
+#include "host/migrate.h"
 #include "host/retention.h"
 #include "host/tap-watch.h"
 #include "host/transaction.h"
@@ -263,10 +264,102 @@ static void run_restore(struct daemon *d, struct daemon_job *j)
     txn_result_done(&r);
 }
 
+static void on_migrate_step(void *ud, enum migrate_step step, bool end, uint64_t done,
+                            uint64_t total)
+{
+    struct daemon_job *j = ud;
+    struct daemon *d = j->d;
+    pthread_mutex_lock(&d->lock);
+    snprintf(j->step, sizeof(j->step), "%s", migrate_step_name(step));
+    j->progress_done = !end ? done : 0;
+    j->progress_total = !end ? total : 0;
+    pthread_mutex_unlock(&d->lock);
+}
+
+/* A live migration (host/migrate.h). From a policy: its conditions first, and with <bundles>
+ * a continue-mode checkpoint there first (checkpoint-before-migrate), whose report stays in
+ * result.checkpoint. */
+static void run_migrate(struct daemon *d, struct daemon_job *j)
+{
+    json_object *before = NULL;
+    const struct policy *p = j->policy;
+    if (p) {
+        snprintf(j->dest_uri, sizeof(j->dest_uri), "%s", p->migrate_dest_uri);
+        snprintf(j->migrate_uri, sizeof(j->migrate_uri), "%s", p->migrate_stream_uri);
+        snprintf(j->listen_address, sizeof(j->listen_address), "%s", p->migrate_listen_address);
+        snprintf(j->dest_netns, sizeof(j->dest_netns), "%s", p->migrate_dest_netns);
+        j->watch_ms = -1;
+        j->reset_stale = true;
+        if (p->bundle_dir[0]) {
+            j->continue_running = true;
+            run_checkpoint(d, j); /* conditions, checkpoint, retention */
+            if (!j->ok) {
+                char m[sizeof(j->message)];
+                snprintf(m, sizeof(m), "%s", j->message);
+                snprintf(j->message, sizeof(j->message), "checkpoint before migrate: %.900s", m);
+                return;
+            }
+            before = j->result;
+            j->result = NULL;
+        } else if (!check_conditions(d, j)) {
+            return;
+        }
+    }
+    struct nc_virt view;
+    struct nc_virt *v = daemon_virt_view(d, &view);
+    if (!v) {
+        json_object_put(before);
+        finish(j, false, "failed", "no libvirt connection");
+        return;
+    }
+    /* migrate_run() serves the destination connection from the owner's event loop
+     * (nc_virt_open_peer() asks loop_started); the view never stops that loop: cleared before
+     * it is released. */
+    v->loop_started = d->virt->loop_started;
+    struct migrate_opts o = {
+        .domain = j->domain,
+        .dest_uri = j->dest_uri,
+        .migrate_uri = j->migrate_uri[0] ? j->migrate_uri : NULL,
+        .listen_address = j->listen_address[0] ? j->listen_address : NULL,
+        .dest_netns = j->dest_netns[0] ? j->dest_netns : NULL,
+        .watchdog_ms = j->freeze_timeout_s * 1000u,
+        .watch_ms = j->watch_ms >= 0 ? j->watch_ms : TAP_WATCH_DEFAULT_MS,
+        .reset_stale = j->reset_stale,
+    };
+    struct migrate_ctx mc = {
+        .src = v,
+        .state_dir = d->cfg.state_dir,
+        .agent_name = j->agent_channel[0] ? j->agent_channel : NULL,
+        .cancel = &j->cancel,
+        .notify = on_migrate_step,
+        .nud = j,
+    };
+    struct migrate_result r;
+    migrate_run(&mc, &o, &r);
+    v->loop_started = false;
+    daemon_virt_view_done(v);
+    bool ok = r.outcome == TXN_OK;
+    json_object_put(j->result);
+    j->result = cli_migrate_result_json(&o, &r, cli_exit_for_outcome(r.outcome));
+    if (before)
+        json_object_object_add(j->result, "checkpoint", before);
+    pthread_mutex_lock(&d->lock);
+    ok ? d->metrics.migrations_ok++ : d->metrics.migrations_failed++;
+    pthread_mutex_unlock(&d->lock);
+    if (ok)
+        finish(j, true, txn_outcome_name(r.outcome), "migrated to %s", j->dest_uri);
+    else
+        finish(j, false, txn_outcome_name(r.outcome), "step %s: %s",
+               migrate_step_name(r.failed_step), r.message);
+    migrate_result_done(&r);
+}
+
 static void real_run(struct daemon *d, struct daemon_job *j)
 {
     if (j->kind == DAEMON_JOB_RESTORE)
         run_restore(d, j);
+    else if (j->kind == DAEMON_JOB_MIGRATE)
+        run_migrate(d, j);
     else
         run_checkpoint(d, j);
 }

@@ -55,7 +55,7 @@ struct daemon_config {
     char metrics_path[4096]; /* "" : none */
 };
 
-enum daemon_job_kind { DAEMON_JOB_CHECKPOINT, DAEMON_JOB_RESTORE };
+enum daemon_job_kind { DAEMON_JOB_CHECKPOINT, DAEMON_JOB_RESTORE, DAEMON_JOB_MIGRATE };
 enum daemon_job_state { DAEMON_JOB_RUNNING, DAEMON_JOB_DONE };
 
 struct daemon;
@@ -73,8 +73,11 @@ struct daemon_job {
     bool continue_running, snapshot, paused, reset_stale, no_replay;
     bool keep_clock; /* restore --clock=keep */
     uint32_t freeze_timeout_s;
-    int32_t watch_ms;           /* restore: tap watch for the report; < 0: the default */
-    char image[4096];           /* restore: verify against this socket image ("" : bundle's) */
+    int32_t watch_ms; /* restore: tap watch for the report; < 0: the default */
+    char image[4096]; /* restore: verify against this socket image ("" : bundle's) */
+    /* migrate (host/migrate.h): destination libvirt, QEMU's stream, listen address, the
+     * destination's network namespace ("" : libvirt chooses / ours) */
+    char dest_uri[1024], migrate_uri[1024], listen_address[72], dest_netns[4096];
     char agent_channel[64];     /* "" : org.netckpt.agent.0 */
     struct policy *policy;      /* policy runs: a copy, owned by the job */
     uint64_t deferred_since_ns; /* policy retries: when the first deferral happened */
@@ -248,7 +251,7 @@ struct daemon_command {
     const struct daemon_arg *args; /* terminated by {NULL} */
 };
 
-#define DAEMON_COMMAND_COUNT 9
+#define DAEMON_COMMAND_COUNT 10
 const struct daemon_command *daemon_commands(size_t *n);
 /* The qga_server table (handlers' userdata: struct daemon_conn *). */
 void daemon_command_table(struct qga_command out[DAEMON_COMMAND_COUNT]);

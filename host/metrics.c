@@ -126,6 +126,9 @@ int metrics_render(const struct metrics *m, char **out)
     metric(&b, "netckptd_restores_total", "counter", "Restores finished, by result.");
     put(&b, "netckptd_restores_total{result=\"ok\"} %" PRIu64 "\n", m->restores_ok);
     put(&b, "netckptd_restores_total{result=\"failed\"} %" PRIu64 "\n", m->restores_failed);
+    metric(&b, "netckptd_migrations_total", "counter", "Live migrations finished, by result.");
+    put(&b, "netckptd_migrations_total{result=\"ok\"} %" PRIu64 "\n", m->migrations_ok);
+    put(&b, "netckptd_migrations_total{result=\"failed\"} %" PRIu64 "\n", m->migrations_failed);
     metric_u64(&b, "netckptd_policy_runs_skipped_total", "counter",
                "Policy checkpoints skipped (agent silent, domain busy or unusable).",
                m->policy_skipped);

@@ -15,6 +15,7 @@ struct metrics {
     uint64_t start_real_ns;
     uint64_t checkpoints_ok, checkpoints_failed;
     uint64_t restores_ok, restores_failed;
+    uint64_t migrations_ok, migrations_failed;
     uint64_t policy_skipped, policy_deferred;
     uint64_t policy_files_refused; /* at the last load */
     uint64_t policies_loaded;

@@ -341,16 +341,41 @@ static int interpret(xmlDocPtr doc, struct policy *p, struct policy_error *e)
         return seterr(e, line_of(sch), "<schedule> needs <interval> or <calendar>"), -EINVAL;
     }
 
-    n = child(root, "mode");
+    xmlNode *mode = child(root, "mode");
     p->continue_running = true;
-    if (n) {
-        text(n, v, sizeof(v));
+    if (mode) {
+        text(mode, v, sizeof(v));
         p->continue_running = strcmp(v, "stop") != 0;
+        p->migrate = !strcmp(v, "migrate");
+    }
+    xmlNode *mig = child(root, "migrate");
+    if (p->migrate && !mig)
+        return seterr(e, line_of(mode),
+                      "<mode>migrate</mode> needs <migrate uri=\"DESTINATION\"/>"),
+               -EINVAL;
+    if (mig && !p->migrate)
+        return seterr(e, line_of(mig), "<migrate> needs <mode>migrate</mode>"), -EINVAL;
+    if (mig) {
+        /* the schema bounds these; an attribute left out stays "" */
+        if (!prop(mig, "uri", p->migrate_dest_uri, sizeof(p->migrate_dest_uri)))
+            return seterr(e, line_of(mig), "<migrate uri=...>: missing or too long"), -EINVAL;
+        prop(mig, "streamUri", p->migrate_stream_uri, sizeof(p->migrate_stream_uri));
+        prop(mig, "listenAddress", p->migrate_listen_address, sizeof(p->migrate_listen_address));
+        prop(mig, "destNetns", p->migrate_dest_netns, sizeof(p->migrate_dest_netns));
     }
     n = child(root, "bundles");
-    if (!prop(n, "dir", p->bundle_dir, sizeof(p->bundle_dir)) || p->bundle_dir[0] != '/')
+    if (!n && p->migrate) {
+        /* a migration without a checkpoint before it: nothing goes to disk */
+    } else if (!n) {
+        return seterr(e, line_of(root),
+                      "<bundles dir=...> is needed: where the checkpoints go (only a "
+                      "<mode>migrate</mode> policy goes without)"),
+               -EINVAL;
+    } else if (!prop(n, "dir", p->bundle_dir, sizeof(p->bundle_dir)) || p->bundle_dir[0] != '/') {
         return seterr(e, line_of(n), "<bundles dir=...>: an absolute path is needed"), -EINVAL;
-    if (strstr(p->bundle_dir, "/../") || !strcmp(p->bundle_dir + strlen(p->bundle_dir) - 3, "/.."))
+    }
+    if (n && (strstr(p->bundle_dir, "/../") ||
+              !strcmp(p->bundle_dir + strlen(p->bundle_dir) - 3, "/..")))
         return seterr(e, line_of(n), "<bundles dir=...>: no '..' components"), -EINVAL;
 
     xmlNode *ret = child(root, "retention");

@@ -38,6 +38,13 @@ struct policy {
     uint32_t retrans_max, retrans_retry_s, retrans_give_up_s;
     uint32_t freeze_timeout_s;
     char agent_channel[64]; /* <agentChannel>; "" : org.netckpt.agent.0 */
+    /* <mode>migrate</mode> with <migrate uri=.../>: a live migration (host/migrate.h); with
+     * <bundles>, a continue-mode checkpoint there first (checkpoint-before-migrate). */
+    bool migrate;
+    char migrate_dest_uri[1024];
+    char migrate_stream_uri[1024];   /* "" : libvirt chooses */
+    char migrate_listen_address[72]; /* "" : libvirt chooses */
+    char migrate_dest_netns[4096];   /* "" : the destination's taps are in our namespace */
 };
 
 struct policy_error {

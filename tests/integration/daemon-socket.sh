@@ -198,6 +198,11 @@ cat >"$tmp/pol/30-new.xml" <<XML
 <policy enabled="no"><name>new</name><domains><domain>*</domain></domains>
 <schedule><interval>60</interval></schedule><bundles dir="$tmp/bundles"/></policy>
 XML
+cat >"$tmp/pol/40-move.xml" <<XML
+<policy><name>move</name><domains><domain>test</domain></domains>
+<schedule><interval unit="h">24</interval></schedule><mode>migrate</mode>
+<migrate uri="test:///default" listenAddress="127.0.0.1"/></policy>
+XML
 since=$(call events '{"max":1000}' | jq .next)
 kill -HUP "$main"
 for _ in $(seq 100); do
@@ -206,15 +211,40 @@ for _ in $(seq 100); do
   sleep 0.05
 done
 out=$(call policy-list)
-jq -e '(.policies | map(.name)) == ["needs-agent","plain","new"] and (.refused | length) == 1 and
+jq -e '(.policies | map(.name)) == ["needs-agent","plain","new","move"] and (.refused | length) == 1 and
   (.refused[0].file | endswith("15-bad.xml")) and .refused[0].line == 3 and
   (.refused[0].reason | test("policy.rng"))' <<<"$out" >/dev/null || fail "after SIGHUP: $out"
 call events "{\"since\":$since}" | jq -e '.events | map(select(.kind == "policy-refused")) |
   length == 1 and (.[0].message | test("15-bad.xml:3"))' >/dev/null || fail "refusal event"
 kill -0 "$main" || fail "daemon died on SIGHUP"
-call status | jq -e '.policies == 3 and .policies_refused == 1' >/dev/null || fail "status"
+call status | jq -e '.policies == 4 and .policies_refused == 1' >/dev/null || fail "status"
 grep -q 'netckptd_policies{state="refused"} 1' "$tmp/metrics.prom" || fail "metrics refused"
 ok "SIGHUP reload: bad file refused with line and reason, valid ones loaded, daemon alive"
+
+# Live migration: the migrate command and a migration policy run host/migrate.h's transaction
+# as daemon jobs (here it stops cleanly at discover: the test domain has no agent channel).
+call policy-list | jq -e '.policies[3] | .mode == "migrate" and .destination == "test:///default"
+  and .bundle_dir == null' >/dev/null || fail "migrate policy listed: $(call policy-list)"
+out=$(call migrate '{"domain":"test","dest-uri":"test:///default"}') || fail "migrate: $out"
+jq -e '.kind == "migrate" and .state == "done" and .ok == false and
+       .result.command == "migrate" and .result.outcome == "failed" and
+       .result.failed_step == "discover" and .result.destination == "test:///default"' \
+  <<<"$out" >/dev/null || fail "migrate job: $out"
+out=$(call policy-run '{"name":"move","wait":true}') || fail "policy-run move: $out"
+jq -e '.results | length == 1 and .[0].kind == "migrate" and .[0].result.command == "migrate"' \
+  <<<"$out" >/dev/null || fail "migrate policy run: $out"
+for bad in '{"domain":"test"}' '{"domain":"test","dest-uri":"x\u0001y"}' \
+  '{"domain":"test","dest-uri":"test:///default","stale":"never"}'; do
+  set +e
+  out=$(call migrate "$bad")
+  rc=$?
+  set -e
+  [[ $rc == 1 ]] && jq -e '.error.class == "InvalidParameter"' <<<"$out" >/dev/null ||
+    fail "migrate $bad: $out"
+done
+grep -q '^netckptd_migrations_total{result="failed"} 2$' "$tmp/metrics.prom" ||
+  fail "migration metrics: $(grep migrations "$tmp/metrics.prom")"
+ok "migrate command and migration policy run as jobs; bad arguments refused; metrics"
 
 # A second daemon on the same socket is refused; SIGTERM stops cleanly.
 set +e

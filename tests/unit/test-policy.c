@@ -71,6 +71,34 @@ static void test_good_interval(void **state)
     assert_false(policy_matches(&p, "xweb-1"));
 }
 
+static void test_good_migrate(void **state)
+{
+    (void)state;
+    struct policy p;
+    struct policy_error e;
+    int r;
+    load("policy-good-migrate.xml", NULL, &p, &e, &r);
+    if (r < 0)
+        fail_msg("refused: line %d: %s", e.line, e.reason);
+    assert_true(p.migrate);
+    assert_true(p.continue_running);
+    assert_string_equal(p.migrate_dest_uri, "qemu+tcp://10.0.0.2/system");
+    assert_string_equal(p.migrate_stream_uri, "tcp://10.0.0.2:49152");
+    assert_string_equal(p.migrate_listen_address, "10.0.0.2");
+    assert_string_equal(p.migrate_dest_netns, "host-b");
+    assert_string_equal(p.bundle_dir, "/var/lib/netckpt/before-migrate");
+    assert_int_equal(p.keep, 1);
+    /* without <bundles>: a plain migration; the optional attributes stay empty */
+    const char *xml = "<policy><name>m</name><domains><domain>a</domain></domains>"
+                      "<schedule><interval>60</interval></schedule><mode>migrate</mode>"
+                      "<migrate uri=\"qemu:///system\"/></policy>";
+    assert_int_equal(policy_parse(xml, strlen(xml), "m.xml", NULL, &p, &e), 0);
+    assert_true(p.migrate);
+    assert_string_equal(p.bundle_dir, "");
+    assert_string_equal(p.migrate_stream_uri, "");
+    assert_string_equal(p.migrate_dest_netns, "");
+}
+
 static void test_good_calendar(void **state)
 {
     struct policy p;
@@ -102,10 +130,17 @@ static const struct {
     int line;
     const char *reason;
 } bad[] = {
-    {"policy-bad-mode.xml", 5, "mode"},        {"policy-bad-time.xml", 6, "policy.rng"},
-    {"policy-bad-xml.xml", 5, "tag mismatch"}, {"policy-bad-relative.xml", 5, "bundles"},
-    {"policy-bad-dtd.xml", 2, "DTD"},          {"policy-bad-unknown.xml", 6, "compression"},
+    {"policy-bad-mode.xml", 5, "mode"},
+    {"policy-bad-time.xml", 6, "policy.rng"},
+    {"policy-bad-xml.xml", 5, "tag mismatch"},
+    {"policy-bad-relative.xml", 5, "bundles"},
+    {"policy-bad-dtd.xml", 2, "DTD"},
+    {"policy-bad-unknown.xml", 6, "compression"},
     {"policy-bad-glob.xml", 3, "glob"},
+    {"policy-bad-migrate-nouri.xml", 5, "<migrate uri"},
+    {"policy-bad-migrate-mode.xml", 6, "<mode>migrate</mode>"},
+    {"policy-bad-migrate-uri.xml", 6, "migrate"},
+    {"policy-bad-nobundles.xml", 1, "<bundles dir=...> is needed"},
 };
 
 static void test_bad_files(void **state)
@@ -336,6 +371,7 @@ int main(void)
         cmocka_unit_test(test_bad_files),     cmocka_unit_test(test_compiled_schema_matches_file),
         cmocka_unit_test(test_inline),        cmocka_unit_test(test_load_dir),
         cmocka_unit_test(test_dirname),       cmocka_unit_test(test_retrans_condition),
+        cmocka_unit_test(test_good_migrate),
     };
     return cmocka_run_group_tests(tests, setup, NULL);
 }
