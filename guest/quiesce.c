@@ -328,13 +328,31 @@ int pidfd_cache_take(struct pidfd_cache *c, pid_t pid, int fd)
     struct pidfd_slot *s = pidfd_slot_find(c, pid);
     if (!s->pid) {
         int pfd = (int)syscall(SYS_pidfd_open, pid, 0);
-        *s = (struct pidfd_slot){.pid = pid, .pidfd = pfd < 0 ? negative_errno() : pfd};
+        if (pfd < 0) {
+            pfd = negative_errno();
+            if (pfd == -EMFILE || pfd == -ENFILE) {
+                /* Out of fds (one per owner adds up): give the cached ones back, go on
+                 * without the cache. */
+                pidfd_cache_done(c);
+                return pidfd_take_socket(pid, fd);
+            }
+            if (pfd != -ESRCH)
+                return pfd; /* not remembered: it may work next time */
+        }
+        *s = (struct pidfd_slot){.pid = pid, .pidfd = pfd};
         c->n++;
     }
     if (s->pidfd < 0)
         return s->pidfd;
     int nfd = (int)syscall(SYS_pidfd_getfd, s->pidfd, fd, 0);
-    return nfd < 0 ? negative_errno() : nfd;
+    if (nfd >= 0)
+        return nfd;
+    int r = negative_errno();
+    if ((r == -EMFILE || r == -ENFILE) && c->n > 1) {
+        pidfd_cache_done(c);
+        return pidfd_take_socket(pid, fd);
+    }
+    return r;
 }
 
 void pidfd_cache_done(struct pidfd_cache *c)

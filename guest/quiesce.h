@@ -55,13 +55,14 @@ int pidfd_take_socket(pid_t pid, int fd);
  * often owns many sockets). Zero-initialise; pidfd_cache_done() closes them. */
 struct pidfd_slot {
     pid_t pid; /* 0: a free slot */
-    int pidfd; /* -errno if pidfd_open failed (the process is gone) */
+    int pidfd; /* -ESRCH if the process is gone */
 };
 struct pidfd_cache {
     struct pidfd_slot *slots; /* open addressing */
     size_t cap, n;            /* cap: 0 or a power of two */
 };
 
-/* pidfd_take_socket() through the cache. */
+/* pidfd_take_socket() through the cache. A process found gone stays gone; when pidfd_open
+ * runs out of fds the cache is emptied and this call goes without it. */
 int pidfd_cache_take(struct pidfd_cache *c, pid_t pid, int fd);
 void pidfd_cache_done(struct pidfd_cache *c);

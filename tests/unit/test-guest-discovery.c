@@ -17,6 +17,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -556,6 +558,65 @@ static void test_pidfd_cache(void **state)
     pidfd_cache_done(&c);
 }
 
+/* Out of fds for one more pidfd: the cache gives its own back and the socket is still taken. */
+static void test_pidfd_cache_emfile(void **state)
+{
+    _cleanup_close_ int s = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    assert_true(s >= 0);
+    uint64_t inode;
+    assert_int_equal(fd_socket_inode(s, &inode), 0);
+    pid_t kids[4];
+    for (size_t i = 0; i < ELEMENTSOF(kids); i++) {
+        kids[i] = fork();
+        assert_true(kids[i] >= 0);
+        if (kids[i] == 0) {
+            for (;;)
+                pause();
+        }
+    }
+    pid_t t = fork();
+    assert_true(t >= 0);
+    if (t == 0) { /* the limit only for this process */
+        int top = -1;
+        for (int fd = 0; fd < 4096; fd++)
+            if (fcntl(fd, F_GETFD) >= 0)
+                top = fd;
+        for (;;) { /* fill the holes below the highest open fd */
+            int fd = open("/dev/null", O_RDONLY);
+            if (fd < 0)
+                _exit(11);
+            if (fd > top) {
+                close(fd);
+                break;
+            }
+        }
+        /* Room for three fds: two cached pidfds and the socket, or a third pidfd. */
+        struct rlimit rl = {.rlim_cur = (rlim_t)top + 4, .rlim_max = (rlim_t)top + 4};
+        if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+            _exit(10);
+        struct pidfd_cache c = {0};
+        for (size_t i = 0; i < ELEMENTSOF(kids); i++) {
+            int fd = pidfd_cache_take(&c, kids[i], s);
+            uint64_t got = 0;
+            if (fd < 0 || fd_socket_inode(fd, &got) < 0 || got != inode)
+                _exit(20 + (int)i);
+            close(fd);
+        }
+        if (c.n >= ELEMENTSOF(kids))
+            _exit(30); /* it could not have kept them all */
+        pidfd_cache_done(&c);
+        _exit(0);
+    }
+    int st = -1;
+    assert_int_equal(waitpid(t, &st, 0), t);
+    for (size_t i = 0; i < ELEMENTSOF(kids); i++) {
+        kill(kids[i], SIGKILL);
+        waitpid(kids[i], NULL, 0);
+    }
+    assert_true(WIFEXITED(st));
+    assert_int_equal(WEXITSTATUS(st), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -569,6 +630,7 @@ int main(void)
         cmocka_unit_test(test_proc_owner_held_fake),
         cmocka_unit_test(test_proc_owner_held_self),
         cmocka_unit_test(test_pidfd_cache),
+        cmocka_unit_test(test_pidfd_cache_emfile),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
