@@ -34,6 +34,10 @@ NC=$VM_BUILD/host/netckpt
 QGA=$VM_BUILD/tests/tools/qga-call
 export NETCKPT_STATE_DIR=$VM_WORK/state
 export NETCKPT_NO_DAEMON=1 # this test's own transactions, even if some netckptd runs
+# A stop-mode checkpoint leaves a holder process (host/hold.h) that ends when its record file
+# goes: remove the records before the harness' teardown, so a failed run (whose work directory
+# is kept) leaves no holder behind either.
+trap 'rc=$?; rm -f "$NETCKPT_STATE_DIR"/hold/*.json 2>/dev/null; (exit $rc); vm_env_teardown' EXIT
 T0=$SECONDS
 DEFAULT_MATRIX='t=0 replay=on neigh=dynamic clock=sync
 t=0 replay=off neigh=dynamic clock=ahead
