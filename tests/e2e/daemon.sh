@@ -3,7 +3,9 @@
 #  1. a policy run (continue mode) through the socket: the VM keeps running, the bundle is
 #     complete, the connections are reported kept, three runs with <keep>2</keep> leave two
 #     bundles;
-#  2. while a checkpoint job runs, a second one on the same domain gets Busy;
+#  2. while a checkpoint job runs, a second one on the same domain gets Busy; the netckpt CLI
+#     run against the daemon checkpoints through it (its job, events, metrics), and gets
+#     exit 7 while the daemon is busy with the domain;
 #  3. SIGKILL of the daemon mid-save, restart: the journal replay lifts the gate, brings the VM
 #     back running with its agent thawed, removes the partial bundle; no bundle is taken for
 #     complete;
@@ -113,6 +115,48 @@ call status "{\"job\":$job}" | jq -e '.ok and .result.outcome == "ok"' >/dev/nul
   fail "job $job: $(call status "{\"job\":$job}")"
 [[ ! -e $VM_WORK/b-busy2 ]] || fail "the refused checkpoint made a bundle"
 ok "a second checkpoint of a busy domain is refused with Busy; the first completes"
+
+# 2b. The netckpt CLI while netckptd runs: it goes through the daemon (which holds the
+# embedded driver; alone it would exit 7 naming the holder) with the standalone output.
+NC=("$VM_BUILD/host/netckpt" -c "$VM_URI" --daemon-socket "$SOCK")
+since=$(call events '{"max":1000}' | jq .next)
+set +e
+vm_host "${NC[@]}" -v checkpoint "$VM_NAME" --continue --dir "$VM_WORK/b-cli" \
+  >"$VM_WORK/cli.out" 2>"$VM_WORK/cli.err"
+rc=$?
+set -e
+[[ $rc == 0 ]] || fail "netckpt checkpoint through the daemon: exit $rc: $(cat "$VM_WORK/cli.err")"
+grep -q "^checkpoint of $VM_NAME complete: $VM_WORK/b-cli\$" "$VM_WORK/cli.out" ||
+  fail "CLI output: $(cat "$VM_WORK/cli.out")"
+grep -Eq "connections: [0-9]+ survived" "$VM_WORK/cli.out" || fail "CLI report: $(cat "$VM_WORK/cli.out")"
+grep -q "via netckptd at $SOCK" "$VM_WORK/cli.err" || fail "the CLI did not use the daemon"
+cat "$VM_WORK/cli.out"
+ev=$(call events "{\"since\":$since,\"max\":1000}")
+jq -e --arg b "$VM_WORK/b-cli" '[.events[] | select(.kind == "job-done" and
+  (.message | contains($b)))] | length == 1' <<<"$ev" >/dev/null || fail "no daemon job: $ev"
+grep -q '^netckptd_checkpoints_total{result="ok"} 5$' "$VM_WORK/metrics.prom" ||
+  fail "metrics: $(grep checkpoints_total "$VM_WORK/metrics.prom")"
+vm_host "$VM_BUILD/host/netckpt" verify "$VM_WORK/b-cli" >/dev/null || fail "b-cli does not verify"
+vm_host "${NC[@]}" --json status "$VM_NAME" >"$VM_WORK/cli-status.json" || fail "CLI status"
+jq -e --arg b "$VM_WORK/b-cli" '.state == "running" and .gate.installed == false and
+  .agent.reachable and .last_checkpoint.bundle == $b' "$VM_WORK/cli-status.json" >/dev/null ||
+  fail "CLI status: $(cat "$VM_WORK/cli-status.json")"
+# Busy through the CLI: exit 7 with the daemon's message.
+out=$(call checkpoint "{\"domain\":\"$VM_NAME\",\"continue\":true,\"wait\":false,\"dir\":\"$VM_WORK/b-busy3\"}") ||
+  fail "checkpoint: $out"
+job=$(jq .job <<<"$out")
+set +e
+vm_host "${NC[@]}" checkpoint "$VM_NAME" --continue --dir "$VM_WORK/b-cli2" 2>"$VM_WORK/cli2.err"
+rc=$?
+set -e
+[[ $rc == 7 ]] && grep -q "is busy: a checkpoint (job $job)" "$VM_WORK/cli2.err" ||
+  fail "CLI on a busy domain: exit $rc: $(cat "$VM_WORK/cli2.err")"
+for _ in $(seq 600); do
+  [[ $(call status "{\"job\":$job}" | jq -r .state) == done ]] && break
+  sleep 0.1
+done
+call status "{\"job\":$job}" | jq -e '.ok' >/dev/null || fail "job $job failed"
+ok "netckpt checkpoint while netckptd runs: the daemon's job (event, metrics), same output; busy: exit 7"
 
 # 3. SIGKILL mid-save.
 call checkpoint "{\"domain\":\"$VM_NAME\",\"wait\":false,\"dir\":\"$VM_WORK/b-kill\"}" >/dev/null
