@@ -993,8 +993,6 @@ int net_freezer_thaw(struct net_freezer *nf, enum net_thaw_reason why,
             add_conn_ident(e, c->id, c->inode, &c->st);
             json_object_object_add(e, "result",
                                    json_object_new_string(r < 0 ? "failed" : "thawed"));
-            if (r >= 0 && o->window_probe)
-                kick_one(nf->fds[i], c, e, &kicked);
             if (r < 0) {
                 json_object_object_add(e, "error", json_object_new_string(strerror(-r)));
                 log_err("thaw of connection %u (inode %" PRIu64 ") failed: %s", c->id, c->inode,
@@ -1006,6 +1004,14 @@ int net_freezer_thaw(struct net_freezer *nf, enum net_thaw_reason why,
             json_object_object_add(e, "owners_alive",
                                    json_object_new_int64((int64_t)owners_alive(nf, c)));
             json_object_array_add(list, e);
+        }
+        /* The kicks once every window probe is out (a kick may retransmit there and then, and
+         * no probe should wait for another socket's kick), and before the owners run, so that
+         * write_seq is still the dumped one. */
+        for (size_t i = 0; o->window_probe && i < nf->img.n_conns; i++) {
+            json_object *e = json_object_array_get_idx(list, i);
+            if (e && !json_object_object_get_ex(e, "error", NULL))
+                kick_one(nf->fds[i], &nf->img.conns[i], e, &kicked);
         }
         /* Our duplicates go before the owners run again; a socket whose owners all exited
          * while frozen is closed normally here, as their exit would have done. */

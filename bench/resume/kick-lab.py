@@ -239,6 +239,7 @@ def trial(kick, outage, port):
         time.sleep(0.01)
     ok = peer.total == written
     peer.stop = True
+    peer.join()
     g.close()
     conn.close()
     stall = (moved - t0) * 1000 if moved else None
