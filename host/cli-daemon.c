@@ -1,7 +1,8 @@
 /* host/cli-daemon.c: the netckpt CLI as a front end of netckptd. When a daemon answers on its
- * socket and drives the same libvirt URI, checkpoint, restore, status, list, unblock and policy
- * are sent to it (host/daemon-client.h) and its replies printed with the CLI's own printers, so
- * output, --json and exit codes are those of the standalone CLI. Without a daemon (or with
+ * socket and drives the same libvirt URI, checkpoint, restore, status, list, unblock, policy and
+ * migrate are sent to it (host/daemon-client.h) and its replies printed with the CLI's own
+ * printers, so output, --json and exit codes are those of the standalone CLI. Without a daemon (or
+ * with
  * --no-daemon / NETCKPT_NO_DAEMON=1) nothing here runs and netckpt works alone. */
 #include <errno.h>
 #include <inttypes.h>
@@ -186,6 +187,8 @@ static int follow_job(struct fwd *f, int64_t id, json_object **res)
     }
 }
 
+static void print_migrate(const struct cli_ctx *ctx, json_object *res);
+
 /* Start a job (wait:false), follow it, print its report as the standalone command would. */
 static int run_job(struct fwd *f, const char *cmd, json_object *args, const char *asked,
                    bool continue_running, bool paused)
@@ -205,9 +208,16 @@ static int run_job(struct fwd *f, const char *cmd, json_object *args, const char
         return code;
     /* The standalone CLI prints this line when the rollback begins; here it is known at the
      * end. */
-    if (json_object_get_boolean(jget(res, "rolled_back")) && !f->ctx->quiet)
-        fprintf(stderr, "netckpt: %s failed; rolling back\n", jstr(res, "failed_step", "none"));
-    code = cli_txn_print(f->ctx, cmd, res, asked, continue_running, paused);
+    if (!strcmp(cmd, "migrate")) {
+        json_object *ec = jget(res, "exit_code");
+        code = ec ? json_object_get_int(ec) : NC_EXIT_FAILURE;
+        if (!f->ctx->json)
+            print_migrate(f->ctx, res);
+    } else {
+        if (json_object_get_boolean(jget(res, "rolled_back")) && !f->ctx->quiet)
+            fprintf(stderr, "netckpt: %s failed; rolling back\n", jstr(res, "failed_step", "none"));
+        code = cli_txn_print(f->ctx, cmd, res, asked, continue_running, paused);
+    }
     if (f->ctx->json)
         cli_print_json(res);
     else
@@ -313,6 +323,104 @@ static int fwd_unblock(struct fwd *f, const struct cli_args *a)
         return cli_unblock_print(f->ctx, domain, NULL, r, msg);
     }
     return cli_unblock_print(f->ctx, domain, ret, 0, NULL);
+}
+
+static double jd(json_object *o, const char *k)
+{
+    json_object *v = jget(o, k);
+    return v ? json_object_get_double(v) : 0;
+}
+
+static int64_t ji(json_object *o, const char *k)
+{
+    json_object *v = jget(o, k);
+    return v ? json_object_get_int64(v) : 0;
+}
+
+/* `netckpt migrate`'s text from its --json report (host/cli-migrate.c prints the same from
+ * its struct; keep the two in step). */
+static void print_migrate(const struct cli_ctx *ctx, json_object *res)
+{
+    const char *dom = jstr(res, "domain", "?"), *dest = jstr(res, "destination", "?");
+    const char *outcome = jstr(res, "outcome", "failed");
+    json_object *t = jget(res, "times"), *m = jget(res, "memory_at_quiesce");
+    if (!strcmp(outcome, "ok")) {
+        if (ctx->quiet)
+            return;
+        printf("migration of %s to %s complete: the VM runs on the destination\n", dom, dest);
+        printf("  precopy %.3f s (%" PRId64 " MiB of %" PRId64 " MiB, pass %" PRId64
+               "), freeze %.1f ms, switchover %.3f s\n",
+               jd(t, "precopy_ms") / 1e3, ji(m, "processed") >> 20, ji(m, "total") >> 20,
+               ji(m, "iterations"), jd(t, "freeze_ms"), jd(t, "switchover_ms") / 1e3);
+        printf("  downtime %.3f s (source suspended to destination resumed), gate time %.3f s\n",
+               jd(t, "downtime_ms") / 1e3, jd(t, "gate_ms") / 1e3);
+        int64_t n = ji(res, "connections");
+        if (json_object_get_boolean(jget(res, "quiesced")))
+            printf("  %" PRId64 " connection%s frozen on the source, verified on the destination "
+                   "(%.1f ms), thawed with the kick (%.1f ms)\n",
+                   n, n == 1 ? "" : "s", jd(t, "verify_ms"), jd(t, "thaw_ms"));
+        json_object *dg = jget(res, "dest_gate");
+        printf("  destination gate dropped %" PRId64 " packets to the guest, %" PRId64 " from it\n",
+               ji(dg, "to_guest_pkts"), ji(dg, "from_guest_pkts"));
+        json_object *rep = jget(res, "report"), *conns = jget(rep, "connections");
+        if (rep) {
+            int worst = -1;
+            for (size_t i = 0; conns && i < json_object_array_length(conns); i++) {
+                json_object *st = jget(json_object_array_get_idx(conns, i), "stall_ms");
+                if (st && json_object_get_int(st) > worst)
+                    worst = json_object_get_int(st);
+            }
+            printf("  connections: %d survived, %d stale, %d reset, %d stalled; worst stall "
+                   "%d%s\n",
+                   (int)ji(rep, "survived"), (int)ji(rep, "stale"), (int)ji(rep, "reset"),
+                   (int)ji(rep, "stalled"), worst < 0 ? 0 : worst,
+                   worst < 0 ? " (none measured)" : " ms");
+        }
+        if (jget(res, "warnings"))
+            printf("  warnings: %s\n", jstr(res, "warnings", ""));
+        return;
+    }
+    fprintf(stderr, "netckpt: migration of %s failed at step %s: %s\n", dom,
+            jstr(res, "failed_step", "none"), jstr(res, "message", ""));
+    if (!strcmp(outcome, "rolled-back") || !strcmp(outcome, "interrupted")) {
+        if (json_object_get_boolean(jget(res, "switched_over")))
+            fprintf(stderr, "netckpt: the VM runs on the destination (the switchover was done), "
+                            "its network open, its agent thawed\n");
+        else
+            fprintf(stderr, "netckpt: rolled back: the VM runs on the source, its network "
+                            "open\n");
+    } else if (!strcmp(outcome, "rollback-failed")) {
+        fprintf(stderr, "netckpt: ROLLBACK INCOMPLETE: %s\n",
+                jstr(res, "rollback_errors", jstr(res, "message", "")));
+        fprintf(stderr,
+                "netckpt: run 'netckpt unblock %s' (and lift the destination gate with "
+                "'netckpt unblock' there) to finish\n",
+                dom);
+    }
+}
+
+static int fwd_migrate(struct fwd *f, const struct cli_args *a)
+{
+    uint64_t freeze_s = 60, watch = TAP_WATCH_DEFAULT_MS;
+    if (cli_arg_uint(a, "freeze-timeout", &freeze_s) < 0 || freeze_s == 0 || freeze_s > 86400) {
+        fprintf(stderr, "netckpt: migrate: --freeze-timeout must be 1..86400 seconds\n");
+        return NC_EXIT_USAGE;
+    }
+    if (cli_arg_uint(a, "watch", &watch) < 0 || watch > 600000) {
+        fprintf(stderr, "netckpt: migrate: --watch must be 0..600000 ms\n");
+        return NC_EXIT_USAGE;
+    }
+    json_object *o = json_object_new_object();
+    add_str(o, "domain", cli_arg_str(a, "domain"));
+    add_str(o, "dest-uri", cli_arg_str(a, "desturi"));
+    add_str(o, "migrate-uri", cli_arg_str(a, "migrate-uri"));
+    add_str(o, "listen-address", cli_arg_str(a, "listen-address"));
+    add_str(o, "dest-netns", cli_arg_str(a, "dest-netns"));
+    json_object_object_add(o, "freeze-timeout", json_object_new_int64((int64_t)freeze_s));
+    json_object_object_add(o, "watch", json_object_new_int64((int64_t)watch));
+    add_str(o, "stale", cli_arg_str(a, "stale"));
+    add_str(o, "agent-channel", cli_arg_str(a, "agent-channel"));
+    return run_job(f, "migrate", o, cli_arg_str(a, "domain"), false, false);
 }
 
 static void print_policies(json_object *ret)
@@ -446,14 +554,19 @@ static bool same_uri(struct fwd *f, bool *answered)
 
 int cli_daemon_forward(struct cli_ctx *ctx, const struct cli_args *a, int *rc)
 {
-    static const char *const cmds[] = {"checkpoint", "restore", "status",
-                                       "list",       "unblock", "policy"};
+    static const char *const cmds[] = {"checkpoint", "restore", "status", "list",
+                                       "unblock",    "policy",  "migrate"};
     const char *name = a->cmd->name;
     bool ours = false;
     for (size_t i = 0; i < ELEMENTSOF(cmds); i++)
         ours = ours || !strcmp(name, cmds[i]);
     if (!ours || ctx->no_daemon)
         return 0;
+    /* The daemon runs no caller's shell command and reads no caller's file. */
+    if (!strcmp(name, "migrate") && (cli_arg_str(a, "switchover-hook") || cli_arg_str(a, "xml"))) {
+        log_info("netckptd does not take --switchover-hook or --xml: working alone");
+        return 0;
+    }
     struct fwd f = {.ctx = ctx, .path = daemon_client_socket(ctx->daemon_socket)};
     bool explicit = ctx->daemon_socket != NULL;
     int r = daemon_client_connect(&f.dc, ctx->daemon_socket, CONNECT_TIMEOUT_MS);
@@ -493,6 +606,8 @@ int cli_daemon_forward(struct cli_ctx *ctx, const struct cli_args *a, int *rc)
         *rc = fwd_list(&f, a);
     else if (!strcmp(name, "unblock"))
         *rc = fwd_unblock(&f, a);
+    else if (!strcmp(name, "migrate"))
+        *rc = fwd_migrate(&f, a);
     else
         *rc = fwd_policy(&f, a);
     daemon_client_close(&f.dc);

@@ -8,7 +8,8 @@
 #    the bundle verifies;
 #  * a domain the daemon is busy with: the CLI exits 7 with the daemon's message;
 #  * SIGINT to the CLI cancels the daemon's job: it rolls back, the CLI exits 6;
-#  * restore of a bundle that is not there: exit 3 and the same message as alone;
+#  * restore of a bundle that is not there: exit 3 and the same message as alone; a migrate
+#    (which the test driver cannot do: rolled back, exit 4) prints the same as alone;
 #  * unblock and policy list/run through the daemon;
 #  * --no-daemon, NETCKPT_NO_DAEMON=1 and another -c URI work alone; an explicit
 #    --daemon-socket that does not answer is an error (exit 1).
@@ -120,7 +121,16 @@ same "restore of a missing bundle" restore "$tmp/none"
 [[ $(cat "$tmp/rc") == 3 ]] || fail "restore of a missing bundle: exit $(cat "$tmp/rc")"
 same "usage error" checkpoint tvm --dir "$tmp/x" --freeze-timeout 0
 [[ $(cat "$tmp/rc") == 2 ]] || fail "usage: exit $(cat "$tmp/rc")"
-ok "list, status, unblock, restore and usage errors: same output and exit codes as alone"
+# migrate: the test driver cannot migrate peer to peer, so both roll back at the switchover.
+same "migrate" migrate tvm test:///default
+[[ $(cat "$tmp/rc") == 4 ]] || fail "migrate: exit $(cat "$tmp/rc")"
+grep -q "rolled back: the VM runs on the source" "$tmp/err.d" || fail "migrate: $(cat "$tmp/err.d")"
+r1=$(rc nc --json migrate tvm test:///default --watch 0)
+jq -S 'del(.times)' "$tmp/out" >"$tmp/m.d"
+r2=$(rc nc --no-daemon --json migrate tvm test:///default --watch 0)
+[[ $r1 == 4 && $r2 == 4 ]] || fail "migrate --json: exit $r1 through the daemon, $r2 alone"
+diff -u <(jq -S 'del(.times)' "$tmp/out") "$tmp/m.d" >&2 || fail "migrate --json differs"
+ok "list, status, unblock, restore, migrate and usage errors: same output and exit codes as alone"
 
 # Busy: the agent is stopped, so the daemon's first checkpoint waits on it.
 kill -STOP "$agent"
