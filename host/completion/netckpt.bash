@@ -26,7 +26,7 @@ _netckpt() {
         cword=$COMP_CWORD
     }
 
-    local globals="-c --connect --json -q --quiet -v --verbose -h --help -V --version"
+    local globals="-c --connect --json -q --quiet -v --verbose --daemon-socket --no-daemon -h --help -V --version"
     local commands
     commands=$(netckpt help 2>/dev/null | awk '/^Commands:/ { on = 1; next } on && NF == 0 { on = 0 } on { print $1 }')
 
@@ -34,7 +34,7 @@ _netckpt() {
     local i cmd=""
     for ((i = 1; i < cword; i++)); do
         case ${words[i]} in
-        -c | --connect) ((i++)) ;;
+        -c | --connect | --daemon-socket) ((i++)) ;;
         -*) ;;
         *)
             cmd=${words[i]}
@@ -47,6 +47,10 @@ _netckpt() {
         case $prev in
         -c | --connect)
             COMPREPLY=($(compgen -W "qemu:///system qemu:///session test:///default" -- "$cur"))
+            return
+            ;;
+        --daemon-socket)
+            COMPREPLY=($(compgen -f -- "$cur"))
             return
             ;;
         esac
