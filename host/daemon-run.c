@@ -322,6 +322,9 @@ static void run_migrate(struct daemon *d, struct daemon_job *j)
         .migrate_uri = j->migrate_uri[0] ? j->migrate_uri : NULL,
         .listen_address = j->listen_address[0] ? j->listen_address : NULL,
         .dest_netns = j->dest_netns[0] ? j->dest_netns : NULL,
+        /* only a policy (root's file) names these; the socket cannot */
+        .dest_xml = p && p->migrate_dest_xml[0] ? p->migrate_dest_xml : NULL,
+        .switchover_hook = p && p->migrate_hook[0] ? p->migrate_hook : NULL,
         .watchdog_ms = j->freeze_timeout_s * 1000u,
         .watch_ms = j->watch_ms >= 0 ? j->watch_ms : TAP_WATCH_DEFAULT_MS,
         .reset_stale = j->reset_stale,

@@ -362,6 +362,8 @@ static int interpret(xmlDocPtr doc, struct policy *p, struct policy_error *e)
         prop(mig, "streamUri", p->migrate_stream_uri, sizeof(p->migrate_stream_uri));
         prop(mig, "listenAddress", p->migrate_listen_address, sizeof(p->migrate_listen_address));
         prop(mig, "destNetns", p->migrate_dest_netns, sizeof(p->migrate_dest_netns));
+        prop(mig, "destXml", p->migrate_dest_xml, sizeof(p->migrate_dest_xml));
+        prop(mig, "switchoverHook", p->migrate_hook, sizeof(p->migrate_hook));
     }
     n = child(root, "bundles");
     if (!n && p->migrate) {

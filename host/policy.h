@@ -45,6 +45,8 @@ struct policy {
     char migrate_stream_uri[1024];   /* "" : libvirt chooses */
     char migrate_listen_address[72]; /* "" : libvirt chooses */
     char migrate_dest_netns[4096];   /* "" : the destination's taps are in our namespace */
+    char migrate_dest_xml[4096];     /* a file; "" : libvirt's own */
+    char migrate_hook[1024];         /* /bin/sh -c at the switchover; "" : none */
 };
 
 struct policy_error {

@@ -86,6 +86,8 @@ static void test_good_migrate(void **state)
     assert_string_equal(p.migrate_stream_uri, "tcp://10.0.0.2:49152");
     assert_string_equal(p.migrate_listen_address, "10.0.0.2");
     assert_string_equal(p.migrate_dest_netns, "host-b");
+    assert_string_equal(p.migrate_dest_xml, "/etc/netckpt/web-on-b.xml");
+    assert_string_equal(p.migrate_hook, "/usr/local/sbin/move-route web");
     assert_string_equal(p.bundle_dir, "/var/lib/netckpt/before-migrate");
     assert_int_equal(p.keep, 1);
     /* without <bundles>: a plain migration; the optional attributes stay empty */
@@ -97,6 +99,7 @@ static void test_good_migrate(void **state)
     assert_string_equal(p.bundle_dir, "");
     assert_string_equal(p.migrate_stream_uri, "");
     assert_string_equal(p.migrate_dest_netns, "");
+    assert_string_equal(p.migrate_hook, "");
 }
 
 static void test_good_calendar(void **state)
