@@ -37,20 +37,20 @@ static void info_fields(const void *p, size_t len, uint8_t *retransmits, uint8_t
     *unacked = ti.tcpi_unacked;
 }
 
-bool tcp_retrans_is_retransmitting(const void *tcp_info, size_t len)
-{
-    uint8_t rx, pr, bo;
-    uint32_t un;
-    info_fields(tcp_info, len, &rx, &pr, &bo, &un);
-    return rx > 0 || (bo > 0 && un > 0);
-}
-
 bool tcp_retrans_is_probing(const void *tcp_info, size_t len)
 {
     uint8_t rx, pr, bo;
     uint32_t un;
     info_fields(tcp_info, len, &rx, &pr, &bo, &un);
-    return pr > 0 && !tcp_retrans_is_retransmitting(tcp_info, len);
+    return pr > 0 && rx == 0 && !(bo > 0 && un > 0);
+}
+
+bool tcp_retrans_is_retransmitting(const void *tcp_info, size_t len)
+{
+    uint8_t rx, pr, bo;
+    uint32_t un;
+    info_fields(tcp_info, len, &rx, &pr, &bo, &un);
+    return rx > 0 || (bo > 0 && un > 0) || pr > 0;
 }
 
 static void endpoint(struct tcp_endpoint *ep, uint8_t family, const __be32 addr[4])
@@ -95,7 +95,7 @@ static void count_one(const uint8_t *payload, size_t plen, const struct local_ad
             size_t tl = a.rta_len - RTA_LENGTH(0);
             if (tcp_retrans_is_retransmitting(ti, tl))
                 c->retransmitting++;
-            else if (tcp_retrans_is_probing(ti, tl))
+            if (tcp_retrans_is_probing(ti, tl))
                 c->probing++;
             return;
         }

@@ -3,12 +3,17 @@
  * connections are retransmitting", docs/policy.md).
  *
  * Owns one sock_diag dump with TCP_INFO (INET_DIAG_INFO) per address family and the rule that
- * calls a connection retransmitting: the kernel has an RTO retransmission outstanding for it
- * (tcpi_retransmits > 0: the head segment timed out and no ACK has moved since), or its RTO is
- * backed off (tcpi_backoff > 0) with data still unacknowledged. Zero-window and keepalive
- * probes (tcpi_probes) do not count: a closed window is a slow reader, not a lossy path, and
- * a keepalive probe carries no data. Connections whose both ends are in the guest (loopback,
- * the guest's own addresses) are left out, as the freeze leaves them out. */
+ * calls a connection retransmitting, i.e. its peer has stopped answering:
+ *  - an RTO retransmission is outstanding (tcpi_retransmits > 0: the head segment timed out
+ *    and no ACK has come since), or the RTO is backed off (tcpi_backoff > 0) with data
+ *    unacknowledged;
+ *  - or a zero-window or keepalive probe is unanswered (tcpi_probes > 0: the kernel zeroes it
+ *    on every ACK, so an answered probe, a peer that is alive but reads slowly, leaves 0).
+ *    These are also counted apart as "probing" (a stalled reader behind a dead path sends
+ *    probes, not retransmissions).
+ * A backed-off zero-window probe that the peer answers (tcpi_backoff > 0, nothing unacked, no
+ * probe out) is a slow reader and does not count. Connections whose both ends are in the guest
+ * (loopback, the guest's own addresses) are left out, as the freeze leaves them out. */
 #pragma once
 #include <stdbool.h>
 #include <stddef.h>
@@ -17,7 +22,7 @@
 struct tcp_retrans_count {
     uint32_t connections;    /* external connections in a data-carrying state */
     uint32_t retransmitting; /* of those, retransmitting (the rule above) */
-    uint32_t probing;        /* zero-window or keepalive probes out, not retransmitting */
+    uint32_t probing;        /* of those, counted for an unanswered probe alone */
 };
 
 /* Count now. 0, or -errno (no sock_diag, out of memory). */

@@ -26,9 +26,16 @@ static void test_rule(void **state)
     ti.tcpi_unacked = 2;
     assert_true(tcp_retrans_is_retransmitting(&ti, sizeof(ti)));
     memset(&ti, 0, sizeof(ti));
-    ti.tcpi_probes = 2; /* zero-window or keepalive probes: not retransmitting */
-    assert_false(tcp_retrans_is_retransmitting(&ti, sizeof(ti)));
+    ti.tcpi_probes = 2; /* unanswered zero-window or keepalive probes: the peer is silent */
+    ti.tcpi_backoff = 2;
+    assert_true(tcp_retrans_is_retransmitting(&ti, sizeof(ti)));
     assert_true(tcp_retrans_is_probing(&ti, sizeof(ti)));
+    ti.tcpi_probes = 0; /* answered probes, window still closed: a slow reader */
+    assert_false(tcp_retrans_is_retransmitting(&ti, sizeof(ti)));
+    assert_false(tcp_retrans_is_probing(&ti, sizeof(ti)));
+    ti.tcpi_retransmits = 1; /* a real retransmission is not "probing" */
+    ti.tcpi_probes = 1;
+    assert_false(tcp_retrans_is_probing(&ti, sizeof(ti)));
     /* a short record (an older kernel): only what it holds counts */
     memset(&ti, 0, sizeof(ti));
     ti.tcpi_retransmits = 1;
@@ -42,6 +49,7 @@ static void test_live(void **state)
     struct tcp_retrans_count c;
     assert_int_equal(tcp_retrans_count(&c), 0);
     assert_true(c.retransmitting <= c.connections);
+    assert_true(c.probing <= c.retransmitting);
 }
 
 int main(void)
