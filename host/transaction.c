@@ -172,10 +172,9 @@ static void fail(struct run *x, int error, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(x->r->message, sizeof(x->r->message), fmt, ap);
     va_end(ap);
-    if (error == -EINTR)
-        log_warn("%s", x->r->message);
-    else
-        log_err("%s failed: %s", txn_step_name(x->step), x->r->message);
+    /* Debug only: the caller prints the one summary line (the CLI's failure report, netckptd's
+     * job-failed event), so a failure is not said twice. */
+    log_debug("%s failed: %s", txn_step_name(x->step), x->r->message);
 }
 
 static const char *why(struct run *x, int error)
@@ -354,7 +353,7 @@ static enum txn_outcome checkpoint_rollback(struct run *x)
     bool vm_ok = true;
 
     rollback_begin(x);
-    log_warn("rolling back after %s failed", txn_step_name(r->failed_step));
+    log_debug("rolling back after %s failed", txn_step_name(r->failed_step)); /* the CLI says it */
 
     /* 1. The VM back to running: the agent can only thaw in a running guest. */
     enum txn_vm_state s = TXN_VM_UNKNOWN;
