@@ -368,24 +368,10 @@ static int fail_msg(const struct cli_ctx *ctx, int code, const char *msg)
 
 /* A path that does not exist is a mistyped argument, not a bundle refused (exit 3 is for
  * bundles that are there but incomplete, corrupt or tampered with: also a half-written one,
- * which lives at DIR/.NAME.partial until its commit). */
+ * which lives at DIR/.NAME.partial until its commit). restore follows the same rule. */
 static bool bundle_missing(const char *path, char *msg, size_t len)
 {
-    struct stat st;
-    if (lstat(path, &st) == 0 || errno != ENOENT)
-        return false;
-    char partial[PATH_MAX];
-    size_t n = strlen(path);
-    while (n > 1 && path[n - 1] == '/')
-        n--;
-    const char *slash = memrchr(path, '/', n);
-    size_t dir_len = slash ? (size_t)(slash - path) + 1 : 0;
-    if (snprintf(partial, sizeof(partial), "%.*s.%.*s.partial", (int)dir_len, path,
-                 (int)(n - dir_len), path + dir_len) < (int)sizeof(partial) &&
-        lstat(partial, &st) == 0)
-        return false;
-    snprintf(msg, len, "no such bundle: %s", path);
-    return true;
+    return txn_real_bundle_missing(path, msg, len);
 }
 
 /* ---- list ---- */

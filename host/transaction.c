@@ -845,7 +845,10 @@ enum txn_outcome txn_restore(struct txn_ctx *ctx, const struct txn_restore_opts 
     begin(&x, TXN_STEP_OPEN);
     q = ops->bundle_open(ud, o->bundle, o->image_override, &r->m, &r->image, x.err, sizeof(x.err));
     if (q < 0) {
-        fail(&x, q, "bundle %s refused: %s", o->bundle, why(&x, q));
+        if (q == -ENXIO)
+            fail(&x, q, "%s", why(&x, q));
+        else
+            fail(&x, q, "bundle %s refused: %s", o->bundle, why(&x, q));
         r->outcome = refusal_errno(q) ? TXN_REFUSED : TXN_FAILED;
         goto out;
     }

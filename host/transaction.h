@@ -185,7 +185,8 @@ struct txn_ops {
     int (*bundle_commit)(void *ud, struct manifest *m, char *err, size_t errlen);
     void (*bundle_abort)(void *ud);
     /* Open and fully verify a bundle: manifest, the socket image (validated; caller puts),
-     * -EINVAL/-ENOENT/-EFBIG => refused. image_override: a socket-image file used instead of
+     * -EINVAL/-ENOENT/-EFBIG => refused; -ENXIO: nothing at path (a mistyped argument, err
+     * says so) => failed. image_override: a socket-image file used instead of
      * the bundle's (NULL: the bundle's). */
     int (*bundle_open)(void *ud, const char *path, const char *image_override, struct manifest *m,
                        json_object **image, char *err, size_t errlen);

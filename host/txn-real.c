@@ -842,10 +842,31 @@ int txn_real_open_bundle(const char *path, const char *image_override, struct ma
     return 0;
 }
 
+bool txn_real_bundle_missing(const char *path, char *msg, size_t len)
+{
+    struct stat st;
+    if (lstat(path, &st) == 0 || errno != ENOENT)
+        return false;
+    char partial[PATH_MAX];
+    size_t n = strlen(path);
+    while (n > 1 && path[n - 1] == '/')
+        n--;
+    const char *slash = memrchr(path, '/', n);
+    size_t dir_len = slash ? (size_t)(slash - path) + 1 : 0;
+    if (snprintf(partial, sizeof(partial), "%.*s.%.*s.partial", (int)dir_len, path,
+                 (int)(n - dir_len), path + dir_len) < (int)sizeof(partial) &&
+        lstat(partial, &st) == 0)
+        return false;
+    snprintf(msg, len, "no such bundle: %s", path);
+    return true;
+}
+
 static int r_bundle_open(void *ud, const char *path, const char *image_override, struct manifest *m,
                          json_object **image, char *err, size_t errlen)
 {
     struct txn_real *t = T;
+    if (txn_real_bundle_missing(path, err, errlen))
+        return -ENXIO;
     int r = txn_real_open_bundle(path, image_override, m, image, err, errlen);
     if (r < 0)
         return r;

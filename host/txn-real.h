@@ -85,6 +85,11 @@ int txn_real_agent_call(struct txn_real *t, const char *cmd, json_object *args, 
 int txn_real_open_bundle(const char *path, const char *image_override, struct manifest *m,
                          json_object **image, char *err, size_t errlen);
 
+/* Nothing at path (and no half-written PATH's .partial sibling): a mistyped argument, not a
+ * refused bundle. true with "no such bundle: PATH" in msg. restore, verify and inspect all
+ * fail with exit 1 then (docs/cli.md); the bundle_open op returns -ENXIO for it. */
+bool txn_real_bundle_missing(const char *path, char *msg, size_t len);
+
 /* The journal_recover() callback: bring the VM of a dead transaction back to running with
  * its agent thawed (restore it from the partial bundle if the save had stopped it), and
  * remove the partial bundle. userdata: struct nc_virt *. */

@@ -51,8 +51,10 @@ jq -e '.error.code == 2 and .error.name == "usage"' "$tmp/out" >/dev/null || fai
 [[ $(rc $NC --frob list) == 2 ]] || fail "unknown global option rc"
 ok "usage errors exit 2"
 
-[[ $(rc $NC -c test:///default restore "$tmp/missing") == 3 ]] || fail "restore of a missing bundle rc"
-ok "restore of a missing bundle is refused (3)"
+[[ $(rc $NC -c test:///default restore "$tmp/missing") == 1 ]] || fail "restore of a missing bundle rc"
+grep -qx "netckpt: restore of $tmp/missing failed at step open: no such bundle: $tmp/missing" "$tmp/err" ||
+  fail "restore of a missing bundle: $(cat "$tmp/err")"
+ok "restore of a missing bundle fails (1), like verify and inspect, in one line"
 
 [[ $(rc $NC help) == 0 ]] && grep -q checkpoint "$tmp/out" || fail "help"
 [[ $(rc $NC help restore) == 0 ]] && grep -q -- '--stale=auto|keep' "$tmp/out" || fail "help restore"

@@ -118,7 +118,7 @@ same "status of an absent domain" --json status nope
 [[ $(cat "$tmp/rc") == 1 ]] || fail "status nope: exit $(cat "$tmp/rc")"
 same "unblock" unblock tvm
 same "restore of a missing bundle" restore "$tmp/none"
-[[ $(cat "$tmp/rc") == 3 ]] || fail "restore of a missing bundle: exit $(cat "$tmp/rc")"
+[[ $(cat "$tmp/rc") == 1 ]] || fail "restore of a missing bundle: exit $(cat "$tmp/rc")"
 same "usage error" checkpoint tvm --dir "$tmp/x" --freeze-timeout 0
 [[ $(cat "$tmp/rc") == 2 ]] || fail "usage: exit $(cat "$tmp/rc")"
 # migrate: the test driver cannot migrate peer to peer, so both roll back at the switchover.
