@@ -729,6 +729,14 @@ int cli_cmd_verify(struct cli_ctx *ctx, const struct cli_args *a)
 
 /* ---- unblock ---- */
 
+static bool recovered_at_start(const struct cli_ctx *ctx, const char *domain)
+{
+    for (size_t i = 0; i < ctx->n_recovered; i++)
+        if (!strcmp(ctx->recovered[i], domain))
+            return true;
+    return false;
+}
+
 int cli_cmd_unblock(struct cli_ctx *ctx, const struct cli_args *a)
 {
     const char *domain = cli_arg_str(a, "domain");
@@ -753,6 +761,17 @@ int cli_cmd_unblock(struct cli_ctx *ctx, const struct cli_args *a)
     char err[1024] = "";
     int r = txn_real_unblock(conn, ctx->state_dir, domain, cli_arg_bool(a, "force"), &rep, err,
                              sizeof(err));
+    if (r == -ENOENT && !rep && recovered_at_start(ctx, domain)) {
+        /* Start-up recovery released what this domain's dead netckpt left: that is done. */
+        r = 0;
+        err[0] = 0;
+        rep = json_object_new_object();
+        json_object_object_add(rep, "domain", json_object_new_string(domain));
+        json_object_object_add(rep, "journal", json_object_new_boolean(true));
+        json_object *acts = json_object_new_array();
+        json_object_array_add(acts, json_object_new_string("recovered-at-start"));
+        json_object_object_add(rep, "actions", acts);
+    }
     if (conn == &v) /* ours: it must not outlive this frame */
         nc_virt_close(&v);
     pthread_sigmask(SIG_SETMASK, &old, NULL);

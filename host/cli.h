@@ -118,6 +118,11 @@ struct cli_ctx {
      * (--no-daemon, NETCKPT_NO_DAEMON=1). host/cli-daemon.c. */
     const char *daemon_socket;
     bool no_daemon;
+    /* The domains of the dead netckpt processes' journal entries that start-up recovery found
+     * (main owns them): unblock of such a domain has released something, even if recovery
+     * already did all of it. */
+    char (*recovered)[256];
+    size_t n_recovered;
 };
 
 /* Output helpers. With --json, print obj to stdout (pretty, stable key order as built);

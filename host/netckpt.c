@@ -96,6 +96,11 @@ static void recover(struct cli_ctx *ctx, struct nc_virt *v)
     size_t stale = 0;
     for (size_t i = 0; i < n; i++)
         stale += journal_owner_alive(&list[i]) == 0;
+    if (stale && (ctx->recovered = calloc(stale, sizeof(*ctx->recovered))))
+        for (size_t i = 0; i < n; i++)
+            if (journal_owner_alive(&list[i]) == 0 && ctx->n_recovered < stale)
+                snprintf(ctx->recovered[ctx->n_recovered++], sizeof(*ctx->recovered), "%s",
+                         list[i].domain);
     free(list);
     if (!stale)
         return;
@@ -261,5 +266,6 @@ int main(int argc, char **argv)
     }
     if (ctx.virt)
         nc_virt_close(ctx.virt);
+    free(ctx.recovered);
     return leave(rc);
 }

@@ -1252,8 +1252,13 @@ int txn_real_unblock(struct nc_virt *v, const char *state_dir, const char *domai
     json_object *actions = json_object_new_array();
     json_object_object_add(rep, "domain", json_object_new_string(domain));
     json_object_object_add(rep, "journal", json_object_new_boolean(have_je));
-    if (hold_stop(state_dir, domain) > 0)
+    /* A journal file (even unreadable), a gate or a holder: something of this name to release,
+     * whether or not the domain still exists. */
+    bool recorded = r != -ENOENT;
+    if (hold_stop(state_dir, domain) > 0) {
         json_object_array_add(actions, json_object_new_string("outage-hold-stopped"));
+        recorded = true;
+    }
     /* The gate lives where the journal says (the checkpoint may have run in another network
      * namespace, where QEMU's tap is); without an entry, in ours. */
     int g;
@@ -1272,8 +1277,10 @@ int txn_real_unblock(struct nc_virt *v, const char *state_dir, const char *domai
     if (r > 0)
         json_object_array_add(actions, json_object_new_string("gate-lifted"));
     json_object_object_add(rep, "gate_was_installed", json_object_new_boolean(g > 0));
+    recorded = recorded || g > 0 || r > 0;
 
     int result = 0;
+    bool absent = false;
     if (v) {
         struct txn_real t;
         txn_real_init(&t, v, state_dir, NULL);
@@ -1290,8 +1297,16 @@ int txn_real_unblock(struct nc_virt *v, const char *state_dir, const char *domai
                                        refresh(&t, &st) == 0 ? st : TXN_VM_UNKNOWN)));
         } else {
             json_object_object_add(rep, "vm_state", json_object_new_string("absent"));
+            absent = true;
         }
         txn_real_done(&t);
+    }
+    /* Like status: a name libvirt does not know, with nothing recorded for it, is a mistake. */
+    if (absent && !recorded) {
+        seterr(err, errlen, "domain %s not found (nothing to unblock)", domain);
+        json_object_put(actions);
+        json_object_put(rep);
+        return -ENOENT;
     }
     if (result < 0) {
         seterr(err, errlen, "the gate is lifted but %s could not be brought back: %s", domain,

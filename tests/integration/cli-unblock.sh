@@ -78,6 +78,7 @@ holder=$!
 wait_installed dom-k2 || fail "holder did not gate"
 kill -KILL "$holder"
 wait "$holder" 2>/dev/null || true
+# (start-up recovery releases it first: unblock of the now unknown domain still succeeds)
 [[ $(nc_rc unblock dom-k2) == 0 ]] || fail "unblock after SIGKILL: $(cat "$tmp/err")"
 ! installed dom-k2 || fail "gate left after unblock"
 [[ $(journal_files) == 0 ]] || fail "journal left after unblock"
@@ -94,7 +95,21 @@ jq -e '.gate.installed == true and .gate.counters != null' "$tmp/out" >/dev/null
 jq -e '.journal == false and (.actions | index("gate-lifted")) != null' "$tmp/out" >/dev/null ||
   fail "unblock json: $(cat "$tmp/out")"
 ! installed dom-refused || fail "gate left"
-[[ $(nc_rc unblock dom-refused) == 0 ]] && grep -q 'nothing to unblock' "$tmp/out" ||
-  fail "second unblock: $(cat "$tmp/out")"
-ok "unblock lifts a gate that has no journal entry, and is idempotent"
+ok "unblock lifts the gate of an unknown domain that has no journal entry"
+
+# Nothing left for a name libvirt does not know: an error, like status (exit 1, one line).
+for d in dom-refused nope; do
+  [[ $(nc_rc unblock $d) == 1 ]] || fail "unblock of unknown $d: exit 0: $(cat "$tmp/out")"
+  grep -qx "netckpt: domain $d not found (nothing to unblock)" "$tmp/err" && [[ $(wc -l <"$tmp/err") == 1 ]] ||
+    fail "unblock of unknown $d: $(cat "$tmp/err")"
+  [[ ! -s $tmp/out ]] || fail "unblock of unknown $d printed: $(cat "$tmp/out")"
+done
+[[ $(nc_rc --json unblock nope) == 1 ]] || fail "unblock --json nope: exit"
+jq -e '.error.code == 1 and (.error.message | contains("not found"))' "$tmp/out" >/dev/null ||
+  fail "unblock --json nope: $(cat "$tmp/out")"
+ok "unblock of an unknown domain with nothing to release exits 1"
+# A known domain with nothing to release is fine (test:///default's "test").
+[[ $(nc_rc unblock test) == 0 ]] && grep -q 'nothing to unblock' "$tmp/out" ||
+  fail "unblock of a known domain: $(cat "$tmp/err")"
+ok "unblock of a known domain with nothing to release exits 0"
 echo "cli-unblock: all passed"
