@@ -10,6 +10,7 @@
 
 #include "common/log.h"
 #include "host/cli.h"
+#include "host/daemon-client.h"
 #include "host/hold.h"
 #include "host/journal.h"
 #include "host/txn-real.h"
@@ -56,6 +57,40 @@ static bool known_scheme(const char *uri)
     return (n == 4 && !strncmp(uri, "qemu", 4)) || (n == 4 && !strncmp(uri, "test", 4));
 }
 
+/* host/virt.c's busy message names the holder as "in use by process N (COMM)". When that is
+ * netckptd, waiting or starting one is the wrong advice: the CLI should have gone through it
+ * (it did not answer where we looked, or --no-daemon was given). */
+static void busy_msg(const struct cli_ctx *ctx, const char *err, char *msg, size_t len)
+{
+    const char *p = strstr(err, " in use by process ");
+    int pid = 0;
+    char comm[32] = "";
+    if (!p || sscanf(p, " in use by process %d (%31[^)])", &pid, comm) != 2 || pid <= 0 ||
+        strcmp(comm, "netckptd") != 0) {
+        snprintf(msg, len, "%s", err);
+        return;
+    }
+    const char *under = strstr(err, " under "), *is = strstr(err, " is in use by ");
+    int root_len = under && is && under < is ? (int)(is - under - 7) : 0;
+    const char *sock = daemon_client_socket(ctx->daemon_socket);
+    if (ctx->no_daemon)
+        snprintf(msg, len,
+                 "netckptd (pid %d) serves this libvirt root%s%.*s: the CLI talks to it through "
+                 "its socket, so drop --no-daemon (and NETCKPT_NO_DAEMON)",
+                 pid, root_len ? " " : "", root_len, root_len ? under + 7 : "");
+    else if (daemon_client_available(ctx->daemon_socket))
+        snprintf(msg, len,
+                 "netckptd (pid %d) serves this libvirt root%s%.*s and answers at %s, but does not "
+                 "run this command for the CLI (see netckpt(1)); stop it to run the command alone",
+                 pid, root_len ? " " : "", root_len, root_len ? under + 7 : "", sock);
+    else
+        snprintf(msg, len,
+                 "netckptd (pid %d) serves this libvirt root%s%.*s: the CLI talks to it through "
+                 "its socket; it does not answer at %s: pass --daemon-socket PATH or set "
+                 "NETCKPTD_SOCKET if it does not listen on the default path",
+                 pid, root_len ? " " : "", root_len, root_len ? under + 7 : "", sock);
+}
+
 /* Open the connection; on failure print one line and leave it in msg (for --json too). */
 static int open_conn(struct cli_ctx *ctx, struct nc_virt *v, char *msg, size_t len)
 {
@@ -65,7 +100,7 @@ static int open_conn(struct cli_ctx *ctx, struct nc_virt *v, char *msg, size_t l
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     if (r < 0) {
         if (r == -EBUSY) /* its message names the root and the holder */
-            snprintf(msg, len, "%s", v->err);
+            busy_msg(ctx, v->err, msg, len);
         else
             snprintf(msg, len, "cannot connect to %s: %s%s",
                      ctx->uri ? ctx->uri : "the embedded QEMU driver",

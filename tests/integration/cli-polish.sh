@@ -8,8 +8,13 @@ NC=${NETCKPT_BUILD_DIR:?}/host/netckpt
 SRC=${NETCKPT_SOURCE_DIR:?}
 tmp=$(mktemp -d /tmp/nc-cli-polish-XXXXXX)
 holder=
+daemon=
 cleanup() {
   exec 3>&- 2>/dev/null || true
+  if [[ -n $daemon ]]; then
+    kill "$daemon" 2>/dev/null || true
+    wait "$daemon" 2>/dev/null || true
+  fi
   if [[ -n $holder ]]; then
     kill "$holder" 2>/dev/null || true
     wait "$holder" 2>/dev/null || true
@@ -58,6 +63,33 @@ ok "a second process on the embedded driver exits 7 naming the holder"
 exec 3>&-
 wait "$holder" || true
 holder=
+
+# 2b. When the holder is netckptd, the advice is to use it through its socket, not to start one.
+NCD=${NETCKPT_BUILD_DIR}/host/netckptd
+export NETCKPTD_SOCKET=$tmp/nobody.sock # no daemon answers here
+"$NCD" -c "$uri" -s "$tmp/d.sock" -d "$tmp/dstate" -p "$tmp/nopol" >"$tmp/d.log" 2>&1 &
+daemon=$!
+for _ in $(seq 1 300); do
+  [[ -S $tmp/d.sock ]] && break
+  kill -0 "$daemon" 2>/dev/null || fail "netckptd ended: $(cat "$tmp/d.log")"
+  sleep 0.1
+done
+[[ -S $tmp/d.sock ]] || fail "netckptd never listened: $(cat "$tmp/d.log")"
+[[ $(rc lsan_off $NC -c "$uri" list) == 7 ]] || fail "netckptd holder rc $(cat "$tmp/rc"): $(cat "$tmp/err")"
+[[ $(wc -l <"$tmp/err") == 1 ]] || fail "netckptd holder: not one line: $(cat "$tmp/err")"
+grep -q "netckptd (pid $daemon) serves this libvirt root $emb/*: the CLI talks to it through its socket" "$tmp/err" &&
+  grep -q -- "--daemon-socket PATH or set NETCKPTD_SOCKET" "$tmp/err" ||
+  fail "netckptd holder: advice: $(cat "$tmp/err")"
+grep -q "run netckptd" "$tmp/err" && fail "netckptd holder: told to run netckptd: $(cat "$tmp/err")"
+[[ $(rc lsan_off $NC --no-daemon -c "$uri" list) == 7 ]] && grep -q "drop --no-daemon" "$tmp/err" ||
+  fail "netckptd holder, --no-daemon: $(cat "$tmp/err")"
+[[ $(rc $NC --daemon-socket "$tmp/d.sock" -c "$uri" list) == 0 ]] ||
+  fail "list through netckptd's socket: $(cat "$tmp/err")"
+kill "$daemon"
+wait "$daemon" 2>/dev/null || true
+daemon=
+unset NETCKPTD_SOCKET
+ok "netckptd holding the embedded driver: exit 7 with the advice to use its socket"
 
 # 3. One line per failure, no repeated URI, a hint for an unknown scheme.
 [[ $(rc $NC -c bogus://x list) == 1 ]] || fail "bogus URI rc"
