@@ -168,3 +168,20 @@ jq -e '.valid == false and .exit_code == 1 and (.error | startswith("no such bun
 [[ $(rc $NC inspect "$tmp/no-bundle") == 1 ]] || fail "inspect of a missing bundle rc"
 [[ $(wc -l <"$tmp/err") == 1 ]] || fail "inspect missing: not one line: $(cat "$tmp/err")"
 ok "verify and inspect of a missing bundle: exit 1, 'no such bundle: PATH'"
+[[ $(rc $NC -c test:///default restore "$tmp/no-bundle") == 1 ]] || fail "restore of a missing bundle rc"
+[[ $(wc -l <"$tmp/err") == 1 ]] || fail "restore missing: not one line: $(cat "$tmp/err")"
+ok "restore of a missing bundle: exit 1, like verify"
+
+# A failed transaction is one line: its summary (the step's log line only with -v).
+mkdir "$tmp/corrupt"
+echo junk >"$tmp/corrupt/manifest.xml"
+[[ $(rc $NC -c test:///default restore "$tmp/corrupt") == 3 ]] || fail "restore corrupt rc"
+[[ $(wc -l <"$tmp/err") == 1 ]] && grep -q '^netckpt: restore refused: ' "$tmp/err" ||
+  fail "restore corrupt: not one line: $(cat "$tmp/err")"
+[[ $(rc $NC -c test:///default checkpoint nope --dir "$tmp/b-nope") == 1 ]] || fail "checkpoint nope rc"
+grep -qx 'netckpt: checkpoint of nope failed at step discover: domain nope not found' "$tmp/err" &&
+  [[ $(wc -l <"$tmp/err") == 1 ]] || fail "checkpoint nope: not one line: $(cat "$tmp/err")"
+[[ $(rc $NC -v -c test:///default checkpoint nope --dir "$tmp/b-nope") == 1 ]] || fail "checkpoint -v nope rc"
+grep -q '^netckpt: debug: discover failed: domain nope not found' "$tmp/err" ||
+  fail "checkpoint -v nope: no debug line: $(cat "$tmp/err")"
+ok "a failed restore or checkpoint prints one line; -v adds the step's log line"
