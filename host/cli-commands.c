@@ -20,6 +20,7 @@
 #include "host/cli.h"
 #include "host/daemon-client.h"
 #include "host/gate.h"
+#include "host/hold.h"
 #include "host/journal.h"
 #include "host/txn-real.h"
 #include "host/virt.h"
@@ -453,6 +454,29 @@ int cli_cmd_list(struct cli_ctx *ctx, const struct cli_args *a)
 
 /* ---- status ---- */
 
+/* The stop-mode outage holder of a domain that is off (host/hold.h), from its own status
+ * reply; NULL when none answers. Only asked while the domain is not running: a running tap
+ * ends the hold. */
+static json_object *outage_hold_json(const char *state_dir, const char *domain)
+{
+    json_object *hs = NULL;
+    if (hold_status(state_dir, domain, &hs) < 0 || !hs)
+        return NULL;
+    json_object *o = json_object_new_object();
+    json_object_object_add(o, "pid", json_object_new_int((int)jint(hs, "pid", 0)));
+    json_object_object_add(o, "frames", json_object_new_int64(jint(hs, "frames", 0)));
+    json_object_object_add(o, "bytes", json_object_new_int64(jint(hs, "bytes", 0)));
+    json_object_object_add(o, "dropped", json_object_new_int64(jint(hs, "dropped", 0)));
+    json_object_object_add(o, "image_id", json_object_new_string(jstr(hs, "image_id", "")));
+    char until[64] = "";
+    int64_t dl = jint(hs, "deadline_ns", 0);
+    if (dl > 0)
+        cli_iso_time((uint64_t)dl, until, sizeof(until));
+    json_object_object_add(o, "until", until[0] ? json_object_new_string(until) : NULL);
+    json_object_put(hs);
+    return o;
+}
+
 json_object *cli_status_json(struct nc_virt *v, const char *state_dir, const char *domain,
                              const char *agent_channel, const char *no_probe, char *err,
                              size_t errlen)
@@ -529,6 +553,10 @@ json_object *cli_status_json(struct nc_virt *v, const char *state_dir, const cha
     json_object_object_add(o, "agent", agent);
     struct cli_ctx cctx = {.state_dir = state_dir};
     json_object_object_add(o, "last_checkpoint", cli_last_checkpoint_read(&cctx, name));
+    json_object_object_add(o, "outage_hold",
+                           st == VIR_DOMAIN_RUNNING || st == VIR_DOMAIN_PAUSED
+                               ? NULL
+                               : outage_hold_json(state_dir, name));
     if (dom)
         virDomainFree(dom);
     return o;
@@ -552,7 +580,8 @@ int cli_status_print(const struct cli_ctx *ctx, json_object *o, const char *aske
         }
         code = NC_EXIT_FAILURE;
         json_object *gi = jget(gate, "installed");
-        show = show && ((gi && json_object_get_boolean(gi)) || jget(o, "journal"));
+        show = show && ((gi && json_object_get_boolean(gi)) || jget(o, "journal") ||
+                        jget(o, "outage_hold"));
     }
     if (ctx->json) {
         cli_print_json(o);
@@ -585,6 +614,12 @@ int cli_status_print(const struct cli_ctx *ctx, json_object *o, const char *aske
                    jint(lc, "connections", 0));
         else
             printf("Last checkpoint: none\n");
+        json_object *oh = jget(o, "outage_hold");
+        if (oh)
+            printf("Outage hold: pid %" PRId64 ", %" PRId64 " frames (%" PRId64 " bytes, %" PRId64
+                   " dropped) held for the restore of image %s, until %s\n",
+                   jint(oh, "pid", 0), jint(oh, "frames", 0), jint(oh, "bytes", 0),
+                   jint(oh, "dropped", 0), jstr(oh, "image_id", "?"), jstr(oh, "until", "?"));
     }
     json_object_put(o);
     return code;

@@ -97,8 +97,31 @@ jq -e '.journal == false and (.actions | index("gate-lifted")) != null' "$tmp/ou
 ! installed dom-refused || fail "gate left"
 ok "unblock lifts the gate of an unknown domain that has no journal entry"
 
+# A stop-mode outage holder of a domain that is off (here: unknown to libvirt): status shows
+# it, unblock stops it and succeeds although the domain is gone.
+hout=$(in_ns "$B/tests/tools/replayctl" outage-start "$NETCKPT_STATE_DIR" dom-off \
+  --tap "nco$$=02:00:00:00:00:07" --ip 10.9.9.2 --image-id img-off) ||
+  fail "outage-start: $(cat "$NETCKPT_STATE_DIR"/hold/*.log 2>/dev/null)"
+hpid=$(sed -n 's/^holding pid=//p' <<<"$hout")
+[[ $hpid =~ ^[0-9]+$ ]] || fail "no holder pid: $hout"
+pids+=("$hpid")
+[[ $(nc_rc --json status dom-off) == 1 ]] || fail "status of the held domain: exit"
+jq -e --argjson p "$hpid" '.outage_hold.pid == $p and .outage_hold.frames == 0 and
+  .outage_hold.image_id == "img-off"' "$tmp/out" >/dev/null || fail "status json: $(cat "$tmp/out")"
+[[ $(nc_rc status dom-off) == 1 ]] && grep -q "^Outage hold: pid $hpid, 0 frames" "$tmp/out" ||
+  fail "status text of the held domain: $(cat "$tmp/out")"
+[[ $(nc_rc --json status test) == 0 ]] && jq -e '.outage_hold == null' "$tmp/out" >/dev/null ||
+  fail "status of a running domain: outage_hold: $(cat "$tmp/out")"
+ok "status shows a domain's outage holder (text and --json), null without one"
+[[ $(nc_rc --json unblock dom-off) == 0 ]] || fail "unblock of the held domain: $(cat "$tmp/err")"
+jq -e '(.actions | index("outage-hold-stopped")) != null' "$tmp/out" >/dev/null ||
+  fail "unblock json: $(cat "$tmp/out")"
+for _ in $(seq 100); do [[ -e /proc/$hpid ]] || break; sleep 0.05; done
+[[ ! -e /proc/$hpid ]] || grep -q '^[^)]*) [ZX]' "/proc/$hpid/stat" || fail "holder $hpid still runs"
+ok "unblock stops the outage holder of a domain that is gone"
+
 # Nothing left for a name libvirt does not know: an error, like status (exit 1, one line).
-for d in dom-refused nope; do
+for d in dom-refused dom-off nope; do
   [[ $(nc_rc unblock $d) == 1 ]] || fail "unblock of unknown $d: exit 0: $(cat "$tmp/out")"
   grep -qx "netckpt: domain $d not found (nothing to unblock)" "$tmp/err" && [[ $(wc -l <"$tmp/err") == 1 ]] ||
     fail "unblock of unknown $d: $(cat "$tmp/err")"
