@@ -200,10 +200,21 @@ static void print_report(json_object *rep)
             printf("  no connections to report\n");
         return;
     }
-    printf("  connections: %d survived, %d stale, %d reset, %d stalled (watched %d ms)\n",
+    /* watched_ms is how long the tap watch ran after the thaw: it ends as soon as every
+     * connection has answered (frames the replay drew before the thaw count as at the thaw,
+     * so it may be 0), else at --watch. STALL_MS and ANSWER_MS count from the same instant. */
+    int stalled = json_object_get_int(jget(rep, "stalled")),
+        watched = json_object_get_int(jget(rep, "watched_ms"));
+    printf("  connections: %d survived, %d stale, %d reset, %d stalled\n",
            json_object_get_int(jget(rep, "survived")), json_object_get_int(jget(rep, "stale")),
-           json_object_get_int(jget(rep, "reset")), json_object_get_int(jget(rep, "stalled")),
-           json_object_get_int(jget(rep, "watched_ms")));
+           json_object_get_int(jget(rep, "reset")), stalled);
+    if (stalled)
+        printf("  (the taps were watched for %d ms after the thaw; times are ms after the thaw)\n",
+               watched);
+    else
+        printf("  (the watch ended %d ms after the thaw: every connection had answered, or was "
+               "stale or reset; times are ms after the thaw)\n",
+               watched);
     printf("  %-4s %-9s %9s %9s  %-22s %-22s\n", "ID", "RESULT", "STALL_MS", "ANSWER_MS", "LOCAL",
            "REMOTE");
     for (size_t i = 0; i < json_object_array_length(conns); i++) {
