@@ -175,6 +175,11 @@ int cli_cmd_migrate(struct cli_ctx *ctx, const struct cli_args *a)
         fprintf(stderr, "netckpt: migrate: --watch must be 0..600000 ms\n");
         return NC_EXIT_USAGE;
     }
+    uint64_t hold = MIGRATE_HOLD_PERCENT_DEFAULT;
+    if (cli_arg_uint(a, "precopy", &hold) < 0 || hold == 0 || hold > 95) {
+        fprintf(stderr, "netckpt: migrate: --precopy must be 1..95 (percent)\n");
+        return NC_EXIT_USAGE;
+    }
     const char *stale = cli_arg_str(a, "stale");
     struct migrate_opts o = {
         .domain = cli_arg_str(a, "domain"),
@@ -186,6 +191,7 @@ int cli_cmd_migrate(struct cli_ctx *ctx, const struct cli_args *a)
         .switchover_hook = cli_arg_str(a, "switchover-hook"),
         .watchdog_ms = (uint32_t)(freeze_s * 1000),
         .watch_ms = (int)watch,
+        .hold_percent = (unsigned)hold,
         .reset_stale = stale && !strcmp(stale, "auto"),
     };
     struct migrate_ctx mc = {

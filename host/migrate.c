@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <limits.h>
 #include <pthread.h>
 #include <sched.h>
@@ -27,6 +28,10 @@
 #include "host/txn-real.h"
 
 #define POLL_MS 50
+/* The end of the first pass is the moment to catch: poll the job often. */
+#define PRECOPY_POLL_MS 1
+/* After the freeze, how long the copy may go on live before the source is suspended. */
+#define MIGRATE_CONVERGE_MS 3000
 
 const char *migrate_step_name(enum migrate_step s)
 {
@@ -118,7 +123,7 @@ static int open_netns(const char *spec, char *err, size_t errlen)
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
         int e = errno;
-        snprintf(err, errlen, "destination network namespace %s: %s", path, strerror(e));
+        snprintf(err, errlen, "destination network namespace %.256s: %s", path, strerror(e));
         return -e;
     }
     return fd;
@@ -225,8 +230,10 @@ struct run {
     const char *dtaps[TXN_MAX_TAPS];
     size_t n_dtaps;
     bool src_journal, dst_journal, dst_gated, src_gated, frozen, suspended;
-    bool downtime_set;
+    bool downtime_set, held;
     unsigned long long old_downtime;
+    uint64_t old_bw;
+    char hold_err[256];
     virDomainPtr sdom; /* the source domain (a reference of our own) */
     pthread_t job_thread;
     bool job_started;
@@ -357,22 +364,63 @@ static int start_job(struct run *x, char *dest_xml)
     };
     /* The pre-copy may not switch over by itself: only our suspend ends it, so the gate and
      * the freeze always come before the switchover. */
-    /* A limit of 0 lets QEMU complete only with nothing left to send, which a running guest
-     * never reaches (1 ms still let an idle guest converge here). */
+    /* A 1 ms limit: QEMU switches over by itself only when what is left fits in 1 ms. (A
+     * limit of 0 is worse: QEMU then skips the dirty sync and completes at the end of the
+     * first pass.) */
     if (virDomainMigrateGetMaxDowntime(x->sdom, &x->old_downtime, 0) == 0 &&
-        (virDomainMigrateSetMaxDowntime(x->sdom, 0, 0) == 0 ||
-         virDomainMigrateSetMaxDowntime(x->sdom, 1, 0) == 0))
+        virDomainMigrateSetMaxDowntime(x->sdom, 1, 0) == 0)
         x->downtime_set = true;
     else
         warn(x,
              "cannot set the migration downtime limit (%s): the switchover may come before "
              "the quiesce",
              virGetLastErrorMessage());
+    /* The bandwidth libvirt gives QEMU as the job starts, to restore after the hold. */
+    unsigned long mib = 0;
+    x->old_bw = virDomainMigrateGetMaxSpeed(x->sdom, &mib, 0) == 0 && mib && mib < (1ul << 43)
+                    ? (uint64_t)mib << 20
+                    : (uint64_t)INT64_MAX;
     int r = -pthread_create(&x->job_thread, NULL, mig_main, &x->job);
     if (r < 0)
         return r;
     x->job_started = true;
     return 0;
+}
+
+/* Hold the migration (virt.h: nc_virt_migrate_hold), then make sure it did not complete in
+ * the rate window the hold began in: 1 when held with the domain still running here, 0 when
+ * the job ended meanwhile (switched over, or failed), -errno when the hold failed. */
+static int hold(struct run *x)
+{
+    uint64_t t = now_monotonic_ns();
+    int q = nc_virt_migrate_hold(x->sdom, true, x->old_bw, x->hold_err, sizeof(x->hold_err));
+    log_debug("migrate: hold call took %.1f ms", (double)(now_monotonic_ns() - t) / 1e6);
+    if (q < 0)
+        return atomic_load(&x->job.done) ? 0 : q;
+    x->held = true;
+    /* QEMU applies it at once, but measures the bandwidth its switch-over threshold uses per
+     * 100 ms window: wait one out. */
+    for (int i = 0; i < 3 && !atomic_load(&x->job.done); i++)
+        sleep_ms(50);
+    log_debug("migrate: hold took %.1f ms", (double)(now_monotonic_ns() - t) / 1e6);
+    int st = 0, reason = 0;
+    bool done = atomic_load(&x->job.done);
+    int q2 = done ? 0 : nc_virt_state(x->ctx->src, x->sdom, &st, &reason);
+    log_debug("migrate: after the hold: job %s, state %d reason %d (%d)", done ? "done" : "running",
+              st, reason, q2);
+    if (done || q2 < 0 || st != VIR_DOMAIN_RUNNING)
+        return 0;
+    return 1;
+}
+
+static int release(struct run *x)
+{
+    if (!x->held || atomic_load(&x->job.done))
+        return 0;
+    int q = nc_virt_migrate_hold(x->sdom, false, x->old_bw, x->hold_err, sizeof(x->hold_err));
+    if (q == 0)
+        x->held = false;
+    return atomic_load(&x->job.done) ? 0 : q;
 }
 
 /* Wait for the job to end; a cancel aborts it (once). */
@@ -404,18 +452,34 @@ static void abort_job(struct run *x)
 static int precopy(struct run *x)
 {
     uint64_t start = now_monotonic_ns();
+    uint64_t hold_percent = x->o->hold_percent && x->o->hold_percent <= 95
+                                ? x->o->hold_percent
+                                : MIGRATE_HOLD_PERCENT_DEFAULT;
     while (!atomic_load(&x->job.done)) {
-        sleep_ms(POLL_MS);
+        sleep_ms(PRECOPY_POLL_MS);
         if (cancelled(x))
             return -ECANCELED;
         struct nc_virt_job_mem m;
-        if (nc_virt_job_mem(x->sdom, &m) < 0)
+        uint64_t tq = now_monotonic_ns();
+        int qr = nc_virt_job_mem(x->sdom, &m);
+        if (qr == 0)
+            log_debug("migrate: %.3f s: pass %" PRIu64 ", %" PRIu64 " bytes left (query %.1f ms)",
+                      (double)(tq - start) / 1e9, m.iteration, m.remaining,
+                      (double)(now_monotonic_ns() - tq) / 1e6);
+        if (qr < 0)
             continue;
+
         x->r->mem = m;
         x->r->iterations = m.iteration;
         notify(x, MIGRATE_STEP_PRECOPY, false, m.processed, m.total);
         /* QEMU counts its dirty-bitmap syncs: 1 during the first pass, 2 once it is done. */
-        if (m.total && ((m.iteration >= 2 && m.remaining < m.total / 20) || m.iteration >= 5))
+        /* Hold near the end of the first pass, while QEMU cannot complete yet (only once
+         * a pass is over and what is left fits in the downtime limit, which came within
+         * milliseconds of the first pass's end here). The later the hold, the less is left
+         * to copy with the guest paused, and the likelier the switchover comes first (then
+         * it is a plain live migration, reported). Zero pages fly: 150 MB went in 90 ms. */
+        if (m.total &&
+            (m.iteration >= 2 || (m.total - m.remaining) * 100 >= m.total * hold_percent))
             return 1;
         if (now_monotonic_ns() - start > (uint64_t)MIGRATE_PRECOPY_MAX_MS * 1000000) {
             warn(x, "the first pass over RAM took over %d s; quiescing anyway",
@@ -432,6 +496,9 @@ static void rollback_source(struct run *x)
     struct migrate_result *r = x->r;
     char e[512] = "";
     abort_job(x);
+    /* The bandwidth stays in QEMU after the job: put it back. */
+    if (x->held && nc_virt_migrate_hold(x->sdom, false, x->old_bw, e, sizeof(e)) == 0)
+        x->held = false;
     if (x->downtime_set && virDomainMigrateSetMaxDowntime(x->sdom, x->old_downtime, 0) == 0)
         x->downtime_set = false;
     int st = 0, reason = 0;
@@ -737,6 +804,10 @@ enum txn_outcome migrate_run(const struct migrate_ctx *ctx, const struct migrate
     }
     q = precopy(x);
     notify(x, MIGRATE_STEP_PRECOPY, true, r->mem.processed, r->mem.total);
+    if (q == -EIO) {
+        fail(x, MIGRATE_STEP_PRECOPY, q, "reading the migration bandwidth: %s", x->hold_err);
+        goto out_rollback;
+    }
     if (q == -ECANCELED) {
         fail(x, MIGRATE_STEP_PRECOPY, q, "interrupted");
         goto out_rollback;
@@ -744,6 +815,14 @@ enum txn_outcome migrate_run(const struct migrate_ctx *ctx, const struct migrate
     if (q == 1) {
         /* ---- quiesce: gate, freeze, suspend ---- */
         r->t.precopy = now_monotonic_ns() - t_start;
+        q = hold(x);
+        if (q < 0) {
+            fail(x, MIGRATE_STEP_PRECOPY, q, "cannot hold the migration for the quiesce: %s",
+                 x->hold_err);
+            goto out_rollback;
+        }
+        if (q == 0)
+            goto unquiesced;
         notify(x, MIGRATE_STEP_GATE, false, 0, 0);
         q = txn_real_ops.gate_install(&x->src, x->dom.name, x->taps, x->dom.n_taps, e, sizeof(e));
         x->t_gate = now_monotonic_ns();
@@ -793,20 +872,37 @@ enum txn_outcome migrate_run(const struct migrate_ctx *ctx, const struct migrate
             fail(x, MIGRATE_STEP_FREEZE, -ECANCELED, "interrupted");
             goto out_rollback;
         }
+        /* The freeze is done: a switchover from now on is safe. Let the copy go on live
+         * (the guest's network is gated and its sockets frozen, so it dirties little and
+         * QEMU soon switches over by itself); suspend only if it does not. */
         notify(x, MIGRATE_STEP_SWITCHOVER, false, 0, 0);
         x->t_suspend = now_monotonic_ns();
-        q = nc_virt_suspend(ctx->src, x->sdom);
-        if (q < 0 && !atomic_load(&x->job.done)) {
-            fail(x, MIGRATE_STEP_SWITCHOVER, q, "suspending the source: %s", ctx->src->err);
-            goto out_rollback;
-        }
-        x->suspended = true;
         r->quiesced = true;
         if (fault_at(MIGRATE_STEP_SWITCHOVER)) {
             log_warn("NETCKPT_MIGRATE_FAULT: aborting the migration at the switchover");
             virDomainAbortJob(x->sdom);
         }
+        q = release(x);
+        if (q < 0) {
+            fail(x, MIGRATE_STEP_SWITCHOVER, q, "cannot release the held migration: %s",
+                 x->hold_err);
+            goto out_rollback;
+        }
+        while (!atomic_load(&x->job.done) && !cancelled(x) &&
+               now_monotonic_ns() - x->t_suspend < (uint64_t)MIGRATE_CONVERGE_MS * 1000000)
+            sleep_ms(PRECOPY_POLL_MS * 5);
+        if (!atomic_load(&x->job.done) && !cancelled(x)) {
+            log_info("migrate %s: no switchover after %d ms live: suspending the source",
+                     x->dom.name, MIGRATE_CONVERGE_MS);
+            q = nc_virt_suspend(ctx->src, x->sdom);
+            if (q < 0 && !atomic_load(&x->job.done)) {
+                fail(x, MIGRATE_STEP_SWITCHOVER, q, "suspending the source: %s", ctx->src->err);
+                goto out_rollback;
+            }
+            x->suspended = true;
+        }
     } else {
+    unquiesced:
         x->t_suspend = now_monotonic_ns();
         notify(x, MIGRATE_STEP_SWITCHOVER, false, 0, 0);
     }

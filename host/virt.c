@@ -13,6 +13,8 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include <json-c/json.h>
+#include <libvirt/libvirt-qemu.h>
 #include <libvirt/virterror.h>
 
 /* The embedded driver's settings (MACHINE-NOTES): no virtlogd, run as root, no cgroups,
@@ -566,9 +568,9 @@ int nc_virt_migrate(virDomainPtr dom, const struct nc_virt_migrate_args *a, char
     int n = 0, max = 0, r = 0;
     if ((a->migrate_uri &&
          virTypedParamsAddString(&params, &n, &max, VIR_MIGRATE_PARAM_URI, a->migrate_uri) < 0) ||
-        (a->listen_address && virTypedParamsAddString(&params, &n, &max,
-                                                      VIR_MIGRATE_PARAM_LISTEN_ADDRESS,
-                                                      a->listen_address) < 0) ||
+        (a->listen_address &&
+         virTypedParamsAddString(&params, &n, &max, VIR_MIGRATE_PARAM_LISTEN_ADDRESS,
+                                 a->listen_address) < 0) ||
         (a->dest_xml &&
          virTypedParamsAddString(&params, &n, &max, VIR_MIGRATE_PARAM_DEST_XML, a->dest_xml) < 0))
         r = -ENOMEM;
@@ -583,25 +585,76 @@ int nc_virt_migrate(virDomainPtr dom, const struct nc_virt_migrate_args *a, char
     return r;
 }
 
+static int qmp(virDomainPtr dom, const char *cmd, char **reply, char *err, size_t errlen)
+{
+    *reply = NULL;
+    if (virDomainQemuMonitorCommand(dom, cmd, reply, 0) < 0) {
+        const char *m = virGetLastErrorMessage();
+        snprintf(err, errlen, "%s", m ? m : "unknown libvirt error");
+        return verr_errno();
+    }
+    return 0;
+}
+
+static uint64_t ju64(json_object *o, const char *key)
+{
+    json_object *v;
+    if (!o || !json_object_object_get_ex(o, key, &v) || !json_object_is_type(v, json_type_int))
+        return 0;
+    int64_t x = json_object_get_int64(v);
+    return x > 0 ? (uint64_t)x : 0;
+}
+
+/* QEMU's query-migrate through the monitor: libvirt's virDomainGetJobStats waited here for
+ * seconds at a time while the migration ran (its job lock), the monitor passthrough did not. */
 int nc_virt_job_mem(virDomainPtr dom, struct nc_virt_job_mem *out)
 {
     memset(out, 0, sizeof(*out));
-    virTypedParameterPtr p = NULL;
-    int n = 0, type = 0;
-    if (virDomainGetJobStats(dom, &type, &p, &n, 0) < 0)
+    char *reply = NULL, e[256];
+    if (qmp(dom, "{\"execute\":\"query-migrate\"}", &reply, e, sizeof(e)) < 0)
         return -ENOENT;
-    int r = type == VIR_DOMAIN_JOB_NONE ? -ENOENT : 0;
-    unsigned long long x;
-    if (virTypedParamsGetULLong(p, n, VIR_DOMAIN_JOB_MEMORY_TOTAL, &x) == 1)
-        out->total = x;
-    if (virTypedParamsGetULLong(p, n, VIR_DOMAIN_JOB_MEMORY_PROCESSED, &x) == 1)
-        out->processed = x;
-    if (virTypedParamsGetULLong(p, n, VIR_DOMAIN_JOB_MEMORY_REMAINING, &x) == 1)
-        out->remaining = x;
-    if (virTypedParamsGetULLong(p, n, VIR_DOMAIN_JOB_MEMORY_ITERATION, &x) == 1)
-        out->iteration = x;
-    if (virTypedParamsGetULLong(p, n, VIR_DOMAIN_JOB_MEMORY_DIRTY_RATE, &x) == 1)
-        out->dirty_rate = x;
-    virTypedParamsFree(p, n);
+    json_object *o = reply ? json_tokener_parse(reply) : NULL;
+    free(reply);
+    json_object *ret = NULL, *st = NULL, *ram = NULL;
+    int r = -ENOENT;
+    if (o && json_object_object_get_ex(o, "return", &ret) &&
+        json_object_object_get_ex(ret, "status", &st) &&
+        json_object_is_type(st, json_type_string) &&
+        !strcmp(json_object_get_string(st), "active") &&
+        json_object_object_get_ex(ret, "ram", &ram)) {
+        out->total = ju64(ram, "total");
+        out->processed = ju64(ram, "transferred");
+        out->remaining = ju64(ram, "remaining");
+        out->iteration = ju64(ram, "dirty-sync-count");
+        out->dirty_rate = ju64(ram, "dirty-pages-rate");
+        r = 0;
+    }
+    json_object_put(o);
+    return r;
+}
+
+int nc_virt_migrate_bandwidth(virDomainPtr dom, uint64_t *bw, char *err, size_t errlen)
+{
+    char *reply = NULL;
+    int r = qmp(dom, "{\"execute\":\"query-migrate-parameters\"}", &reply, err, errlen);
+    if (r < 0)
+        return r;
+    /* Our own monitor's reply, still read with care. */
+    const char *key = "\"max-bandwidth\":";
+    const char *p = reply ? strstr(reply, key) : NULL;
+    unsigned long long v = p ? strtoull(p + strlen(key), NULL, 10) : 0;
+    free(reply);
+    *bw = v ? v : 128ull << 20;
+    return 0;
+}
+
+int nc_virt_migrate_hold(virDomainPtr dom, bool hold, uint64_t bw, char *err, size_t errlen)
+{
+    char cmd[160], *reply = NULL;
+    snprintf(cmd, sizeof(cmd),
+             "{\"execute\":\"migrate-set-parameters\",\"arguments\":{\"max-bandwidth\":%llu}}",
+             hold ? 1024ull : (unsigned long long)bw);
+    int r = qmp(dom, cmd, &reply, err, errlen);
+    free(reply);
     return r;
 }

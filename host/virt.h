@@ -109,7 +109,18 @@ struct nc_virt_migrate_args {
 int nc_virt_migrate(virDomainPtr dom, const struct nc_virt_migrate_args *a, char *err,
                     size_t errlen);
 
-/* An outgoing migration's memory progress (virDomainGetJobStats). -ENOENT when no job runs. */
+/* Hold an outgoing migration where it is, or let it go on: QEMU's max-bandwidth through the
+ * monitor (libvirt-qemu passthrough: libvirt's own speed call waits for the migration job,
+ * and libvirt taints the domain "custom-monitor"). Held, it moves about 1 KiB/s, so QEMU's
+ * switch-over threshold (bandwidth x downtime limit) is under one page and it cannot switch
+ * over while the guest runs. Release sets *bw back. *bw (bytes/s): from
+ * nc_virt_migrate_bandwidth() beforehand, so that the hold is one monitor round trip.
+ * -errno with err. */
+int nc_virt_migrate_hold(virDomainPtr dom, bool hold, uint64_t bw, char *err, size_t errlen);
+int nc_virt_migrate_bandwidth(virDomainPtr dom, uint64_t *bw, char *err, size_t errlen);
+
+/* An outgoing migration's memory progress (QEMU's query-migrate through the monitor; -ENOENT
+ * unless QEMU is actively migrating). */
 struct nc_virt_job_mem {
     uint64_t total, processed, remaining; /* bytes */
     uint64_t iteration;                   /* QEMU dirty syncs: 1 in the first pass, 2 after it */
