@@ -8,7 +8,7 @@
 #    the bundle verifies;
 #  * a domain the daemon is busy with: the CLI exits 7 with the daemon's message;
 #  * SIGINT to the CLI cancels the daemon's job: it rolls back, the CLI exits 6;
-#  * restore of a bundle that is not there: exit 3 and the same message as alone; a migrate
+#  * restore of a bundle that is not there: exit 1 and the same message as alone; a migrate
 #    (which the test driver cannot do: rolled back, exit 4) prints the same as alone;
 #  * unblock and policy list/run through the daemon;
 #  * --no-daemon, NETCKPT_NO_DAEMON=1 and another -c URI work alone; an explicit
