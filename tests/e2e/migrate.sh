@@ -46,7 +46,7 @@ migrate() {
     xml=$VM_WORK/domain-b.xml ip=10.0.9.2 to=b via=10.0.4.1
   else
     src_ns=$TH_NS_B dst_ns=$VM_NS_HOST src_uri=$TH_URI_B dst_uri=$TH_URI_A
-    xml=$VM_WORK/domain.xml ip=10.0.9.1 to=a via=$VM_HOSTSIDE_IP
+    xml=$VM_WORK/domain-a.xml ip=10.0.9.1 to=a via=$VM_HOSTSIDE_IP
   fi
   set +e
   ip netns exec "$src_ns" "$NC" -v -c "$src_uri" --json migrate "$VM_NAME" "$dst_uri" \

@@ -165,7 +165,8 @@ th_hosts_up() {
 }
 
 # th_vm_start: the test guest (vm-env's domain XML), persistent, on host A; and the XML it
-# gets on B (its own serial log and channel sockets: both QEMUs run at once on this machine).
+# gets on each host for a migration there: domain-a.xml, and domain-b.xml with its own serial
+# log and channel sockets (both QEMUs run at once on this machine).
 th_vm_start() {
   [ -n "${VM_KERNEL:-}" ] || vm_die "th_vm_start: no image (call vm_image_build)"
   vm_domain_xml >"$VM_WORK/domain.xml"
@@ -174,9 +175,10 @@ th_vm_start() {
   : >"$TH_SERIAL_B"
   th_virsh a define "$VM_WORK/domain.xml" >/dev/null || vm_die "virsh define failed"
   th_virsh a start "$VM_NAME" >/dev/null || vm_die "virsh start failed"
-  th_virsh a dumpxml --migratable "$VM_NAME" |
-    sed -e "s|$VM_SERIAL|$TH_SERIAL_B|; s|$VM_AGENT_SOCK|$VM_RUN/agent-b.sock|; s|$VM_QGA_SOCK|$VM_RUN/qga-b.sock|" \
-      >"$VM_WORK/domain-b.xml"
+  # Both with the UUID libvirt gave it (a migration refuses an XML without the same UUID).
+  th_virsh a dumpxml --migratable "$VM_NAME" >"$VM_WORK/domain-a.xml"
+  sed -e "s|$VM_SERIAL|$TH_SERIAL_B|; s|$VM_AGENT_SOCK|$VM_RUN/agent-b.sock|; s|$VM_QGA_SOCK|$VM_RUN/qga-b.sock|" \
+    "$VM_WORK/domain-a.xml" >"$VM_WORK/domain-b.xml"
 }
 
 th_qemu_pid() {
