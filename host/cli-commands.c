@@ -49,6 +49,14 @@
             NULL, CLI_COMPLETE_NONE                                                                \
     }
 
+#define REPLAY_LIMIT_OPT                                                                           \
+    {                                                                                              \
+        "replay-limit", CLI_OPT_STRING, 0,                                                         \
+            "bytes of held frames kept per domain for the replay: N, NK, NM or NG (KiB units; "    \
+            "default 4M, 64K..256M)",                                                              \
+            NULL, CLI_COMPLETE_NONE                                                                \
+    }
+
 static const struct cli_opt opts_checkpoint[] = {
     DOMAIN_ARG_OPT,
     {"dir", CLI_OPT_STRING, CLI_OPT_REQUIRED, "bundle directory to create (must not exist)", NULL,
@@ -61,6 +69,7 @@ static const struct cli_opt opts_checkpoint[] = {
      "seconds after which the agent thaws by itself if netckpt vanishes (default 60)", NULL,
      CLI_COMPLETE_NONE},
     NO_REPLAY_OPT,
+    REPLAY_LIMIT_OPT,
     AGENT_CHANNEL_OPT,
     {NULL, 0, 0, NULL, NULL, 0},
 };
@@ -85,6 +94,11 @@ static const struct cli_opt opts_restore[] = {
      "behind by the outage",
      "sync|keep", CLI_COMPLETE_NONE},
     NO_REPLAY_OPT,
+    REPLAY_LIMIT_OPT,
+    {"no-kick", CLI_OPT_BOOL, 0,
+     "thaw without the kick (no window probe, no RTO revert): the peers resume at their next "
+     "retransmission",
+     NULL, CLI_COMPLETE_NONE},
     AGENT_CHANNEL_OPT,
     {NULL, 0, 0, NULL, NULL, 0},
 };

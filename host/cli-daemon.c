@@ -235,6 +235,9 @@ static int fwd_checkpoint(struct fwd *f, const struct cli_args *a)
     char dir[PATH_MAX];
     if (absolute(cli_arg_str(a, "dir"), dir, sizeof(dir)) < 0)
         return fail(f->ctx, NC_EXIT_USAGE, "checkpoint: --dir is too long");
+    size_t limit = 0;
+    if (cli_replay_limit("checkpoint", a, &limit) < 0)
+        return NC_EXIT_USAGE;
     json_object *o = json_object_new_object();
     add_str(o, "domain", cli_arg_str(a, "domain"));
     add_str(o, "dir", dir);
@@ -242,6 +245,8 @@ static int fwd_checkpoint(struct fwd *f, const struct cli_args *a)
     add_bool(o, "snapshot", cli_arg_bool(a, "snapshot"));
     json_object_object_add(o, "freeze-timeout", json_object_new_int64((int64_t)freeze_s));
     add_bool(o, "no-replay", cli_arg_bool(a, "no-replay"));
+    if (limit)
+        json_object_object_add(o, "replay-limit", json_object_new_int64((int64_t)limit));
     add_str(o, "agent-channel", cli_arg_str(a, "agent-channel"));
     return run_job(f, "checkpoint", o, cli_arg_str(a, "domain"), cli_arg_bool(a, "continue"),
                    false);
@@ -259,6 +264,9 @@ static int fwd_restore(struct fwd *f, const struct cli_args *a)
     if (absolute(cli_arg_str(a, "bundle"), bundle, sizeof(bundle)) < 0 ||
         (img && absolute(img, image, sizeof(image)) < 0))
         return fail(f->ctx, NC_EXIT_USAGE, "restore: a path is too long");
+    size_t limit = 0;
+    if (cli_replay_limit("restore", a, &limit) < 0)
+        return NC_EXIT_USAGE;
     json_object *o = json_object_new_object();
     add_str(o, "bundle", bundle);
     add_str(o, "stale", cli_arg_str(a, "stale"));
@@ -267,6 +275,9 @@ static int fwd_restore(struct fwd *f, const struct cli_args *a)
     json_object_object_add(o, "watch", json_object_new_int64((int64_t)watch));
     add_bool(o, "no-replay", cli_arg_bool(a, "no-replay"));
     add_str(o, "clock", cli_arg_str(a, "clock"));
+    if (limit)
+        json_object_object_add(o, "replay-limit", json_object_new_int64((int64_t)limit));
+    add_bool(o, "no-kick", cli_arg_bool(a, "no-kick"));
     add_str(o, "agent-channel", cli_arg_str(a, "agent-channel"));
     return run_job(f, "restore", o, cli_arg_str(a, "bundle"), false, cli_arg_bool(a, "paused"));
 }

@@ -202,6 +202,33 @@ int cli_arg_uint(const struct cli_args *a, const char *name, uint64_t *out)
     return 1;
 }
 
+int cli_arg_size(const struct cli_args *a, const char *name, uint64_t min, uint64_t max,
+                 uint64_t *out)
+{
+    const char *v = lookup(a, name, NULL);
+    if (!v)
+        return 0;
+    size_t digits = strspn(v, "0123456789");
+    if (digits == 0 || digits > 12)
+        return -EINVAL;
+    uint64_t n = strtoull(v, NULL, 10);
+    const char *suf = v + digits;
+    unsigned shift = 0;
+    if (*suf) {
+        const char *units = "KMG";
+        const char *u = strchr(units, toupper((unsigned char)suf[0])); /* suf[0] is not NUL */
+        if (!u || (suf[1] && strcmp(suf + 1, "iB")))
+            return -EINVAL;
+        shift = 10u * (unsigned)(u - units + 1);
+    }
+    /* 12 digits times 2^30 still fits in 64 bits. */
+    n <<= shift;
+    if (n < min || n > max)
+        return -EINVAL;
+    *out = n;
+    return 1;
+}
+
 const struct cli_cmd *cli_find_command(const char *name)
 {
     for (const struct cli_cmd *c = cli_commands; c->name; c++)

@@ -8,6 +8,7 @@
 
 #include "common/log.h"
 #include "host/cli.h"
+#include "host/replay.h"
 #include "host/tap-watch.h"
 #include "host/transaction.h"
 #include "host/txn-real.h"
@@ -368,6 +369,21 @@ int cli_txn_print(const struct cli_ctx *ctx, const char *command, json_object *r
     return code;
 }
 
+/* --replay-limit, checked the same way here and when forwarded to netckptd. */
+int cli_replay_limit(const char *command, const struct cli_args *a, size_t *out)
+{
+    uint64_t v = 0;
+    if (cli_arg_size(a, "replay-limit", CLI_REPLAY_LIMIT_MIN, REPLAY_MAX_LIMIT, &v) < 0) {
+        fprintf(stderr,
+                "netckpt: %s: --replay-limit must be 64K..256M: bytes, or with a K, M or G "
+                "suffix (KiB units)\n",
+                command);
+        return -EINVAL;
+    }
+    *out = (size_t)v;
+    return 0;
+}
+
 static void prepare(struct cli_ctx *ctx, const struct cli_args *a, struct txn_real *t,
                     struct txn_ctx *tc, struct ui *u)
 {
@@ -389,10 +405,14 @@ int cli_cmd_checkpoint(struct cli_ctx *ctx, const struct cli_args *a)
         fprintf(stderr, "netckpt: checkpoint: --freeze-timeout must be 1..86400 seconds\n");
         return NC_EXIT_USAGE;
     }
+    size_t limit = 0;
+    if (cli_replay_limit("checkpoint", a, &limit) < 0)
+        return NC_EXIT_USAGE;
     struct txn_real t;
     struct txn_ctx tc;
     struct ui u;
     prepare(ctx, a, &t, &tc, &u);
+    t.replay_limit = limit;
     struct txn_checkpoint_opts o = {
         .domain = cli_arg_str(a, "domain"),
         .dir = cli_arg_str(a, "dir"),
@@ -438,12 +458,16 @@ int cli_cmd_restore(struct cli_ctx *ctx, const struct cli_args *a)
         fprintf(stderr, "netckpt: restore: --watch must be 0..600000 ms\n");
         return NC_EXIT_USAGE;
     }
+    size_t limit = 0;
+    if (cli_replay_limit("restore", a, &limit) < 0)
+        return NC_EXIT_USAGE;
     const char *stale = cli_arg_str(a, "stale");
     struct txn_real t;
     struct txn_ctx tc;
     struct ui u;
     prepare(ctx, a, &t, &tc, &u);
     t.watch_ms = (int)watch;
+    t.replay_limit = limit;
     struct txn_restore_opts o = {
         .bundle = cli_arg_str(a, "bundle"),
         .image_override = cli_arg_str(a, "image"),
@@ -451,6 +475,7 @@ int cli_cmd_restore(struct cli_ctx *ctx, const struct cli_args *a)
         .leave_paused = cli_arg_bool(a, "paused"),
         .no_replay = cli_arg_bool(a, "no-replay"),
         .keep_clock = cli_arg_str(a, "clock") && !strcmp(cli_arg_str(a, "clock"), "keep"),
+        .no_kick = cli_arg_bool(a, "no-kick"),
     };
     struct txn_result r;
     txn_restore(&tc, &o, &r);

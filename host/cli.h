@@ -95,6 +95,16 @@ const char *cli_arg_str(const struct cli_args *a, const char *name);
 bool cli_arg_bool(const struct cli_args *a, const char *name);
 /* 1 and *out set when given, 0 when absent (*out untouched), -EINVAL on a bad number. */
 int cli_arg_uint(const struct cli_args *a, const char *name, uint64_t *out);
+/* A size in bytes: plain digits or with a K, M or G suffix (KiB units, "KiB"/"MiB"/"GiB"
+ * too; k/m/g alike). 1 and *out set when given and within min..max, 0 when absent, -EINVAL
+ * otherwise. */
+/* --replay-limit's range (the top is REPLAY_MAX_LIMIT of host/replay.h). */
+#define CLI_REPLAY_LIMIT_MIN (64u << 10)
+int cli_arg_size(const struct cli_args *a, const char *name, uint64_t min, uint64_t max,
+                 uint64_t *out);
+/* --replay-limit of COMMAND into *out (0 when absent: the default); prints the usage error
+ * and returns -EINVAL when it is bad (host/cli-txn.c). */
+int cli_replay_limit(const char *command, const struct cli_args *a, size_t *out);
 
 /* The table itself (host/cli-commands.c). */
 extern const struct cli_cmd cli_commands[];

@@ -20,6 +20,7 @@
 #include "host/domain-xml.h"
 #include "host/gate.h"
 #include "host/journal.h"
+#include "host/replay.h"
 #include "host/retention.h"
 #include "host/txn-real.h"
 #include "host/virt.h"
@@ -28,22 +29,19 @@
 #define DEFAULT_FREEZE_S 60
 
 static const struct daemon_arg args_checkpoint[] = {
-    {"domain", json_type_string, true},
-    {"dir", json_type_string, false},
-    {"continue", json_type_boolean, false},
-    {"snapshot", json_type_boolean, false},
-    {"freeze-timeout", json_type_int, false},
-    {"wait", json_type_boolean, false},
-    {"agent-channel", json_type_string, false},
-    {"no-replay", json_type_boolean, false},
-    {NULL, 0, false},
+    {"domain", json_type_string, true},         {"dir", json_type_string, false},
+    {"continue", json_type_boolean, false},     {"snapshot", json_type_boolean, false},
+    {"freeze-timeout", json_type_int, false},   {"wait", json_type_boolean, false},
+    {"agent-channel", json_type_string, false}, {"no-replay", json_type_boolean, false},
+    {"replay-limit", json_type_int, false},     {NULL, 0, false},
 };
 static const struct daemon_arg args_restore[] = {
     {"bundle", json_type_string, true},         {"stale", json_type_string, false},
     {"paused", json_type_boolean, false},       {"wait", json_type_boolean, false},
     {"agent-channel", json_type_string, false}, {"no-replay", json_type_boolean, false},
     {"image", json_type_string, false},         {"watch", json_type_int, false},
-    {"clock", json_type_string, false},         {NULL, 0, false},
+    {"clock", json_type_string, false},         {"replay-limit", json_type_int, false},
+    {"no-kick", json_type_boolean, false},      {NULL, 0, false},
 };
 static const struct daemon_arg args_status[] = {
     {"domain", json_type_string, false},
@@ -185,6 +183,17 @@ static int agent_channel_arg(json_object *args, char *out, size_t len, struct qg
     return 1;
 }
 
+/* The optional replay-limit argument, in bytes (the CLI's --replay-limit range). */
+static int replay_limit_arg(json_object *args, uint32_t *out, struct qga_error *err)
+{
+    int64_t v = 0;
+    int r =
+        qga_arg_int(args, "replay-limit", false, CLI_REPLAY_LIMIT_MIN, REPLAY_MAX_LIMIT, &v, err);
+    if (r > 0)
+        *out = (uint32_t)v;
+    return r;
+}
+
 static int start_error(int r, const char *msg, struct qga_error *err)
 {
     qga_error_set(err, r == -EBUSY || r == -EAGAIN ? QGA_ERR_BUSY : QGA_ERR_GENERIC_ERROR, "%s",
@@ -235,6 +244,8 @@ static int cmd_checkpoint(void *ud, json_object *args, json_object **ret, struct
     t.continue_running = opt_bool(args, "continue", false, &r, err);
     t.snapshot = opt_bool(args, "snapshot", false, &r, err);
     t.no_replay = opt_bool(args, "no-replay", false, &r, err);
+    if (r >= 0)
+        r = replay_limit_arg(args, &t.replay_limit, err);
     bool wait = opt_bool(args, "wait", true, &r, err);
     if (r < 0)
         return r;
@@ -291,6 +302,9 @@ static int cmd_restore(void *ud, json_object *args, json_object **ret, struct qg
         r = agent_channel_arg(args, t.agent_channel, sizeof(t.agent_channel), err);
     t.paused = opt_bool(args, "paused", false, &r, err);
     t.no_replay = opt_bool(args, "no-replay", false, &r, err);
+    t.no_kick = opt_bool(args, "no-kick", false, &r, err);
+    if (r >= 0)
+        r = replay_limit_arg(args, &t.replay_limit, err);
     bool wait = opt_bool(args, "wait", true, &r, err);
     if (r < 0)
         return r;

@@ -203,6 +203,7 @@ static void run_checkpoint(struct daemon *d, struct daemon_job *j)
         .watchdog_ms = j->freeze_timeout_s * 1000u,
         .no_replay = j->no_replay,
     };
+    t.replay_limit = j->replay_limit;
     struct txn_result r;
     txn_checkpoint(&tc, &o, &r);
     job_txn_end(d, j, &t, false, &r);
@@ -252,7 +253,9 @@ static void run_restore(struct daemon *d, struct daemon_job *j)
         .leave_paused = j->paused,
         .no_replay = j->no_replay,
         .keep_clock = j->keep_clock,
+        .no_kick = j->no_kick,
     };
+    t.replay_limit = j->replay_limit;
     struct txn_result r;
     txn_restore(&tc, &o, &r);
     job_txn_end(d, j, &t, true, &r);

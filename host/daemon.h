@@ -71,7 +71,9 @@ struct daemon_job {
     char domain[256];
     char path[4096]; /* checkpoint: bundle to create ("" : policy picks); restore: bundle */
     bool continue_running, snapshot, paused, reset_stale, no_replay;
-    bool keep_clock; /* restore --clock=keep */
+    bool keep_clock;       /* restore --clock=keep */
+    bool no_kick;          /* restore --no-kick */
+    uint32_t replay_limit; /* bytes of held frames per domain, 0: REPLAY_DEFAULT_LIMIT */
     uint32_t freeze_timeout_s;
     int32_t watch_ms; /* restore: tap watch for the report; < 0: the default */
     char image[4096]; /* restore: verify against this socket image ("" : bundle's) */

@@ -1016,10 +1016,12 @@ enum txn_outcome txn_restore(struct txn_ctx *ctx, const struct txn_restore_opts 
      * thaw failure leaves the agent's watchdog to thaw; we say so, we do not destroy. */
     begin(&x, TXN_STEP_THAW);
     /* A rollback with --stale=auto resets every connection of the image right after the thaw;
-     * it thaws without the window probe (docs/rollback.md). */
+     * it thaws without the window probe (docs/rollback.md). --no-kick asks for the same thaw
+     * (bench/resume measures netckpt without replay and kick). */
     bool reset_all = r->rollback.detected && o->reset_stale;
     int (*thaw)(void *, uint64_t, json_object **, char *, size_t) =
-        reset_all && ops->agent_thaw_quiet ? ops->agent_thaw_quiet : ops->agent_thaw;
+        (reset_all || o->no_kick) && ops->agent_thaw_quiet ? ops->agent_thaw_quiet
+                                                           : ops->agent_thaw;
     q = thaw(ud, o->keep_clock ? 0 : ops->clock(ud, true), &r->thaw_reply, x.err, sizeof(x.err));
     if (q < 0) {
         char first[512];

@@ -257,6 +257,7 @@ struct txn_restore_opts {
     bool leave_paused;          /* --paused: stop after verify, VM paused and gated */
     bool no_replay;             /* --no-replay */
     bool keep_clock;            /* --clock=keep: thaw without the host's time */
+    bool no_kick;               /* --no-kick: thaw quietly (agent_thaw_quiet), no window probe */
 };
 
 /* What happened, for the report. Free with txn_result_done(). */

@@ -1119,6 +1119,37 @@ static void test_rollback_safety(void **state)
     }
 }
 
+static void test_restore_no_kick(void **state)
+{
+    /* --no-kick thaws quietly like a rollback reset does, but still replays and reports. */
+    for (int nk = 0; nk < 2; nk++) {
+        struct fake f;
+        struct txn_result r;
+        struct txn_ops ops = rollback_ops();
+        struct txn_ctx ctx = {.ops = &ops, .ud = &f, .cancel = &f.cancel, .pid = 4242};
+        struct txn_restore_opts o = {.bundle = "/tmp/b", .reset_stale = true, .no_kick = nk};
+        fake_init(&f, TXN_VM_ABSENT);
+        assert_int_equal(txn_restore(&ctx, &o, &r), TXN_OK);
+        assert_false(f.frozen || f.gate);
+        assert_int_equal(strstr(f.trace, "agent_thaw_quiet") != NULL, nk);
+        assert_int_equal(strstr(f.trace, "agent_thaw ") != NULL, !nk);
+        assert_non_null(strstr(f.trace, "replay_send"));
+        assert_null(strstr(f.trace, "reset_image"));
+        assert_false(r.rollback.detected);
+        txn_result_done(&r);
+    }
+    /* Without a quiet thaw op the kick thaw is the only one there is. */
+    struct fake f;
+    struct txn_result r;
+    struct txn_ops ops = fake_ops;
+    struct txn_ctx ctx = {.ops = &ops, .ud = &f, .cancel = &f.cancel, .pid = 4242};
+    struct txn_restore_opts o = {.bundle = "/tmp/b", .no_kick = true};
+    fake_init(&f, TXN_VM_ABSENT);
+    assert_int_equal(txn_restore(&ctx, &o, &r), TXN_OK);
+    assert_non_null(strstr(f.trace, "agent_thaw "));
+    txn_result_done(&r);
+}
+
 static void test_names(void **state)
 {
     assert_string_equal(txn_step_name(TXN_STEP_FREEZE), "freeze");
@@ -1134,6 +1165,7 @@ int main(void)
         cmocka_unit_test(test_replay_failure_is_warning),
         cmocka_unit_test(test_replay_off_and_rollback),
         cmocka_unit_test(test_rollback_safety),
+        cmocka_unit_test(test_restore_no_kick),
         cmocka_unit_test(test_checkpoint_ok_stop),
         cmocka_unit_test(test_checkpoint_ok_continue),
         cmocka_unit_test(test_checkpoint_ok_snapshot),
