@@ -51,7 +51,7 @@
 
 #define REPLAY_LIMIT_OPT                                                                           \
     {                                                                                              \
-        "replay-limit", CLI_OPT_STRING, 0,                                                         \
+        "replay-limit", CLI_OPT_SIZE, 0,                                                           \
             "bytes of held frames kept per domain for the replay: N, NK, NM or NG (KiB units; "    \
             "default 4M, 64K..256M)",                                                              \
             NULL, CLI_COMPLETE_NONE                                                                \

@@ -260,11 +260,11 @@ void cli_usage(FILE *f)
                "5 rollback incomplete, 6 interrupted, 7 busy (see netckpt(1)).\n");
 }
 
-/* The value's placeholder: the option's name in capitals, N for numbers. */
+/* The value's placeholder: the option's name in capitals, N for numbers, SIZE for sizes. */
 static void metavar(const struct cli_opt *o, char *buf, size_t len)
 {
-    if (o->type == CLI_OPT_INT) {
-        snprintf(buf, len, "N");
+    if (o->type == CLI_OPT_INT || o->type == CLI_OPT_SIZE) {
+        snprintf(buf, len, o->type == CLI_OPT_INT ? "N" : "SIZE");
         return;
     }
     size_t i = 0;

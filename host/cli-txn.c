@@ -376,8 +376,8 @@ int cli_replay_limit(const char *command, const struct cli_args *a, size_t *out)
     if (cli_arg_size(a, "replay-limit", CLI_REPLAY_LIMIT_MIN, REPLAY_MAX_LIMIT, &v) < 0) {
         fprintf(stderr,
                 "netckpt: %s: --replay-limit must be 64K..256M: bytes, or with a K, M or G "
-                "suffix (KiB units)\n",
-                command);
+                "suffix (KiB units), not '%s'\n",
+                command, cli_arg_str(a, "replay-limit"));
         return -EINVAL;
     }
     *out = (size_t)v;

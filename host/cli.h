@@ -38,6 +38,7 @@ enum cli_opt_type {
     CLI_OPT_BOOL,   /* --name */
     CLI_OPT_STRING, /* --name VALUE or --name=VALUE */
     CLI_OPT_INT,    /* like STRING, parsed as a non-negative integer */
+    CLI_OPT_SIZE,   /* like STRING, a byte size read with cli_arg_size() (shown as SIZE) */
 };
 
 enum cli_opt_flags {

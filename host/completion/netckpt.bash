@@ -92,6 +92,10 @@ _netckpt() {
     --freeze-timeout | --watch)
         return
         ;;
+    --replay-limit)
+        COMPREPLY=($(compgen -W "256K 1M 4M 16M 64M" -- "$cur"))
+        return
+        ;;
     esac
     if [[ $cur == --stale=* ]]; then
         COMPREPLY=($(compgen -W "--stale=auto --stale=keep" -- "$cur"))

@@ -51,6 +51,24 @@ jq -e '.error.code == 2 and .error.name == "usage"' "$tmp/out" >/dev/null || fai
 [[ $(rc $NC --frob list) == 2 ]] || fail "unknown global option rc"
 ok "usage errors exit 2"
 
+# --replay-limit: bytes or K/M/G (KiB units), 64K..256M; anything else is a usage error (2)
+# before anything is touched, alone and as forwarded (the check is the CLI's).
+for v in 63K 257M 1G 4X 4MB -1 0x10 1.5M 99999999999999; do
+  for c in "checkpoint vm --dir $tmp/rl" "restore $tmp/rl"; do
+    [[ $(rc $NC $c --replay-limit "$v") == 2 ]] || fail "$c --replay-limit $v rc $(cat "$tmp/rc")"
+    grep -q -- "--replay-limit must be 64K..256M.*not '$v'" "$tmp/err" ||
+      fail "$c --replay-limit $v: $(cat "$tmp/err")"
+  done
+done
+[[ ! -e $tmp/rl ]] || fail "a refused --replay-limit left a bundle"
+for v in 64K 65536 4M 4m 512KiB 256M; do
+  [[ $(rc $NC -c test:///default restore "$tmp/missing" --replay-limit "$v" --no-kick) == 1 ]] ||
+    fail "restore --replay-limit $v --no-kick rc $(cat "$tmp/rc"): $(cat "$tmp/err")"
+  grep -q 'no such bundle' "$tmp/err" || fail "restore --replay-limit $v: $(cat "$tmp/err")"
+done
+[[ $(rc $NC checkpoint vm --dir /x --no-kick) == 2 ]] || fail "checkpoint --no-kick is no option"
+ok "--replay-limit sizes and their usage errors (exit 2); --no-kick is restore's"
+
 [[ $(rc $NC -c test:///default restore "$tmp/missing") == 1 ]] || fail "restore of a missing bundle rc"
 grep -qx "netckpt: restore of $tmp/missing failed at step open: no such bundle: $tmp/missing" "$tmp/err" ||
   fail "restore of a missing bundle: $(cat "$tmp/err")"
@@ -58,6 +76,10 @@ ok "restore of a missing bundle fails (1), like verify and inspect, in one line"
 
 [[ $(rc $NC help) == 0 ]] && grep -q checkpoint "$tmp/out" || fail "help"
 [[ $(rc $NC help restore) == 0 ]] && grep -q -- '--stale=auto|keep' "$tmp/out" || fail "help restore"
+grep -q -- '\[--replay-limit SIZE\] \[--no-kick\]' "$tmp/out" || fail "help restore: $(head -1 "$tmp/out")"
+grep -q '^  --no-kick  *thaw without the kick' "$tmp/out" || fail "help restore lists --no-kick"
+[[ $(rc $NC checkpoint --help) == 0 ]] && grep -q '^  --replay-limit SIZE ' "$tmp/out" ||
+  fail "checkpoint --help lists --replay-limit: $(cat "$tmp/out")"
 [[ $(rc $NC unblock --help) == 0 ]] || fail "unblock --help"
 [[ $(rc $NC --no-daemon policy) == 1 ]] && grep -q "policies are netckptd's" "$tmp/err" || fail "policy"
 [[ $(rc $NC --version) == 0 ]] && grep -q '^netckpt ' "$tmp/out" || fail "version"
@@ -72,4 +94,11 @@ for code in 0 1 2 3 4 5 6 7; do
 done
 grep -q NETCKPT_STATE_DIR "$man" || fail "the man page lacks NETCKPT_STATE_DIR"
 ok "the man page covers every command and exit code"
+# ... and each command's section head names every option 'netckpt help CMD' lists.
+for c in $($NC help | awk '/^Commands:/ { on = 1; next } on && NF == 0 { on = 0 } on { print $1 }'); do
+  for o in $($NC help "$c" | sed -n '/^Options:/,$p' | grep -o -- '^  --[a-z][a-z-]*'); do
+    grep -q "^\.SS $c .*${o//-/\\\\-}" "$man" || fail "the man page's $c lacks $o"
+  done
+done
+ok "the man page's section heads name every option"
 echo "cli-libvirt: all passed"

@@ -121,6 +121,23 @@ same "restore of a missing bundle" restore "$tmp/none"
 [[ $(cat "$tmp/rc") == 1 ]] || fail "restore of a missing bundle: exit $(cat "$tmp/rc")"
 same "usage error" checkpoint tvm --dir "$tmp/x" --freeze-timeout 0
 [[ $(cat "$tmp/rc") == 2 ]] || fail "usage: exit $(cat "$tmp/rc")"
+# --replay-limit and --no-kick are forwarded (the daemon takes them as replay-limit, no-kick)
+# and refused the same way.
+same "restore --replay-limit --no-kick" restore "$tmp/none" --replay-limit 1M --no-kick --no-replay
+[[ $(cat "$tmp/rc") == 1 ]] || fail "restore --replay-limit: exit $(cat "$tmp/rc")"
+same "--replay-limit usage error" checkpoint tvm --dir "$tmp/x" --replay-limit 1G
+[[ $(cat "$tmp/rc") == 2 ]] || fail "--replay-limit 1G: exit $(cat "$tmp/rc")"
+set +e
+out=$("$CALL" "$S" restore "{\"bundle\":\"$tmp/none\",\"replay-limit\":1024}")
+r=$?
+set -e
+[[ $r == 1 ]] && jq -e '.error.class == "InvalidParameter" and (.error.desc | contains("replay-limit"))' \
+  <<<"$out" >/dev/null || fail "the daemon took replay-limit 1024: $out"
+set +e
+out=$("$CALL" "$S" restore "{\"bundle\":\"$tmp/none\",\"no-kick\":true,\"replay-limit\":65536}")
+r=$?
+set -e
+grep -q InvalidParameter <<<"$out" && fail "the daemon refused no-kick/replay-limit: $out"
 # migrate: the test driver cannot migrate peer to peer, so both roll back at the switchover.
 same "migrate" migrate tvm test:///default
 [[ $(cat "$tmp/rc") == 4 ]] || fail "migrate: exit $(cat "$tmp/rc")"
@@ -130,7 +147,7 @@ jq -S 'del(.times)' "$tmp/out" >"$tmp/m.d"
 r2=$(rc nc --no-daemon --json migrate tvm test:///default --watch 0)
 [[ $r1 == 4 && $r2 == 4 ]] || fail "migrate --json: exit $r1 through the daemon, $r2 alone"
 diff -u <(jq -S 'del(.times)' "$tmp/out") "$tmp/m.d" >&2 || fail "migrate --json differs"
-ok "list, status, unblock, restore, migrate and usage errors: same output and exit codes as alone"
+ok "list, status, unblock, restore (also --replay-limit, --no-kick), migrate and usage errors: same output and exit codes as alone"
 
 # Busy: the agent is stopped, so the daemon's first checkpoint waits on it.
 kill -STOP "$agent"
