@@ -29,7 +29,7 @@
 
 #define POLL_MS 50
 /* The end of the first pass is the moment to catch: poll the job often. */
-#define PRECOPY_POLL_MS 1
+#define PRECOPY_POLL_MS 5
 /* After the freeze, how long the copy may go on live before the source is suspended. */
 #define MIGRATE_CONVERGE_MS 3000
 
