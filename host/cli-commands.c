@@ -119,7 +119,7 @@ static const struct cli_opt opts_migrate[] = {
      "shell command run when the destination holds the guest, gated, before it resumes", NULL,
      CLI_COMPLETE_NONE},
     {"precopy", CLI_OPT_INT, 0,
-     "percent of RAM the first pass copies live before the quiesce (default 50, 1..95)", NULL,
+     "percent of RAM the first pass copies live before the quiesce (default 30, 1..95)", NULL,
      CLI_COMPLETE_NONE},
     {"freeze-timeout", CLI_OPT_INT, 0,
      "seconds after which the agent thaws by itself if netckpt vanishes (default 60)", NULL,

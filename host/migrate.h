@@ -38,7 +38,7 @@
 /* The pre-copy waits at most this long for the first pass before it quiesces anyway. */
 #define MIGRATE_PRECOPY_MAX_MS 120000
 /* Hold the pre-copy once its first pass has covered this much of RAM (percent). */
-#define MIGRATE_HOLD_PERCENT_DEFAULT 50
+#define MIGRATE_HOLD_PERCENT_DEFAULT 30
 
 enum migrate_step {
     MIGRATE_STEP_NONE,
