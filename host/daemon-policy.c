@@ -167,6 +167,7 @@ int daemon_policy_run(struct daemon *d, const char *name, const char *only_domai
             .kind = p.migrate ? DAEMON_JOB_MIGRATE : DAEMON_JOB_CHECKPOINT,
             .continue_running = p.continue_running,
             .freeze_timeout_s = p.freeze_timeout_s,
+            .replay_limit = p.replay_limit,
             .deferred_since_ns = deferred_since,
         };
         snprintf(t.domain, sizeof(t.domain), "%s", dom);

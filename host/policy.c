@@ -17,6 +17,7 @@
 
 #include "common/log.h"
 #include "common/util.h"
+#include "host/replay.h"
 
 /* schemas/policy.rng, compiled in by host/daemon.cmake. */
 extern const unsigned char netckpt_policy_rng[];
@@ -415,6 +416,24 @@ static int interpret(xmlDocPtr doc, struct policy *p, struct policy_error *e)
         if (seconds_of(n, 86400, &s, e) < 0)
             return -EINVAL;
         p->freeze_timeout_s = (uint32_t)s;
+    }
+    if ((n = child(root, "replayLimit"))) {
+        char u[8] = "B";
+        prop(n, "unit", u, sizeof(u));
+        text(n, v, sizeof(v));
+        char *end;
+        errno = 0;
+        unsigned long long x = strtoull(v, &end, 10);
+        unsigned shift = !strcmp(u, "KiB")   ? 10
+                         : !strcmp(u, "MiB") ? 20
+                         : !strcmp(u, "GiB") ? 30
+                                             : 0;
+        if (errno || *end || !v[0] || x > (REPLAY_MAX_LIMIT >> shift) ||
+            (x << shift) < POLICY_REPLAY_MIN_LIMIT)
+            return seterr(e, line_of(n), "<replayLimit>%s</replayLimit>: must be 64 KiB..256 MiB",
+                          v),
+                   -EINVAL;
+        p->replay_limit = (uint32_t)(x << shift);
     }
     return 0;
 }

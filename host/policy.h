@@ -20,6 +20,7 @@
 #define POLICY_NAME_MAX         64
 #define POLICY_DEFAULT_DIR      "/etc/netckpt/policies"
 #define POLICY_DEFAULT_FREEZE_S 60
+#define POLICY_REPLAY_MIN_LIMIT (64u << 10) /* <replayLimit>'s floor, as --replay-limit's */
 
 struct policy {
     char name[POLICY_NAME_MAX];
@@ -37,6 +38,7 @@ struct policy {
     bool retrans_check; /* <conditions><retransmitting/> */
     uint32_t retrans_max, retrans_retry_s, retrans_give_up_s;
     uint32_t freeze_timeout_s;
+    uint32_t replay_limit;  /* <replayLimit>, bytes; 0: REPLAY_DEFAULT_LIMIT */
     char agent_channel[64]; /* <agentChannel>; "" : org.netckpt.agent.0 */
     /* <mode>migrate</mode> with <migrate uri=.../>: a live migration (host/migrate.h); with
      * <bundles>, a continue-mode checkpoint there first (checkpoint-before-migrate). */

@@ -219,6 +219,14 @@ static void test_inline(void **state)
          "policy.rng"},
         {"ok", "a", "<interval>5</interval>", "<agentChannel>org.evil.0</agentChannel>", -EINVAL,
          "policy.rng"},
+        {"ok", "a", "<interval>5</interval>", "<replayLimit unit='MiB'>256</replayLimit>", 0, NULL},
+        {"ok", "a", "<interval>5</interval>", "<replayLimit>65536</replayLimit>", 0, NULL},
+        {"ok", "a", "<interval>5</interval>", "<replayLimit unit='KiB'>63</replayLimit>", -EINVAL,
+         "64 KiB"},
+        {"ok", "a", "<interval>5</interval>", "<replayLimit unit='GiB'>1</replayLimit>", -EINVAL,
+         "64 KiB"},
+        {"ok", "a", "<interval>5</interval>", "<replayLimit unit='TiB'>1</replayLimit>", -EINVAL,
+         "policy.rng"},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         snprintf(xml, sizeof(xml), BASE, cases[i].name, cases[i].dom, cases[i].sched,
@@ -229,6 +237,14 @@ static void test_inline(void **state)
                      cases[i].why ? cases[i].why : "", r, r < 0 ? e.reason : "");
         assert_int_equal(e.line == 0 || e.line == 1, 1);
     }
+    /* <replayLimit> in bytes; absent: 0 (the replay's default) */
+    snprintf(xml, sizeof(xml), BASE, "ok", "a", "<interval>5</interval>",
+             "<replayLimit unit='KiB'>512</replayLimit>");
+    assert_int_equal(policy_parse(xml, strlen(xml), "x.xml", NULL, &p, &e), 0);
+    assert_int_equal(p.replay_limit, 512u << 10);
+    snprintf(xml, sizeof(xml), BASE, "ok", "a", "<interval>5</interval>", "");
+    assert_int_equal(policy_parse(xml, strlen(xml), "x.xml", NULL, &p, &e), 0);
+    assert_int_equal(p.replay_limit, 0);
     /* disabled */
     snprintf(xml, sizeof(xml),
              "<policy enabled='no'><name>x</name><domains><domain>a</domain></domains>"
