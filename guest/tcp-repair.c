@@ -12,6 +12,7 @@
  *  - The repair API cannot put a FIN into the receive queue or acknowledge our own FIN, so
  *    those two events are injected as segments through a raw socket on the local stack. */
 #include "guest/tcp-repair.h"
+#include "common/inet-csum.h"
 #include "common/macro.h"
 
 #include <arpa/inet.h>
@@ -514,24 +515,6 @@ int tcp_repair_validate(const struct tcp_conn_state *st)
     return 0;
 }
 
-/* Internet checksum over several pieces (each of even length but the last). */
-static uint16_t csum_fold(uint32_t sum)
-{
-    while (sum >> 16)
-        sum = (sum & 0xffff) + (sum >> 16);
-    return (uint16_t)~sum;
-}
-
-static uint32_t csum_add(uint32_t sum, const void *buf, size_t len)
-{
-    const uint8_t *p = buf;
-    for (size_t i = 0; i + 1 < len; i += 2)
-        sum += (uint32_t)(p[i] << 8 | p[i + 1]);
-    if (len & 1)
-        sum += (uint32_t)p[len - 1] << 8;
-    return sum;
-}
-
 /* Send one segment "from the peer" to our own socket through the local stack. The packet
  * never leaves the host: its destination is a local address, so it loops through lo, where
  * a gate on the external interface cannot drop it. The window is 0 so that processing it
@@ -576,7 +559,7 @@ static int inject_segment(const struct tcp_conn_state *st, uint32_t seq, uint32_
         pseudo[9] = IPPROTO_TCP;
         pseudo[10] = (uint8_t)(tcplen >> 8);
         pseudo[11] = (uint8_t)tcplen;
-        sum = csum_add(csum_add(0, pseudo, sizeof(pseudo)), tcp, tcplen);
+        sum = inet_sum(tcp, tcplen, inet_sum(pseudo, sizeof(pseudo), 0));
         hl = 20;
         pkt[0] = 0x45;
         pkt[2] = (uint8_t)((hl + tcplen) >> 8);
@@ -598,7 +581,7 @@ static int inject_segment(const struct tcp_conn_state *st, uint32_t seq, uint32_
         pseudo[34] = (uint8_t)(tcplen >> 8);
         pseudo[35] = (uint8_t)tcplen;
         pseudo[39] = IPPROTO_TCP;
-        sum = csum_add(csum_add(0, pseudo, sizeof(pseudo)), tcp, tcplen);
+        sum = inet_sum(tcp, tcplen, inet_sum(pseudo, sizeof(pseudo), 0));
         hl = 40;
         pkt[0] = 0x60;
         pkt[4] = (uint8_t)(tcplen >> 8);
@@ -612,7 +595,7 @@ static int inject_segment(const struct tcp_conn_state *st, uint32_t seq, uint32_
         sin6->sin6_addr = st->local.addr;
         dlen = sizeof(*sin6);
     }
-    uint16_t c = htons(csum_fold(sum));
+    uint16_t c = htons(inet_csum_finish(sum));
     memcpy(tcp + 16, &c, 2);
     memcpy(pkt + hl, tcp, tcplen);
 

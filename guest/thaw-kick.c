@@ -12,6 +12,7 @@
  *  - The quoted header's TTL is checked against IP_MINTTL (the outer hop limit against
  *    IPV6_MINHOPCOUNT), so both say 255. */
 #include "guest/thaw-kick.h"
+#include "common/inet-csum.h"
 #include "common/macro.h"
 
 #include <arpa/inet.h>
@@ -49,43 +50,13 @@ const char *thaw_kick_verdict_name(enum thaw_kick_verdict v)
     return "?";
 }
 
-static uint32_t sum16(uint32_t sum, const uint8_t *p, size_t len)
-{
-    for (size_t i = 0; i + 1 < len; i += 2)
-        sum += (uint32_t)(p[i] << 8 | p[i + 1]);
-    if (len & 1)
-        sum += (uint32_t)p[len - 1] << 8;
-    return sum;
-}
-
-static void put_csum(uint8_t *at, uint32_t sum)
-{
-    while (sum >> 16)
-        sum = (sum & 0xffff) + (sum >> 16);
-    sum = ~sum & 0xffff;
-    at[0] = (uint8_t)(sum >> 8);
-    at[1] = (uint8_t)sum;
-}
-
-static void put16(uint8_t *p, uint16_t v)
-{
-    p[0] = (uint8_t)(v >> 8);
-    p[1] = (uint8_t)v;
-}
-
-static void put32(uint8_t *p, uint32_t v)
-{
-    put16(p, (uint16_t)(v >> 16));
-    put16(p + 2, (uint16_t)v);
-}
-
 /* The quoted segment: our header as we would have sent it at snd_una. */
 static void quoted_tcp(uint8_t *th, const struct tcp_conn_state *st, uint32_t snd_una)
 {
     memset(th, 0, 20);
-    put16(th, st->local.port);
-    put16(th + 2, st->remote.port);
-    put32(th + 4, snd_una);
+    put_be16(th, st->local.port);
+    put_be16(th + 2, st->remote.port);
+    put_be32(th + 4, snd_una);
     th[12] = 5 << 4;
     th[13] = 0x10; /* ACK */
 }
@@ -98,7 +69,7 @@ static size_t build_v4(uint8_t *pkt, const struct tcp_conn_state *st, uint32_t s
     size_t len = 20 + 8 + 20 + 20;
     memset(pkt, 0, len);
     pkt[0] = 0x45;
-    put16(pkt + 2, (uint16_t)len);
+    put_be16(pkt + 2, (uint16_t)len);
     pkt[8] = 255;
     pkt[9] = IPPROTO_ICMP;
     memcpy(pkt + 12, r4, 4);
@@ -107,14 +78,14 @@ static size_t build_v4(uint8_t *pkt, const struct tcp_conn_state *st, uint32_t s
     icmp[0] = ICMP_DEST_UNREACH_TYPE;
     icmp[1] = ICMP_HOST_UNREACH_CODE;
     in[0] = 0x45;
-    put16(in + 2, 40);
+    put_be16(in + 2, 40);
     in[8] = 255;
     in[9] = IPPROTO_TCP;
     memcpy(in + 12, l4, 4);
     memcpy(in + 16, r4, 4);
-    put_csum(in + 10, sum16(0, in, 20));
+    put_be16(in + 10, inet_csum(in, 20));
     quoted_tcp(in + 20, st, snd_una);
-    put_csum(icmp + 2, sum16(0, icmp, 8 + 40));
+    put_be16(icmp + 2, inet_csum(icmp, 8 + 40));
     return len;
 }
 
@@ -125,7 +96,7 @@ static size_t build_v6(uint8_t *pkt, const struct tcp_conn_state *st, uint32_t s
     size_t plen = 8 + 40 + 20;
     memset(pkt, 0, 40 + plen);
     pkt[0] = 0x60;
-    put16(pkt + 4, (uint16_t)plen);
+    put_be16(pkt + 4, (uint16_t)plen);
     pkt[6] = IPPROTO_ICMPV6;
     pkt[7] = 255;
     memcpy(pkt + 8, &st->remote.addr, 16);
@@ -133,17 +104,14 @@ static size_t build_v6(uint8_t *pkt, const struct tcp_conn_state *st, uint32_t s
     icmp[0] = ICMPV6_DEST_UNREACH_TYPE;
     icmp[1] = ICMPV6_NOROUTE_CODE;
     in[0] = 0x60;
-    put16(in + 4, 20);
+    put_be16(in + 4, 20);
     in[6] = IPPROTO_TCP;
     in[7] = 255;
     memcpy(in + 8, &st->local.addr, 16);
     memcpy(in + 24, &st->remote.addr, 16);
     quoted_tcp(in + 40, st, snd_una);
-    uint8_t pseudo[40] = {0};
-    memcpy(pseudo, pkt + 8, 32);
-    put32(pseudo + 32, (uint32_t)plen);
-    pseudo[39] = IPPROTO_ICMPV6;
-    put_csum(icmp + 2, sum16(sum16(0, pseudo, sizeof(pseudo)), icmp, plen));
+    uint32_t pseudo = inet_pseudo_sum(pkt + 8, pkt + 24, 16, IPPROTO_ICMPV6, (uint32_t)plen);
+    put_be16(icmp + 2, inet_csum_finish(inet_sum(icmp, plen, pseudo)));
     return 40 + plen;
 }
 

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "common/log.h"
+#include "common/inet-csum.h"
 #include "common/macro.h"
 #include "common/util.h"
 
@@ -41,34 +42,6 @@ static int parse_addr(const char *s, struct addr *a)
     return 0;
 }
 
-static uint32_t sum16(const uint8_t *p, size_t n, uint32_t s)
-{
-    for (size_t i = 0; i + 1 < n; i += 2)
-        s += (uint32_t)(p[i] << 8 | p[i + 1]);
-    if (n & 1)
-        s += (uint32_t)p[n - 1] << 8;
-    return s;
-}
-
-static uint16_t fold(uint32_t s)
-{
-    while (s >> 16)
-        s = (s & 0xffff) + (s >> 16);
-    return (uint16_t)~s;
-}
-
-static void put16(uint8_t *p, uint16_t v)
-{
-    p[0] = (uint8_t)(v >> 8);
-    p[1] = (uint8_t)v;
-}
-
-static void put32(uint8_t *p, uint32_t v)
-{
-    put16(p, (uint16_t)(v >> 16));
-    put16(p + 2, (uint16_t)v);
-}
-
 int peer_probe_build(const char *local, uint16_t lport, const char *remote, uint16_t rport,
                      uint32_t seq, uint32_t ack, uint8_t *buf, size_t len)
 {
@@ -82,31 +55,28 @@ int peer_probe_build(const char *local, uint16_t lport, const char *remote, uint
         return -ENOSPC;
     memset(buf, 0, ip + TCP_HDR);
     uint8_t *t = buf + ip;
-    put16(t, lport);
-    put16(t + 2, rport);
-    put32(t + 4, seq - 1); /* below what the peer acknowledged: never acceptable */
-    put32(t + 8, ack);
+    put_be16(t, lport);
+    put_be16(t + 2, rport);
+    put_be32(t + 4, seq - 1); /* below what the peer acknowledged: never acceptable */
+    put_be32(t + 8, ack);
     t[12] = (TCP_HDR / 4) << 4;
-    t[13] = 0x10;       /* ACK */
-    put16(t + 14, 512); /* some window; never a zero window */
+    t[13] = 0x10;          /* ACK */
+    put_be16(t + 14, 512); /* some window; never a zero window */
     /* pseudo-header: addresses, protocol, TCP length */
-    uint32_t s = sum16(src.b, alen, 0);
-    s = sum16(dst.b, alen, s);
-    s += IPPROTO_TCP + TCP_HDR;
-    s = sum16(t, TCP_HDR, s);
-    put16(t + 16, fold(s));
+    uint32_t s = inet_pseudo_sum(src.b, dst.b, alen, IPPROTO_TCP, TCP_HDR);
+    put_be16(t + 16, inet_csum_finish(inet_sum(t, TCP_HDR, s)));
     if (src.family == AF_INET) {
         buf[0] = 0x45;
-        put16(buf + 2, (uint16_t)(ip + TCP_HDR));
+        put_be16(buf + 2, (uint16_t)(ip + TCP_HDR));
         buf[6] = 0x40; /* DF */
         buf[8] = 64;
         buf[9] = IPPROTO_TCP;
         memcpy(buf + 12, src.b, 4);
         memcpy(buf + 16, dst.b, 4);
-        put16(buf + 10, fold(sum16(buf, 20, 0)));
+        put_be16(buf + 10, inet_csum(buf, 20));
     } else {
         buf[0] = 0x60;
-        put16(buf + 4, TCP_HDR);
+        put_be16(buf + 4, TCP_HDR);
         buf[6] = IPPROTO_TCP;
         buf[7] = 64;
         memcpy(buf + 8, src.b, 16);

@@ -2,6 +2,7 @@
  * pcap file or a frame is checked before it is used; nothing here trusts a byte. */
 #include "host/replay.h"
 #include "host/gate.h"
+#include "common/inet-csum.h"
 #include "common/log.h"
 #include "common/macro.h"
 #include "common/util.h"
@@ -187,16 +188,6 @@ const char *replay_verdict_name(enum replay_verdict v)
     return "?";
 }
 
-static uint16_t be16(const uint8_t *p)
-{
-    return (uint16_t)(p[0] << 8 | p[1]);
-}
-
-static uint32_t be32(const uint8_t *p)
-{
-    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
-
 static int mac_index(const struct replay_addrs *a, const uint8_t *mac)
 {
     for (size_t i = 0; i < a->n_macs; i++)
@@ -228,7 +219,7 @@ static enum replay_verdict validate_l3(const struct replay_addrs *a, uint16_t ty
             return REPLAY_TRUNCATED;
         if ((p[0] >> 4) != 4)
             return REPLAY_BAD_IP_HDR;
-        size_t ihl = (size_t)(p[0] & 0x0f) * 4, tot = be16(p + 2);
+        size_t ihl = (size_t)(p[0] & 0x0f) * 4, tot = get_be16(p + 2);
         if (ihl < 20 || tot < ihl)
             return REPLAY_BAD_IP_HDR;
         if (ihl > len || tot > len) /* Ethernet padding after tot is fine */
@@ -240,7 +231,7 @@ static enum replay_verdict validate_l3(const struct replay_addrs *a, uint16_t ty
             return REPLAY_TRUNCATED;
         if ((p[0] >> 4) != 6)
             return REPLAY_BAD_IP_HDR;
-        size_t plen = be16(p + 4);
+        size_t plen = get_be16(p + 4);
         if (plen == 0) /* jumbogram or garbage: neither is ours to replay */
             return REPLAY_BAD_IP_HDR;
         if (40 + plen > len)
@@ -261,7 +252,7 @@ enum replay_verdict replay_validate_frame(const struct replay_addrs *a, const ui
         return REPLAY_TOO_BIG;
     if ((frame[0] & 1) || mac_index(a, frame) < 0)
         return REPLAY_BAD_MAC;
-    return validate_l3(a, be16(frame + 12), frame + ETH_HLEN_, len - ETH_HLEN_);
+    return validate_l3(a, get_be16(frame + 12), frame + ETH_HLEN_, len - ETH_HLEN_);
 }
 
 /* ---- the buffer -------------------------------------------------------------------------- */
@@ -527,34 +518,6 @@ int replay_pcap_read(const char *path, const struct replay_addrs *a, struct repl
 
 /* ---- nflog ------------------------------------------------------------------------------- */
 
-static uint16_t ip_csum(const uint8_t *p, size_t len)
-{
-    uint32_t s = 0;
-    for (size_t i = 0; i + 1 < len; i += 2)
-        s += be16(p + i);
-    if (len & 1)
-        s += (uint32_t)p[len - 1] << 8;
-    while (s >> 16)
-        s = (s & 0xffff) + (s >> 16);
-    return (uint16_t)~s;
-}
-
-static uint32_t sum16(const uint8_t *p, size_t len, uint32_t s)
-{
-    for (size_t i = 0; i + 1 < len; i += 2)
-        s += be16(p + i);
-    if (len & 1)
-        s += (uint32_t)p[len - 1] << 8;
-    return s;
-}
-
-static uint16_t fold(uint32_t s)
-{
-    while (s >> 16)
-        s = (s & 0xffff) + (s >> 16);
-    return (uint16_t)s;
-}
-
 /* A TCP/UDP checksum the sender left to offload (CHECKSUM_PARTIAL: the field holds only the
  * folded pseudo-header sum, as for traffic from a local veth, a bridged VM or the host). The
  * frame was captured before any device finished it, and AF_PACKET sends it as it is, so the
@@ -562,48 +525,45 @@ static uint16_t fold(uint32_t s)
  * drops that frame as it would have). The frame must already be valid (validate_l3). */
 static void complete_partial_csum(uint8_t *f, size_t len)
 {
-    uint16_t type = be16(f + 12);
+    uint16_t type = get_be16(f + 12);
     uint8_t *ip = f + ETH_HLEN_;
     uint8_t proto;
     const uint8_t *src, *dst;
     size_t alen, l4off, l4len;
     if (type == ETHTYPE_IPV4) {
-        if (be16(ip + 6) & 0x3fff) /* a fragment: the checksum covers the whole datagram */
+        if (get_be16(ip + 6) & 0x3fff) /* a fragment: the checksum covers the whole datagram */
             return;
         proto = ip[9];
         alen = 4;
         src = ip + 12;
         dst = ip + 16;
         l4off = (size_t)(ip[0] & 0x0f) * 4;
-        l4len = be16(ip + 2) - l4off;
+        l4len = get_be16(ip + 2) - l4off;
     } else {
         proto = ip[6]; /* only when TCP/UDP follows the fixed header directly */
         alen = 16;
         src = ip + 8;
         dst = ip + 24;
         l4off = 40;
-        l4len = be16(ip + 4);
+        l4len = get_be16(ip + 4);
     }
     size_t coff = proto == 6 ? 16 : proto == 17 ? 6 : 0;
     if (!coff || l4len < coff + 2 || ETH_HLEN_ + l4off + l4len > len)
         return;
     uint8_t *l4 = ip + l4off;
-    uint16_t field = be16(l4 + coff);
+    uint16_t field = get_be16(l4 + coff);
     if (proto == 17 && type == ETHTYPE_IPV4 && field == 0) /* no checksum */
         return;
-    uint32_t pseudo = sum16(src, alen, 0);
-    pseudo = sum16(dst, alen, pseudo);
-    pseudo += proto + (uint32_t)(l4len & 0xffff) + (uint32_t)(l4len >> 16);
-    if (fold(sum16(l4, l4len, pseudo)) == 0xffff) /* already complete and right */
+    uint32_t pseudo = inet_pseudo_sum(src, dst, alen, proto, (uint32_t)l4len);
+    if (inet_fold(inet_sum(l4, l4len, pseudo)) == 0xffff) /* already complete and right */
         return;
-    if (field != fold(pseudo))
+    if (field != inet_fold(pseudo))
         return;
     l4[coff] = l4[coff + 1] = 0;
-    uint16_t c = (uint16_t)~fold(sum16(l4, l4len, pseudo));
+    uint16_t c = inet_csum_finish(inet_sum(l4, l4len, pseudo));
     if (proto == 17 && c == 0)
         c = 0xffff;
-    l4[coff] = (uint8_t)(c >> 8);
-    l4[coff + 1] = (uint8_t)c;
+    put_be16(l4 + coff, c);
 }
 
 /* Keep a frame from the kernel: validated, and with an offloaded checksum completed. */
@@ -642,9 +602,7 @@ static void keep_l3(const struct replay_addrs *a, struct replay_buf *b, uint64_t
             size_t ihl = (size_t)(l3[0] & 0x0f) * 4;
             l3[8]--;
             l3[10] = l3[11] = 0;
-            uint16_t c = ip_csum(l3, ihl);
-            l3[10] = (uint8_t)(c >> 8);
-            l3[11] = (uint8_t)c;
+            put_be16(l3 + 10, inet_csum(l3, ihl));
         } else if (family == AF_INET6 && l3[7] > 1) {
             l3[7]--;
         }
@@ -680,8 +638,8 @@ static int parse_attrs(const uint8_t *p, size_t len, struct nfattrs *x)
             if (vl < 16)
                 return -EBADMSG;
             {
-                uint64_t sec = (uint64_t)be32(v) << 32 | be32(v + 4);
-                uint64_t usec = (uint64_t)be32(v + 8) << 32 | be32(v + 12);
+                uint64_t sec = (uint64_t)get_be32(v) << 32 | get_be32(v + 4);
+                uint64_t usec = (uint64_t)get_be32(v + 8) << 32 | get_be32(v + 12);
                 if (sec < (1ull << 33) && usec < 1000000) {
                     x->ts_ns = sec * 1000000000u + usec * 1000u;
                     x->has_ts = true;
@@ -1063,30 +1021,18 @@ void replay_capture_close(struct replay_capture *c)
 #define TCP_URG 0x20
 #define TCP_CWR 0x80
 
-static void put_be16(uint8_t *p, uint16_t v)
-{
-    p[0] = (uint8_t)(v >> 8);
-    p[1] = (uint8_t)v;
-}
-
-static void put_be32(uint8_t *p, uint32_t v)
-{
-    put_be16(p, (uint16_t)(v >> 16));
-    put_be16(p + 2, (uint16_t)v);
-}
-
 /* The TCP pseudo-header sum of an IP packet (ip: its header) for l4len bytes of TCP. */
 static uint32_t tcp_pseudo(const uint8_t *ip, bool v4, size_t l4len)
 {
-    uint32_t s = v4 ? sum16(ip + 12, 8, 0) : sum16(ip + 8, 32, 0);
-    return s + 6u + (uint32_t)(l4len & 0xffff) + (uint32_t)(l4len >> 16);
+    return v4 ? inet_pseudo_sum(ip + 12, ip + 16, 4, 6, (uint32_t)l4len)
+              : inet_pseudo_sum(ip + 8, ip + 24, 16, 6, (uint32_t)l4len);
 }
 
 int replay_segment(const uint8_t *f, size_t len, unsigned mtu, replay_seg_emit_fn emit, void *ud)
 {
     if (!f || !emit || len < ETH_HLEN_ || len > REPLAY_MAX_FRAME || mtu > REPLAY_MAX_FRAME)
         return -EINVAL;
-    uint16_t type = be16(f + 12);
+    uint16_t type = get_be16(f + 12);
     const uint8_t *ip = f + ETH_HLEN_;
     size_t l3len = len - ETH_HLEN_, iphl, pktlen;
     uint8_t proto;
@@ -1095,21 +1041,21 @@ int replay_segment(const uint8_t *f, size_t len, unsigned mtu, replay_seg_emit_f
         if (l3len < 20 || (ip[0] >> 4) != 4)
             return -EBADMSG;
         iphl = (size_t)(ip[0] & 0x0f) * 4;
-        pktlen = be16(ip + 2);
+        pktlen = get_be16(ip + 2);
         if (iphl < 20 || pktlen < iphl || pktlen > l3len)
             return -EBADMSG;
         if (pktlen <= mtu)
             return 0;
-        if (ip_csum(ip, iphl) != 0)
+        if (inet_csum(ip, iphl) != 0)
             return -EBADMSG;
-        if (be16(ip + 6) & 0x3fff) /* a fragment: its TCP header may be elsewhere */
+        if (get_be16(ip + 6) & 0x3fff) /* a fragment: its TCP header may be elsewhere */
             return -EPROTONOSUPPORT;
         proto = ip[9];
     } else if (type == ETHTYPE_IPV6) {
         if (l3len < 40 || (ip[0] >> 4) != 6)
             return -EBADMSG;
         iphl = 40;
-        pktlen = 40 + (size_t)be16(ip + 4);
+        pktlen = 40 + (size_t)get_be16(ip + 4);
         if (pktlen == 40 || pktlen > l3len)
             return -EBADMSG;
         if (pktlen <= mtu)
@@ -1130,7 +1076,7 @@ int replay_segment(const uint8_t *f, size_t len, unsigned mtu, replay_seg_emit_f
     /* Never launder a corrupt frame: the checksum must be complete and right, or the
      * pseudo-header sum a sender left for offload (as complete_partial_csum accepts). */
     uint32_t pseudo = tcp_pseudo(ip, v4, l4len);
-    if (fold(sum16(th, l4len, pseudo)) != 0xffff && be16(th + 16) != fold(pseudo))
+    if (inet_fold(inet_sum(th, l4len, pseudo)) != 0xffff && get_be16(th + 16) != inet_fold(pseudo))
         return -EBADMSG;
     if (iphl + thl >= mtu)
         return -EINVAL;
@@ -1138,8 +1084,8 @@ int replay_segment(const uint8_t *f, size_t len, unsigned mtu, replay_seg_emit_f
     _cleanup_free_ uint8_t *seg = malloc(ETH_HLEN_ + mtu);
     if (!seg)
         return -ENOMEM;
-    uint32_t seq0 = be32(th + 4);
-    uint16_t id0 = v4 ? be16(ip + 4) : 0, urp = be16(th + 18);
+    uint32_t seq0 = get_be32(th + 4);
+    uint16_t id0 = v4 ? get_be16(ip + 4) : 0, urp = get_be16(th + 18);
     int n = 0;
     for (size_t off = 0; off < payload; off += mss, n++) {
         size_t chunk = payload - off < mss ? payload - off : mss;
@@ -1151,7 +1097,7 @@ int replay_segment(const uint8_t *f, size_t len, unsigned mtu, replay_seg_emit_f
             put_be16(sip + 2, (uint16_t)(iphl + thl + chunk));
             put_be16(sip + 4, (uint16_t)(id0 + n));
             sip[10] = sip[11] = 0;
-            put_be16(sip + 10, ip_csum(sip, iphl));
+            put_be16(sip + 10, inet_csum(sip, iphl));
         } else {
             put_be16(sip + 4, (uint16_t)(thl + chunk));
         }
@@ -1172,7 +1118,7 @@ int replay_segment(const uint8_t *f, size_t len, unsigned mtu, replay_seg_emit_f
         sth[13] = fl;
         sth[16] = sth[17] = 0;
         put_be16(sth + 16,
-                 (uint16_t)~fold(sum16(sth, thl + chunk, tcp_pseudo(sip, v4, thl + chunk))));
+                 inet_csum_finish(inet_sum(sth, thl + chunk, tcp_pseudo(sip, v4, thl + chunk))));
         int r = emit(ud, seg, hdrs + chunk);
         if (r < 0)
             return r;

@@ -11,6 +11,7 @@
 
 #include "host/gate.h"
 #include "host/replay.h"
+#include "common/inet-csum.h"
 #include "common/macro.h"
 #include "common/util.h"
 
@@ -41,16 +42,6 @@ static void addrs(struct replay_addrs *a)
     assert_int_equal(replay_addrs_add_ip(a, "fd00::2", -1), 0);
 }
 
-static uint16_t csum(const uint8_t *p, size_t len)
-{
-    uint32_t s = 0;
-    for (size_t i = 0; i + 1 < len; i += 2)
-        s += (uint32_t)(p[i] << 8 | p[i + 1]);
-    while (s >> 16)
-        s = (s & 0xffff) + (s >> 16);
-    return (uint16_t)~s;
-}
-
 /* An IPv4/UDP frame to dst_ip with payload_len bytes of payload. Returns its length. */
 static size_t v4_frame(uint8_t *f, const uint8_t *dst_mac, const char *dst_ip, size_t payload_len)
 {
@@ -68,7 +59,7 @@ static size_t v4_frame(uint8_t *f, const uint8_t *dst_mac, const char *dst_ip, s
     ip[9] = 17;
     inet_pton(AF_INET, "10.0.1.1", ip + 12);
     inet_pton(AF_INET, dst_ip, ip + 16);
-    uint16_t c = csum(ip, 20);
+    uint16_t c = inet_csum(ip, 20);
     ip[10] = (uint8_t)(c >> 8);
     ip[11] = (uint8_t)c;
     for (size_t i = 0; i < payload_len; i++)
@@ -541,7 +532,7 @@ static void test_nflog_parse(void **state)
     static const uint8_t zero[6];
     assert_memory_equal(r3 + 6, zero, 6);
     assert_int_equal(r3[14 + 8], 63);
-    assert_int_equal(csum(r3 + 14, 20), 0);
+    assert_int_equal(inet_csum(r3 + 14, 20), 0);
     assert_memory_equal(r3 + 14 + 12, f + 14 + 12, n1 - 26); /* the rest is untouched */
     /* 4 */
     assert_memory_equal(replay_buf_frame(&b, 2), f, n1);
@@ -582,17 +573,7 @@ static uint16_t udp_sum(const uint8_t *f)
 {
     const uint8_t *ip = f + 14, *udp = ip + 20;
     size_t ulen = (size_t)(udp[4] << 8 | udp[5]);
-    uint32_t s = 0;
-    for (int i = 12; i < 20; i += 2)
-        s += (uint32_t)(ip[i] << 8 | ip[i + 1]);
-    s += 17 + (uint32_t)ulen;
-    for (size_t i = 0; i + 1 < ulen; i += 2)
-        s += (uint32_t)(udp[i] << 8 | udp[i + 1]);
-    if (ulen & 1)
-        s += (uint32_t)udp[ulen - 1] << 8;
-    while (s >> 16)
-        s = (s & 0xffff) + (s >> 16);
-    return (uint16_t)s;
+    return inet_fold(inet_sum(udp, ulen, inet_pseudo_sum(ip + 12, ip + 16, 4, 17, (uint32_t)ulen)));
 }
 
 static void test_partial_checksum(void **state)
@@ -762,27 +743,11 @@ static void test_taps_and_gate_refusals(void **state)
 
 /* ---- software segmentation of TCP super-frames ---- */
 
-static uint32_t sum_be16(const uint8_t *p, size_t len, uint32_t s)
-{
-    for (size_t i = 0; i + 1 < len; i += 2)
-        s += (uint32_t)(p[i] << 8 | p[i + 1]);
-    if (len & 1)
-        s += (uint32_t)p[len - 1] << 8;
-    return s;
-}
-
-static uint16_t fold16(uint32_t s)
-{
-    while (s >> 16)
-        s = (s & 0xffff) + (s >> 16);
-    return (uint16_t)s;
-}
-
 /* The pseudo-header sum for l4len bytes of TCP after the IP header at ip. */
 static uint32_t pseudo_tcp(const uint8_t *ip, bool v4, size_t l4len)
 {
-    uint32_t s = v4 ? sum_be16(ip + 12, 8, 0) : sum_be16(ip + 8, 32, 0);
-    return s + 6 + (uint32_t)l4len;
+    return v4 ? inet_pseudo_sum(ip + 12, ip + 16, 4, 6, (uint32_t)l4len)
+              : inet_pseudo_sum(ip + 8, ip + 24, 16, 6, (uint32_t)l4len);
 }
 
 #define SEG_OPTS 12 /* NOP NOP timestamps: the options every segment must repeat */
@@ -811,7 +776,7 @@ static size_t tcp_frame(uint8_t *f, bool v4, size_t payload_len, uint8_t flags, 
         ip[9] = 6;
         inet_pton(AF_INET, "10.0.1.1", ip + 12);
         inet_pton(AF_INET, "10.0.0.2", ip + 16);
-        uint16_t c = csum(ip, 20);
+        uint16_t c = inet_csum(ip, 20);
         ip[10] = (uint8_t)(c >> 8);
         ip[11] = (uint8_t)c;
     } else {
@@ -849,7 +814,7 @@ static size_t tcp_frame(uint8_t *f, bool v4, size_t payload_len, uint8_t flags, 
     for (size_t i = 0; i < payload_len; i++)
         th[thl + i] = (uint8_t)(i * 7 + 3);
     uint32_t ps = pseudo_tcp(ip, v4, l4len);
-    uint16_t c = partial ? fold16(ps) : (uint16_t)~fold16(sum_be16(th, l4len, ps));
+    uint16_t c = partial ? inet_fold(ps) : (uint16_t)~inet_fold(inet_sum(th, l4len, ps));
     th[16] = (uint8_t)(c >> 8);
     th[17] = (uint8_t)c;
     return 14 + iphl + l4len;
@@ -894,7 +859,7 @@ static void check_segments(const uint8_t *orig, size_t olen, bool v4, unsigned m
         if (v4) {
             assert_int_equal(ip[2] << 8 | ip[3], iphl + thl + chunk);
             assert_int_equal(ip[4] << 8 | ip[5], (0xfffe + i) & 0xffff);
-            assert_int_equal(csum(ip, iphl), 0);
+            assert_int_equal(inet_csum(ip, iphl), 0);
             assert_memory_equal(ip + 6, orig + 14 + 6, 4); /* flags, TTL, protocol */
             assert_memory_equal(ip + 12, orig + 14 + 12, 8);
             assert_int_equal(ip[1], orig[15]);
@@ -921,7 +886,7 @@ static void check_segments(const uint8_t *orig, size_t olen, bool v4, unsigned m
             assert_int_equal(th[18] << 8 | th[19], urp0 - off);
         else
             assert_int_equal(th[18] << 8 | th[19], (oth[13] & 0x20) ? 0 : urp0);
-        assert_int_equal(fold16(sum_be16(th, thl + chunk, pseudo_tcp(ip, v4, thl + chunk))),
+        assert_int_equal(inet_fold(inet_sum(th, thl + chunk, pseudo_tcp(ip, v4, thl + chunk))),
                          0xffff);
         memcpy(joined + off, th + thl, chunk);
         off += chunk;
@@ -995,7 +960,7 @@ static void test_segment_refusals(void **state)
     memcpy(g, f, n);
     g[14 + 6] = 0x20; /* MF */
     g[14 + 10] = g[14 + 11] = 0;
-    uint16_t c = csum(g + 14, 20);
+    uint16_t c = inet_csum(g + 14, 20);
     g[14 + 10] = (uint8_t)(c >> 8);
     g[14 + 11] = (uint8_t)c;
     assert_int_equal(replay_segment(g, n, 1500, collect, &s), -EPROTONOSUPPORT);
