@@ -84,7 +84,7 @@ sleep 2
 for n in 1 2 3 4; do
   rc=0
   src=$HERE
-  NETCKPT_MIGRATE_FAULT=switchover migrate "$VM_WORK/m1.json" --precopy 30 || rc=$?
+  NETCKPT_MIGRATE_FAULT=switchover migrate "$VM_WORK/m1.json" || rc=$?
   jq -e .quiesced "$VM_WORK/m1.json" >/dev/null 2>&1 || {
     echo "note: faulted run $n switched over before the hold: $(jq -c .outcome "$VM_WORK/m1.json")"
     continue
@@ -103,7 +103,7 @@ sleep 2
 
 # 2. The migration.
 vm_stream_mark in out
-quiesced_migrate "$VM_WORK/m2.json" --precopy 30 || fail "migrate: rc $?: $(cat "$VM_WORK/m2.json" "$VM_WORK/m2.json.err")"
+quiesced_migrate "$VM_WORK/m2.json" || fail "migrate: rc $?: $(cat "$VM_WORK/m2.json" "$VM_WORK/m2.json.err")"
 jq -e '.outcome == "ok" and .switched_over and .quiesced and .dest_gate_left == false and
   .source_gate_left == false' "$VM_WORK/m2.json" >/dev/null ||
   fail "migrate json: $(cat "$VM_WORK/m2.json")"
