@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <linux/inet_diag.h>
 #include <linux/netlink.h>
+#include <linux/rtnetlink.h>
 #include <linux/sock_diag.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -65,6 +66,23 @@ static int parse_diag_msg(const void *payload, size_t len, struct sock_diag_tcp 
     e->uid = m.idiag_uid;
     e->cookie = (uint64_t)m.id.idiag_cookie[0] | ((uint64_t)m.id.idiag_cookie[1] << 32);
     e->ifindex = m.id.idiag_if;
+    /* Attributes: only INET_DIAG_INFO is kept. They are extras: a malformed run ends the walk
+     * (the socket stays listed, without tcp_info). */
+    size_t off = NLMSG_ALIGN(sizeof(m));
+    while (off + sizeof(struct rtattr) <= len) {
+        struct rtattr a;
+        memcpy(&a, (const uint8_t *)payload + off, sizeof(a));
+        if (a.rta_len < sizeof(a) || a.rta_len > len - off)
+            break;
+        if (a.rta_type == INET_DIAG_INFO) {
+            size_t tl = a.rta_len - RTA_LENGTH(0);
+            if (tl > sizeof(e->tcp_info))
+                tl = sizeof(e->tcp_info);
+            memcpy(e->tcp_info, (const uint8_t *)payload + off + RTA_LENGTH(0), tl);
+            e->tcp_info_len = (uint16_t)tl;
+        }
+        off += RTA_ALIGN(a.rta_len);
+    }
     return 0;
 }
 
@@ -197,8 +215,8 @@ static int receive_all(int fd, struct sock_diag_tcp **v, size_t *n, size_t *cap)
     }
 }
 
-static int dump_family(uint8_t family, uint32_t state_mask, struct sock_diag_tcp **v, size_t *n,
-                       size_t *cap)
+static int dump_family(uint8_t family, uint32_t state_mask, uint8_t ext, struct sock_diag_tcp **v,
+                       size_t *n, size_t *cap)
 {
     _cleanup_close_ int fd = open_diag_socket();
     if (fd < 0)
@@ -207,6 +225,7 @@ static int dump_family(uint8_t family, uint32_t state_mask, struct sock_diag_tcp
         .sdiag_family = family,
         .sdiag_protocol = IPPROTO_TCP,
         .idiag_states = state_mask,
+        .idiag_ext = ext,
     };
     int r = send_request(fd, SOCK_DIAG_BY_FAMILY, NLM_F_DUMP, &req);
     if (r < 0)
@@ -214,20 +233,30 @@ static int dump_family(uint8_t family, uint32_t state_mask, struct sock_diag_tcp
     return receive_all(fd, v, n, cap);
 }
 
-int sock_diag_tcp_list(uint32_t state_mask, struct sock_diag_tcp **out, size_t *n)
+static int list(uint32_t state_mask, uint8_t ext, struct sock_diag_tcp **out, size_t *n)
 {
     _cleanup_free_ struct sock_diag_tcp *v = NULL;
     size_t cnt = 0, cap = 0;
-    int r = dump_family(AF_INET, state_mask, &v, &cnt, &cap);
+    int r = dump_family(AF_INET, state_mask, ext, &v, &cnt, &cap);
     if (r < 0)
         return r;
-    r = dump_family(AF_INET6, state_mask, &v, &cnt, &cap);
+    r = dump_family(AF_INET6, state_mask, ext, &v, &cnt, &cap);
     /* A kernel without IPv6 has no AF_INET6 handler: that is an empty list, not a failure. */
     if (r < 0 && r != -ENOENT && r != -EAFNOSUPPORT)
         return r;
     *out = cnt ? TAKE_PTR(v) : NULL;
     *n = cnt;
     return 0;
+}
+
+int sock_diag_tcp_list(uint32_t state_mask, struct sock_diag_tcp **out, size_t *n)
+{
+    return list(state_mask, 0, out, n);
+}
+
+int sock_diag_tcp_list_info(uint32_t state_mask, struct sock_diag_tcp **out, size_t *n)
+{
+    return list(state_mask, 1u << (INET_DIAG_INFO - 1), out, n);
 }
 
 static void endpoint_to_diag(const struct tcp_endpoint *ep, uint8_t family, __be32 addr[4],

@@ -2,8 +2,8 @@
  * right now, for guest-net-status (the host's policy condition "defer while more than N
  * connections are retransmitting", docs/policy.md).
  *
- * Owns one sock_diag dump with TCP_INFO (INET_DIAG_INFO) per address family and the rule that
- * calls a connection retransmitting, i.e. its peer has stopped answering:
+ * Owns the rule that calls a connection retransmitting, i.e. its peer has stopped answering,
+ * applied to sock-diag's dump with TCP_INFO (sock_diag_tcp_list_info):
  *  - an RTO retransmission is outstanding (tcpi_retransmits > 0: the head segment timed out
  *    and no ACK has come since), or the RTO is backed off (tcpi_backoff > 0) with data
  *    unacknowledged;
