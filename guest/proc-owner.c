@@ -175,36 +175,55 @@ static int cmp_entry(const void *a, const void *b)
     return (x->owner.fd > y->owner.fd) - (x->owner.fd < y->owner.fd);
 }
 
-int proc_owner_scan(const char *proc_root, pid_t skip_pid, struct proc_owner_map *m)
+/* Open proc_root to walk its PID directories. */
+static int open_proc(const char *proc_root, DIR **out)
 {
-    m->v = NULL;
-    m->n = 0;
     int procfd = open(proc_root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (procfd < 0)
         return negative_errno();
-    _cleanup_closedir_ DIR *d = fdopendir(procfd);
+    DIR *d = fdopendir(procfd);
     if (!d) {
         int r = negative_errno();
         close(procfd);
         return r;
     }
-    struct vec v = {0};
-    const struct pid_scan every = {0};
+    *out = d;
+    return 0;
+}
+
+/* The next PID directory of d but skip_pid: 1 with *pid set, 0 at the end, or -errno. */
+static int next_pid(DIR *d, pid_t skip_pid, pid_t *pid)
+{
     struct dirent *de;
     errno = 0;
     while ((de = readdir(d))) {
-        unsigned long long pid;
-        if (!parse_uint(de->d_name, INT_MAX, &pid) || pid == 0 || (pid_t)pid == skip_pid)
-            continue;
-        int r = scan_pid(dirfd(d), (pid_t)pid, &every, &v.v, &v.n, &v.cap);
-        if (r < 0) {
-            free(v.v);
-            return r;
+        unsigned long long v;
+        if (parse_uint(de->d_name, INT_MAX, &v) && v != 0 && (pid_t)v != skip_pid) {
+            *pid = (pid_t)v;
+            return 1;
         }
         errno = 0;
     }
-    if (errno != 0) {
-        int r = negative_errno();
+    return errno ? negative_errno() : 0;
+}
+
+int proc_owner_scan(const char *proc_root, pid_t skip_pid, struct proc_owner_map *m)
+{
+    m->v = NULL;
+    m->n = 0;
+    _cleanup_closedir_ DIR *d = NULL;
+    int r = open_proc(proc_root, &d);
+    if (r < 0)
+        return r;
+    struct vec v = {0};
+    const struct pid_scan every = {0};
+    pid_t pid;
+    while ((r = next_pid(d, skip_pid, &pid)) > 0) {
+        r = scan_pid(dirfd(d), pid, &every, &v.v, &v.n, &v.cap);
+        if (r < 0)
+            break;
+    }
+    if (r < 0) {
         free(v.v);
         return r;
     }
@@ -250,47 +269,36 @@ int proc_owner_scan_held(const char *proc_root, pid_t skip_pid, const struct ino
     m->n = 0;
     if (!want || !hold)
         return -EINVAL;
-    int procfd = open(proc_root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (procfd < 0)
-        return negative_errno();
-    _cleanup_closedir_ DIR *d = fdopendir(procfd);
-    if (!d) {
-        int r = negative_errno();
-        close(procfd);
+    _cleanup_closedir_ DIR *d = NULL;
+    int r = open_proc(proc_root, &d);
+    if (r < 0)
         return r;
-    }
     /* Processes held in earlier rounds (sorted); those still listed are marked in seen. */
     size_t n_old = cache->n_procs;
     _cleanup_free_ bool *seen = n_old ? calloc(n_old, sizeof(*seen)) : NULL;
     if (n_old && !seen)
         return -ENOMEM;
     const struct pid_scan ps = {.want = want, .hold = hold, .ctx = ctx, .n_read = &cache->n_read};
-    struct dirent *de;
-    errno = 0;
-    while ((de = readdir(d))) {
-        unsigned long long pid;
-        if (!parse_uint(de->d_name, INT_MAX, &pid) || pid == 0 || (pid_t)pid == skip_pid)
-            continue;
-        const struct proc_owner_held *h = find_held(cache, n_old, (pid_t)pid);
+    pid_t pid;
+    while ((r = next_pid(d, skip_pid, &pid)) > 0) {
+        const struct proc_owner_held *h = find_held(cache, n_old, pid);
         if (h) {
             seen[h - cache->procs] = true; /* stopped since it was read: nothing to redo */
-            errno = 0;
             continue;
         }
         size_t first = cache->n;
-        int r = scan_pid(dirfd(d), (pid_t)pid, &ps, &cache->v, &cache->n, &cache->cap);
+        r = scan_pid(dirfd(d), pid, &ps, &cache->v, &cache->n, &cache->cap);
         if (r > 0)
-            r = push_held(cache, &(struct proc_owner_held){(pid_t)pid, first, cache->n - first});
+            r = push_held(cache, &(struct proc_owner_held){pid, first, cache->n - first});
         else
             cache->n = first; /* not held: nothing of it is kept */
         if (r < 0) {
             cache->n = first;
             return r;
         }
-        errno = 0;
     }
-    if (errno != 0)
-        return negative_errno();
+    if (r < 0)
+        return r;
 
     size_t total = 0;
     for (size_t i = 0; i < cache->n_procs; i++)
