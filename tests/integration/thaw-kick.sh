@@ -13,34 +13,8 @@ driver=$build/tests/integration/thaw-kick-driver
 [[ -x $driver ]] || { echo "missing $driver" >&2; exit 1; }
 
 pfx=nckk$$
-G=${pfx}g R=${pfx}r P=${pfx}p
-cleanup() {
-  for ns in "$G" "$R" "$P"; do ip netns del "$ns" 2>/dev/null || true; done
-}
-trap cleanup EXIT
-
-for ns in "$G" "$R" "$P"; do ip netns add "$ns"; done
-ip link add ${pfx}a netns "$G" type veth peer name ${pfx}b netns "$R"
-ip link add ${pfx}c netns "$R" type veth peer name ${pfx}d netns "$P"
-inns() { ip netns exec "$@"; }
-for ns in "$G" "$R" "$P"; do inns "$ns" ip link set lo up; done
-inns "$G" ip link set ${pfx}a up
-inns "$R" ip link set ${pfx}b up
-inns "$R" ip link set ${pfx}c up
-inns "$P" ip link set ${pfx}d up
-inns "$G" ip addr add 10.76.1.2/24 dev ${pfx}a
-inns "$R" ip addr add 10.76.1.1/24 dev ${pfx}b
-inns "$R" ip addr add 10.76.2.1/24 dev ${pfx}c
-inns "$P" ip addr add 10.76.2.2/24 dev ${pfx}d
-inns "$G" ip -6 addr add fd76:1::2/64 dev ${pfx}a nodad
-inns "$R" ip -6 addr add fd76:1::1/64 dev ${pfx}b nodad
-inns "$R" ip -6 addr add fd76:2::1/64 dev ${pfx}c nodad
-inns "$P" ip -6 addr add fd76:2::2/64 dev ${pfx}d nodad
-inns "$G" ip route add default via 10.76.1.1
-inns "$P" ip route add default via 10.76.2.1
-inns "$G" ip -6 route add default via fd76:1::1
-inns "$P" ip -6 route add default via fd76:2::1
-inns "$R" sysctl -qw net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1
+. "$(dirname "$0")/netns-lib.sh"
+netns_routed_begin $pfx 76
 mac() { inns "$1" cat /sys/class/net/$2/address; }
 neigh() { inns "$1" ip neigh replace "$2" lladdr "$3" nud permanent dev "$4"; }
 neigh "$G" 10.76.1.1 "$(mac "$R" ${pfx}b)" ${pfx}a
