@@ -5,22 +5,7 @@
 # table of the bridge family copies them to nflog (layer-2 header included) and drops them.
 # After the tap is back they replay unchanged: the peer's own MAC as source, TTL untouched.
 source "$(dirname "$0")/replay-lib.sh"
-ns_base "$NS_H"
-ns_base "$NS_P"
-hx ip link add br0 type bridge
-hx ip link set br0 up
-ip -n "$NS_H" link add hpb type veth peer name pv netns "$NS_P"
-hx ip link set hpb master br0
-hx ip link set hpb up
-ip -n "$NS_P" addr add 10.77.9.5/24 dev pv
-ip -n "$NS_P" link set pv up
-ip -n "$NS_P" neigh replace "$GUEST_IP" lladdr "$GUEST_MAC" dev pv nud permanent
-PEER_MAC=$(ip -n "$NS_P" -o link show pv | sed -n 's/.*link\/ether \([0-9a-f:]*\).*/\1/p')
-bridge_tap() {
-    hx ip tuntap add dev "$TAP" mode tap
-    hx ip link set "$TAP" master br0
-    hx ip link set "$TAP" up
-}
+bridge_topo
 bridge_tap
 N=40
 start_hold "$TMP/hold.out" hold-forward dom-b --mac "$GUEST_MAC" --ip "$GUEST_IP" \
@@ -42,11 +27,7 @@ start_tapcap "$TMP/got.pcap" $((N + 1)) 60
 hx "$REPLAYCTL" send "$TAP" --mac "$GUEST_MAC" --ip "$GUEST_IP" "$TMP/held.pcap" >"$TMP/send.out" ||
     fail "send: $(cat "$TMP/send.out")"
 cat "$TMP/send.out"
-px $CHECK marker "$GUEST_IP"
-wait "$TAPCAP_PID" || fail "tapcap failed"
-seqs=$($CHECK seqs "$TMP/got.pcap" | tr '\n' ' ')
-[[ $seqs == "$(seq 0 $((N - 1)) | tr '\n' ' ')marker " ]] || fail "order: $seqs"
-$CHECK routed "$TMP/got.pcap" "$PEER_MAC" "$GUEST_MAC" 64 || fail "bridged frames changed"
+expect_replayed $N "$PEER_MAC" 64
 $CHECK same "$TMP/held.pcap" "$TMP/got.pcap" $N || fail "replayed frames differ from the held ones"
 ok "bridged frames replayed unchanged and in order"
 echo PASS

@@ -125,3 +125,40 @@ kv() { # file word key
 }
 
 gate_to_guest() { hx "$GATECTL" counters "$1" | tr ' ' '\n' | sed -n 's/^to_guest_pkts=//p'; }
+
+# The bridged topology: H has br0 with the peer's veth hpb as a port; the peer pv 10.77.9.5
+# sits on the guest's L2 segment with a static neighbour for the guest (a warm ARP cache).
+# Sets PEER_MAC. bridge_tap (re)creates the guest's tap as a bridge port.
+bridge_topo() {
+    ns_base "$NS_H"
+    ns_base "$NS_P"
+    hx ip link add br0 type bridge
+    hx ip link set br0 up
+    ip -n "$NS_H" link add hpb type veth peer name pv netns "$NS_P"
+    hx ip link set hpb master br0
+    hx ip link set hpb up
+    ip -n "$NS_P" addr add 10.77.9.5/24 dev pv
+    ip -n "$NS_P" link set pv up
+    ip -n "$NS_P" neigh replace "$GUEST_IP" lladdr "$GUEST_MAC" dev pv nud permanent
+    PEER_MAC=$(ip -n "$NS_P" -o link show pv | sed -n 's/.*link\/ether \([0-9a-f:]*\).*/\1/p')
+}
+
+bridge_tap() {
+    hx ip tuntap add dev "$TAP" mode tap
+    hx ip link set "$TAP" master br0
+    hx ip link set "$TAP" up
+}
+
+pid_gone() { [[ ! -e /proc/$1 ]] || grep -q '^[^)]*) [ZX]' "/proc/$1/stat" 2>/dev/null; }
+
+# After a replay into the tap (tapcap started with start_tapcap "$TMP/got.pcap"): the peer's
+# marker ends the capture, which must hold frames 0..n-1 in order then the marker, each with
+# src_mac as source and the given TTL.
+expect_replayed() { # n src_mac ttl
+    px $CHECK marker "$GUEST_IP"
+    wait "$TAPCAP_PID" || fail "tapcap failed"
+    local seqs
+    seqs=$($CHECK seqs "$TMP/got.pcap" | tr '\n' ' ')
+    [[ $seqs == "$(seq 0 $(($1 - 1)) | tr '\n' ' ')marker " ]] || fail "order or strangers: $seqs"
+    $CHECK routed "$TMP/got.pcap" "$2" "$GUEST_MAC" "$3" || fail "not delivered as expected (source $2, TTL $3)"
+}
