@@ -23,13 +23,8 @@ tmp=$(mktemp -d /tmp/nc-dcli-XXXXXX)
 ns=ncdcli$$
 tap=ncdc$$
 pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill -CONT "$p" 2>/dev/null || true; kill -KILL "$p" 2>/dev/null || true; done
-  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-  ip netns del "$ns" 2>/dev/null || true
-  rm -rf "$tmp"
-}
-trap cleanup EXIT
+source "$(dirname "$0")/daemon-lib.sh"
+trap daemon_cleanup EXIT
 fail() {
   echo "FAIL: $*" >&2
   for f in "$tmp"/*.log "$tmp"/err* "$tmp"/out*; do [[ -f $f ]] && { echo "--- $f" >&2; tail -20 "$f" >&2; }; done
@@ -38,33 +33,11 @@ fail() {
 ok() { echo "ok - $*"; }
 in_ns() { ip netns exec "$ns" "$@"; }
 
-ip netns add "$ns"
-in_ns ip link set lo up
-in_ns ip tuntap add dev "$tap" mode tap
-in_ns ip link set "$tap" up
+daemon_ns_tap "$ns" "$tap"
 
 # A test-driver "host" with one running domain: a real tap, an agent channel on a UNIX socket.
-cat >"$tmp/node.xml" <<XML
-<node>
-  <domain type='test'>
-    <name>tvm</name>
-    <uuid>6695eb01-f6a4-8304-79aa-97f2502e193f</uuid>
-    <memory>65536</memory>
-    <vcpu>1</vcpu>
-    <os><type>hvm</type></os>
-    <devices>
-      <interface type='ethernet'>
-        <mac address='52:54:00:12:34:56'/>
-        <target dev='$tap' managed='no'/>
-      </interface>
-      <channel type='unix'>
-        <source mode='bind' path='$tmp/agent.sock'/>
-        <target type='virtio' name='org.netckpt.agent.0'/>
-      </channel>
-    </devices>
-  </domain>
-</node>
-XML
+daemon_node_xml "$tmp/node.xml" tvm 6695eb01-f6a4-8304-79aa-97f2502e193f "$tap" "$tmp/agent.sock" \
+  52:54:00:12:34:56
 URI="test://$tmp/node.xml"
 ip netns exec "$ns" "$AGENT" --method unix-listen --path "$tmp/agent.sock" \
   --state-file "$tmp/agent.state" >"$tmp/agent.log" 2>&1 &
@@ -83,11 +56,7 @@ NETCKPT_AGENT_TIMEOUT_MS=20000 ip netns exec "$ns" "$D" -c "$URI" -s "$S" -d "$t
   -m "$tmp/metrics.prom" >"$tmp/daemon.log" 2>&1 &
 pids+=($!)
 main=$!
-for _ in $(seq 200); do
-  [[ -S $S ]] && "$CALL" "$S" status >/dev/null 2>&1 && break
-  kill -0 "$main" 2>/dev/null || fail "netckptd exited"
-  sleep 0.05
-done
+daemon_wait_up "$CALL" "$S" "$main"
 for _ in $(seq 100); do [[ -S $tmp/agent.sock ]] && break; sleep 0.05; done
 
 nc() { in_ns "$NC" -c "$URI" "$@"; }

@@ -17,13 +17,8 @@ tmp=$(mktemp -d /tmp/nc-daemon-r-XXXXXX)
 ns=ncdrec$$
 tap=ncdr$$
 pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill -KILL "$p" 2>/dev/null || true; done
-  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-  ip netns del "$ns" 2>/dev/null || true
-  rm -rf "$tmp"
-}
-trap cleanup EXIT
+source "$(dirname "$0")/daemon-lib.sh"
+trap daemon_cleanup EXIT
 fail() {
   echo "FAIL: $*" >&2
   [[ -f $tmp/log ]] && tail -30 "$tmp/log" >&2
@@ -37,10 +32,7 @@ wait_installed() {
   return 1
 }
 STATE=$tmp/state
-ip netns add "$ns"
-in_ns ip link set lo up
-in_ns ip tuntap add dev "$tap" mode tap
-in_ns ip link set "$tap" up
+daemon_ns_tap "$ns" "$tap"
 
 # A holder that dies with its gate up, and one that stays alive.
 ip netns exec "$ns" "$GATECTL" hold "$STATE" dom-dead "$tap" &
@@ -71,11 +63,7 @@ S=$tmp/netckptd.sock
 "$D" -c test:///default -s "$S" -d "$STATE" -p "$tmp/pol" -m "$tmp/metrics.prom" >"$tmp/log" 2>&1 &
 pids+=($!)
 main=$!
-for _ in $(seq 200); do
-  [[ -S $S ]] && "$CALL" "$S" status >/dev/null 2>&1 && break
-  kill -0 "$main" 2>/dev/null || fail "netckptd exited"
-  sleep 0.05
-done
+daemon_wait_up "$CALL" "$S" "$main"
 
 ! installed dom-dead || fail "the dead holder's gate is still up"
 installed dom-live || fail "the live holder's gate was lifted"

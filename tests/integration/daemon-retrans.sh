@@ -9,6 +9,7 @@
 #    metric, job outcome); once the path is back the count drops to 0 and the next run is not
 #    deferred.
 source "$(dirname "$0")/agent-lib.sh"
+source "$(dirname "$0")/daemon-lib.sh"
 D=$NETCKPT_BUILD_DIR/host/netckptd
 CALL=$NETCKPT_BUILD_DIR/tests/tools/daemon-call
 
@@ -54,24 +55,7 @@ ok "peer blackholed: guest-net-status reports 1 retransmitting connection after 
 
 # netckptd in G, a test-driver domain whose agent is this agent.
 ip -n "$NS_G" tuntap add dev ncrt0 mode tap
-cat >"$TMP/node.xml" <<XML
-<node>
-  <domain type='test'>
-    <name>rvm</name>
-    <uuid>6695eb01-f6a4-8304-79aa-97f2502e1940</uuid>
-    <memory>65536</memory>
-    <vcpu>1</vcpu>
-    <os><type>hvm</type></os>
-    <devices>
-      <interface type='ethernet'><target dev='ncrt0' managed='no'/></interface>
-      <channel type='unix'>
-        <source mode='bind' path='$SOCK'/>
-        <target type='virtio' name='org.netckpt.agent.0'/>
-      </channel>
-    </devices>
-  </domain>
-</node>
-XML
+daemon_node_xml "$TMP/node.xml" rvm 6695eb01-f6a4-8304-79aa-97f2502e1940 ncrt0 "$SOCK"
 mkdir -p "$TMP/pol"
 cat >"$TMP/pol/r.xml" <<XML
 <policy><name>quiet</name><domains><domain>rvm</domain></domains>
@@ -84,11 +68,7 @@ XML
 S=$TMP/netckptd.sock
 start_in "$NS_G" "$D" -c "test://$TMP/node.xml" -s "$S" -d "$TMP/state" -p "$TMP/pol" \
   -m "$TMP/metrics.prom"
-for _ in $(seq 200); do
-  [[ -S $S ]] && "$CALL" "$S" status >/dev/null 2>&1 && break
-  sleep 0.05
-done
-"$CALL" "$S" status >/dev/null || fail "netckptd did not come up"
+daemon_wait_up "$CALL" "$S"
 
 out=$("$CALL" "$S" policy-run '{"name":"quiet","wait":true}') || fail "policy-run: $out"
 jq -e '.results[0].outcome == "deferred"' <<<"$out" >/dev/null || fail "not deferred: $out"
