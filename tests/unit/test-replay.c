@@ -59,9 +59,7 @@ static size_t v4_frame(uint8_t *f, const uint8_t *dst_mac, const char *dst_ip, s
     ip[9] = 17;
     inet_pton(AF_INET, "10.0.1.1", ip + 12);
     inet_pton(AF_INET, dst_ip, ip + 16);
-    uint16_t c = inet_csum(ip, 20);
-    ip[10] = (uint8_t)(c >> 8);
-    ip[11] = (uint8_t)c;
+    put_be16(ip + 10, inet_csum(ip, 20));
     for (size_t i = 0; i < payload_len; i++)
         ip[28 + i] = (uint8_t)i;
     return 14 + tot;
@@ -776,9 +774,7 @@ static size_t tcp_frame(uint8_t *f, bool v4, size_t payload_len, uint8_t flags, 
         ip[9] = 6;
         inet_pton(AF_INET, "10.0.1.1", ip + 12);
         inet_pton(AF_INET, "10.0.0.2", ip + 16);
-        uint16_t c = inet_csum(ip, 20);
-        ip[10] = (uint8_t)(c >> 8);
-        ip[11] = (uint8_t)c;
+        put_be16(ip + 10, inet_csum(ip, 20));
     } else {
         f[12] = 0x86;
         f[13] = 0xdd;
@@ -960,9 +956,7 @@ static void test_segment_refusals(void **state)
     memcpy(g, f, n);
     g[14 + 6] = 0x20; /* MF */
     g[14 + 10] = g[14 + 11] = 0;
-    uint16_t c = inet_csum(g + 14, 20);
-    g[14 + 10] = (uint8_t)(c >> 8);
-    g[14 + 11] = (uint8_t)c;
+    put_be16(g + 14 + 10, inet_csum(g + 14, 20));
     assert_int_equal(replay_segment(g, n, 1500, collect, &s), -EPROTONOSUPPORT);
     n = tcp_frame(f, false, 3000, 0x10, 0, false);
     memcpy(g, f, n);
