@@ -7,20 +7,9 @@
 #  3. the streams end verified byte-exact in both directions.
 set -euo pipefail
 source "${NETCKPT_SOURCE_DIR:?}/tests/e2e/lib/vm-env.sh"
-vm_env_init ckfault
-vm_image_build
-((VM_HAS_AGENT && VM_HAS_WORKLOAD)) || vm_die "the guest image needs the static agent and workload"
-vm_net_up
-vm_start
-vm_wait_ready
+vm_e2e_begin ckfault
 
-NC=$VM_BUILD/host/netckpt
 WL=$(vm_workload_bin)
-export NETCKPT_STATE_DIR=$VM_WORK/state
-fail() { echo "FAIL: $*" >&2; exit 1; }
-ok() { echo "ok - $*"; }
-state() { vm_virsh domstate "$VM_NAME" 2>/dev/null | head -n1; }
-gate_count() { vm_host nft -j list tables netdev 2>/dev/null | jq '[.nftables[] | select(.table)] | length'; }
 journal_step() { # wait until the journal shows step $1
   for _ in $(seq 500); do
     grep -qs "\"step\": *\"$1\"" "$NETCKPT_STATE_DIR"/journal/*.json && return 0

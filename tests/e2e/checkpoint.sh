@@ -10,31 +10,11 @@
 # NETCKPT_E2E_OUTAGE (seconds, default 2) sets the outage of step 1.
 set -euo pipefail
 source "${NETCKPT_SOURCE_DIR:?}/tests/e2e/lib/vm-env.sh"
-vm_env_init ckpt
-vm_image_build
-((VM_HAS_AGENT && VM_HAS_WORKLOAD)) || vm_die "the guest image needs the static agent and workload"
-vm_net_up
-vm_start
-vm_wait_ready
+vm_e2e_begin ckpt
 
-NC=$VM_BUILD/host/netckpt
 WL=$(vm_workload_bin)
-export NETCKPT_STATE_DIR=$VM_WORK/state
 OUTAGE=${NETCKPT_E2E_OUTAGE:-2}
-fail() { echo "FAIL: $*" >&2; exit 1; }
-ok() { echo "ok - $*"; }
 nc() { vm_host "$NC" -c "$VM_URI" "$@"; }
-nc_json() { # OUT ARGS...: run netckpt --json, keep stdout in OUT, return its exit code
-  local out=$1
-  shift
-  set +e
-  vm_host "$NC" -c "$VM_URI" --json "$@" >"$out" 2>"$out.err"
-  local rc=$?
-  set -e
-  return $rc
-}
-state() { vm_virsh domstate "$VM_NAME" 2>/dev/null | head -n1; }
-gate_count() { vm_host nft -j list tables netdev 2>/dev/null | jq '[.nftables[] | select(.table)] | length'; }
 
 # Streams from the peer: two in both directions at a steady rate, one idle.
 vm_bg_peer "$VM_WORK/stream.log" "$WL" stream --connect "$VM_GUEST_IP:$VM_WORKLOAD_PORT" \

@@ -16,31 +16,12 @@ set -euo pipefail
 source "${NETCKPT_SOURCE_DIR:?}/tests/e2e/lib/vm-env.sh"
 HANG_S=${NETCKPT_E2E_HANG:-12}
 VM_CMDLINE_EXTRA="netckpt.agentenv=NETCKPT_AGENT_FAULT_FREEZE_AT=1,NETCKPT_AGENT_FAULT_CRASH=1 netckpt.agenthang=$HANG_S@2"
-vm_env_init ckagent
-vm_image_build
-((VM_HAS_AGENT && VM_HAS_WORKLOAD)) || vm_die "the guest image needs the static agent and workload"
-vm_net_up
-vm_start
-vm_wait_ready
+vm_e2e_begin ckagent
 
-NC=$VM_BUILD/host/netckpt
-export NETCKPT_STATE_DIR=$VM_WORK/state
 # A hung agent must not cost the default 30 s per call.
 export NETCKPT_AGENT_TIMEOUT_MS=4000
 T0=$SECONDS
-fail() { echo "FAIL: $*" >&2; exit 1; }
 ok() { echo "ok - $* [t=$((SECONDS - T0))s]"; }
-nc_json() { # OUT ARGS...: netckpt --json, stdout in OUT, stderr in OUT.err; returns its exit code
-  local out=$1
-  shift
-  set +e
-  vm_host "$NC" -c "$VM_URI" --json "$@" >"$out" 2>"$out.err"
-  local rc=$?
-  set -e
-  return $rc
-}
-state() { vm_virsh domstate "$VM_NAME" 2>/dev/null | head -n1; }
-gate_count() { vm_host nft -j list tables netdev 2>/dev/null | jq '[.nftables[] | select(.table)] | length'; }
 # after_rollback NAME: the promise after a failed checkpoint: VM running, no gate, no journal
 # entry, no bundle left.
 after_rollback() {

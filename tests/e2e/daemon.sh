@@ -15,12 +15,7 @@
 # fight it for QEMU's monitor): states come from the daemon's status.
 set -euo pipefail
 source "${NETCKPT_SOURCE_DIR:?}/tests/e2e/lib/vm-env.sh"
-vm_env_init daemon
-vm_image_build
-((VM_HAS_AGENT && VM_HAS_WORKLOAD)) || vm_die "the guest image needs the static agent and workload"
-vm_net_up
-vm_start
-vm_wait_ready
+vm_e2e_begin daemon
 
 D=$VM_BUILD/host/netckptd
 CALL=$VM_BUILD/tests/tools/daemon-call
@@ -32,9 +27,7 @@ fail() {
   tail -40 "$VM_WORK"/daemon*.log >&2 2>/dev/null || true
   exit 1
 }
-ok() { echo "ok - $*"; }
 call() { "$CALL" "$SOCK" "$@"; }
-gate_count() { vm_host nft -j list tables netdev 2>/dev/null | jq '[.nftables[] | select(.table)] | length'; }
 dstate() { call status "{\"domain\":\"$VM_NAME\"}" | jq -r .state; }
 start_daemon() { # log
   vm_bg_host "$1" "$D" -c "$VM_URI" -s "$SOCK" -d "$STATE" -p "$VM_WORK/pol" \

@@ -23,16 +23,9 @@ set -euo pipefail
 # One dialer per port: from-guest streams take exactly one connection each.
 export VM_DIAL=${VM_DIAL:-7100/1,7101/1}
 source "${NETCKPT_SOURCE_DIR:?}/tests/e2e/lib/vm-env.sh"
-vm_env_init outmx
-vm_image_build
-((VM_HAS_AGENT && VM_HAS_WORKLOAD)) || vm_die "the guest image needs the static agent and workload"
-vm_net_up
-vm_start
-vm_wait_ready
+vm_e2e_begin outmx
 
-NC=$VM_BUILD/host/netckpt
 QGA=$VM_BUILD/tests/tools/qga-call
-export NETCKPT_STATE_DIR=$VM_WORK/state
 export NETCKPT_NO_DAEMON=1 # this test's own transactions, even if some netckptd runs
 # A stop-mode checkpoint leaves a holder process (host/hold.h) that ends when its record file
 # goes: remove the records before the harness' teardown, so a failed run (whose work directory
@@ -45,25 +38,13 @@ t=30 replay=on neigh=static clock=sync
 t=30 replay=off neigh=static clock=keep
 t=0 replay=on neigh=static clock=sync flood=4500'
 MATRIX=${NETCKPT_E2E_MATRIX:-$DEFAULT_MATRIX}
-fail() { echo "FAIL: $*" >&2; exit 1; }
 ok() { echo "ok - $* [t=$((SECONDS - T0))s]"; }
-nc_json() { # OUT ARGS...: netckpt --json, stdout in OUT, stderr in OUT.err; returns its exit code
-  local out=$1
-  shift
-  set +e
-  vm_host "$NC" -c "$VM_URI" --json "$@" >"$out" 2>"$out.err"
-  local rc=$?
-  set -e
-  return $rc
-}
 # forget_pid PID: a background process we reaped ourselves; teardown must not signal its PID.
 forget_pid() {
   local i
   for i in "${!VM_PIDS[@]}"; do [[ ${VM_PIDS[$i]} == "$1" ]] && unset "VM_PIDS[$i]"; done
   return 0
 }
-state() { vm_virsh domstate "$VM_NAME" 2>/dev/null | head -n1; }
-gate_count() { vm_host nft -j list tables netdev 2>/dev/null | jq '[.nftables[] | select(.table)] | length'; }
 
 # The guest clock's skew over the agent channel: guest-sync-delimited first (the stream may
 # hold a half-read request), then guest-get-time a few times; the sample with the shortest

@@ -13,31 +13,9 @@
 set -euo pipefail
 VM_DIAL=" " # no guest-dialled connections: the helper opens all of them
 source "${NETCKPT_SOURCE_DIR:?}/tests/e2e/lib/vm-env.sh"
-vm_env_init rollback
-vm_image_build
-((VM_HAS_AGENT && VM_HAS_WORKLOAD)) || vm_die "the guest image needs the static agent and workload"
-vm_net_up
-vm_start
-vm_wait_ready
+vm_e2e_begin rollback
 
-NC=$VM_BUILD/host/netckpt
-export NETCKPT_STATE_DIR=$VM_WORK/state
 ECHO_PORT=$((VM_WORKLOAD_PORT + 1))
-fail() {
-  echo "FAIL: $*" >&2
-  exit 1
-}
-ok() { echo "ok - $*"; }
-nc_json() { # OUT ARGS...: run netckpt --json, keep stdout in OUT, return its exit code
-  local out=$1
-  shift
-  set +e
-  vm_host "$NC" -c "$VM_URI" --json "$@" >"$out" 2>"$out.err"
-  local rc=$?
-  set -e
-  return $rc
-}
-state() { vm_virsh domstate "$VM_NAME" 2>/dev/null | head -n1; }
 stop_vm() { # a one-shot virsh on the embedded driver can race its reconnect to QEMU: retry
   for _ in $(seq 20); do
     vm_virsh destroy "$VM_NAME" >/dev/null 2>&1 || true

@@ -19,6 +19,8 @@
 #   vm_peer CMD...                # run CMD in the peer namespace
 #   vm_virsh ARGS...              # virsh on the embedded root, inside VM_NS_HOST
 #   vm_host CMD...                # run CMD in the tap's namespace (netckpt runs there too)
+# or, for a netckpt test, vm_e2e_begin mytest: the five steps above plus NC, the state dir and
+# the usual helpers (see there).
 # Everything is torn down in the EXIT trap, also on failure: the domain is destroyed, any QEMU
 # still alive whose PID is in the root's pid file is killed (that PID only), namespaces are
 # deleted (which removes the tap and veth), and the root is removed unless VM_KEEP=1.
@@ -408,6 +410,39 @@ vm_neigh() {
 vm_now() { date +%s.%N; }
 # vm_elapsed START: seconds since START (from vm_now), 3 decimals.
 vm_elapsed() { awk -v a="$1" -v b="$(date +%s.%N)" 'BEGIN { printf "%.3f", b - a }'; }
+
+# vm_e2e_begin NAME: the start of a netckpt e2e test: vm_env_init NAME, the image (which must
+# have the static agent and the workload), the network, the boot, the guest ready; then
+# NC (the netckpt binary), NETCKPT_STATE_DIR=$VM_WORK/state (exported) and the helpers fail,
+# ok, nc_json OUT ARGS... (netckpt --json: stdout in OUT, stderr in OUT.err, its exit code),
+# state (the domain's state) and gate_count (netdev tables in VM_NS_HOST). Defined only when
+# called, so the other users of this file keep their own; a test may redefine any after it.
+vm_e2e_begin() {
+  vm_env_init "$1"
+  vm_image_build
+  ((VM_HAS_AGENT && VM_HAS_WORKLOAD)) || vm_die "the guest image needs the static agent and workload"
+  vm_net_up
+  vm_start
+  vm_wait_ready
+  NC=$VM_BUILD/host/netckpt
+  export NETCKPT_STATE_DIR=$VM_WORK/state
+  fail() {
+    echo "FAIL: $*" >&2
+    exit 1
+  }
+  ok() { echo "ok - $*"; }
+  nc_json() {
+    local out=$1
+    shift
+    set +e
+    vm_host "$NC" -c "$VM_URI" --json "$@" >"$out" 2>"$out.err"
+    local rc=$?
+    set -e
+    return $rc
+  }
+  state() { vm_virsh domstate "$VM_NAME" 2>/dev/null | head -n1; }
+  gate_count() { vm_host nft -j list tables netdev 2>/dev/null | jq '[.nftables[] | select(.table)] | length'; }
+}
 
 # vm_env_teardown: everything vm_env_init and later steps created; safe to call twice.
 vm_env_teardown() {
