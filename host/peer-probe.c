@@ -3,6 +3,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <inttypes.h>
 #include <netinet/in.h>
 #include <stdbool.h>
 #include <string.h>
@@ -13,6 +14,7 @@
 #include "common/inet-csum.h"
 #include "common/macro.h"
 #include "common/util.h"
+#include "host/tap-watch.h"
 
 #define TCP_HDR 20
 
@@ -85,44 +87,33 @@ int peer_probe_build(const char *local, uint16_t lport, const char *remote, uint
     return (int)(ip + TCP_HDR);
 }
 
-static json_object *get(json_object *o, const char *k)
-{
-    json_object *v = NULL;
-    return o && json_object_object_get_ex(o, k, &v) ? v : NULL;
-}
-
-static int64_t get_int(json_object *o, const char *k, int64_t dflt)
-{
-    json_object *v = get(o, k);
-    return v && json_object_is_type(v, json_type_int) ? json_object_get_int64(v) : dflt;
-}
-
+/* The connections as tap-watch reads them from the image (endpoints, snd_una, rcv_nxt): one
+ * reading of the image serves the thaw's watch and the probes. */
 int peer_probe_image(json_object *image, char *err, size_t errlen)
 {
-    json_object *conns = get(image, "connections");
-    if (!conns || !json_object_is_type(conns, json_type_array))
-        return -EINVAL;
+    _cleanup_(tap_watch_stop) struct tap_watch w = {0};
+    int r = tap_watch_init_conns(&w, image);
+    if (r < 0)
+        return r;
+    json_object *conns = NULL;
+    json_object_object_get_ex(image, "connections", &conns);
+    size_t skipped = json_object_array_length(conns) - w.n;
     int fds[2] = {-1, -1}; /* AF_INET, AF_INET6, opened on first use */
-    int sent = 0, first_err = 0;
-    for (size_t i = 0; i < json_object_array_length(conns); i++) {
-        json_object *c = json_object_array_get_idx(conns, i);
-        json_object *lo = get(c, "local"), *re = get(c, "remote");
-        const char *la = json_object_get_string(get(lo, "addr"));
-        const char *ra = json_object_get_string(get(re, "addr"));
-        int64_t lp = get_int(lo, "port", -1), rp = get_int(re, "port", -1);
-        uint32_t snd_seq = (uint32_t)get_int(c, "snd_seq", 0);
-        uint32_t unacked = (uint32_t)get_int(get(c, "unacked"), "len", 0);
-        uint32_t unsent = (uint32_t)get_int(get(c, "unsent"), "len", 0);
-        uint32_t rcv = (uint32_t)get_int(c, "rcv_seq", 0);
+    int sent = 0, first_err = skipped ? -EINVAL : 0;
+    if (skipped)
+        set_errbuf(err, errlen, "%zu connection(s): no usable addresses", skipped);
+    for (size_t i = 0; i < w.n; i++) {
+        const struct tap_watch_conn *c = &w.c[i];
+        char la[INET6_ADDRSTRLEN], ra[INET6_ADDRSTRLEN];
+        inet_ntop(AF_INET6, &c->gaddr, la, sizeof(la)); /* v4-mapped reads as IPv4 again */
+        inet_ntop(AF_INET6, &c->paddr, ra, sizeof(ra));
         uint8_t pkt[64];
-        int n = lp > 0 && lp <= 65535 && rp > 0 && rp <= 65535
-                    ? peer_probe_build(la, (uint16_t)lp, ra, (uint16_t)rp,
-                                       snd_seq - unacked - unsent, rcv, pkt, sizeof(pkt))
-                    : -EINVAL;
+        int n =
+            peer_probe_build(la, c->gport, ra, c->pport, c->snd_una, c->rcv_nxt, pkt, sizeof(pkt));
         if (n < 0) {
             if (!first_err) {
                 first_err = n;
-                set_errbuf(err, errlen, "connection %zu: no usable addresses", i);
+                set_errbuf(err, errlen, "connection %" PRIu32 ": no usable addresses", c->id);
             }
             continue;
         }
@@ -156,7 +147,7 @@ int peer_probe_image(json_object *image, char *err, size_t errlen)
             int e = negative_errno();
             if (!first_err) {
                 first_err = e;
-                set_errbuf(err, errlen, "probe to %s:%d: %s", ra, (int)rp, strerror(-e));
+                set_errbuf(err, errlen, "probe to %s:%u: %s", ra, c->pport, strerror(-e));
             }
             continue;
         }
