@@ -135,17 +135,6 @@ static int check_known(json_object *args, const struct daemon_arg *known, struct
     return qga_args_check_known(args, names, err);
 }
 
-static bool opt_bool(json_object *args, const char *key, bool dflt, int *r, struct qga_error *err)
-{
-    bool v = dflt;
-    if (*r >= 0) {
-        int q = qga_arg_bool(args, key, false, &v, err);
-        if (q < 0)
-            *r = q;
-    }
-    return v;
-}
-
 /* Resolve a name or UUID to the domain's name. -ENOENT when libvirt has no such domain. */
 static int canonical_name(struct daemon *d, const char *in, char *out, size_t len,
                           struct qga_error *err)
@@ -194,6 +183,78 @@ static int replay_limit_arg(json_object *args, uint32_t *out, struct qga_error *
     return r;
 }
 
+/* A string argument with no control characters (it ends up in libvirt URIs and paths). */
+static int plain_string(json_object *args, const char *key, bool required, size_t max,
+                        const char **out, struct qga_error *err)
+{
+    int r = qga_arg_string(args, key, required, max, out, err);
+    if (r <= 0)
+        return r;
+    for (const char *c = *out; *c; c++)
+        if ((unsigned char)*c < 0x20 || *c == 0x7f) {
+            qga_error_set(err, QGA_ERR_INVALID_PARAMETER, "%s: no control characters", key);
+            return -EINVAL;
+        }
+    return 1;
+}
+
+/* How a handler reads one argument. The kind says what out points to (strings: const char **,
+ * ARG_INT: int64_t *, ARG_BOOL: bool *, ARG_CHANNEL: a char[max], ARG_REPLAY_LIMIT: uint32_t *);
+ * out keeps its default when the argument is absent. One table per handler, in its order. */
+enum arg_kind { ARG_STRING, ARG_PATH, ARG_PLAIN, ARG_INT, ARG_BOOL, ARG_CHANNEL, ARG_REPLAY_LIMIT };
+struct arg_get {
+    const char *key;
+    enum arg_kind kind;
+    void *out;
+    bool required;
+    int64_t min, max;   /* ARG_INT's range; a string's max length; ARG_CHANNEL's buffer size */
+    const char *one_of; /* a string's two allowed values, "a\0b" */
+};
+
+static int get_one(json_object *args, const struct arg_get *g, struct qga_error *err)
+{
+    switch (g->kind) {
+    case ARG_INT:
+        return qga_arg_int(args, g->key, g->required, g->min, g->max, g->out, err);
+    case ARG_BOOL:
+        return qga_arg_bool(args, g->key, g->required, g->out, err);
+    case ARG_CHANNEL:
+        return agent_channel_arg(args, g->out, (size_t)g->max, err);
+    case ARG_REPLAY_LIMIT:
+        return replay_limit_arg(args, g->out, err);
+    case ARG_PLAIN:
+        return plain_string(args, g->key, g->required, (size_t)g->max, g->out, err);
+    case ARG_STRING:
+    case ARG_PATH:
+        break;
+    }
+    const char **s = g->out;
+    int r = qga_arg_string(args, g->key, g->required, (size_t)g->max, s, err);
+    if (r <= 0)
+        return r;
+    if (g->kind == ARG_PATH && (*s)[0] != '/') {
+        qga_error_set(err, QGA_ERR_INVALID_PARAMETER, "%s must be an absolute path", g->key);
+        return -EINVAL;
+    }
+    const char *a = g->one_of, *b = a ? a + strlen(a) + 1 : NULL;
+    if (a && strcmp(*s, a) && strcmp(*s, b)) {
+        qga_error_set(err, QGA_ERR_INVALID_PARAMETER, "%s must be %s or %s", g->key, a, b);
+        return -EINVAL;
+    }
+    return r;
+}
+
+/* Refuse arguments the command's table does not list, then read each of get[] in turn. */
+static int get_args(json_object *args, const struct daemon_arg *known, const struct arg_get *get,
+                    size_t n, struct qga_error *err)
+{
+    int r = check_known(args, known, err);
+    for (size_t i = 0; r >= 0 && i < n; i++)
+        r = get_one(args, &get[i], err);
+    return r < 0 ? r : 0;
+}
+#define GET_ARGS(args, known, get, err) get_args(args, known, get, ELEMENTSOF(get), err)
+
 static int start_error(int r, const char *msg, struct qga_error *err)
 {
     qga_error_set(err, r == -EBUSY || r == -EAGAIN ? QGA_ERR_BUSY : QGA_ERR_GENERIC_ERROR, "%s",
@@ -231,28 +292,23 @@ static int cmd_checkpoint(void *ud, json_object *args, json_object **ret, struct
     struct daemon *d = ((struct daemon_conn *)ud)->d;
     const char *domain = NULL, *dir = NULL;
     int64_t freeze = DEFAULT_FREEZE_S;
-    int r = check_known(args, args_checkpoint, err);
-    if (r >= 0)
-        r = qga_arg_string(args, "domain", true, 255, &domain, err);
-    if (r >= 0)
-        r = qga_arg_string(args, "dir", false, 4000, &dir, err);
-    if (r >= 0)
-        r = qga_arg_int(args, "freeze-timeout", false, 1, 86400, &freeze, err);
-    struct daemon_job t = {.kind = DAEMON_JOB_CHECKPOINT, .freeze_timeout_s = (uint32_t)freeze};
-    if (r >= 0)
-        r = agent_channel_arg(args, t.agent_channel, sizeof(t.agent_channel), err);
-    t.continue_running = opt_bool(args, "continue", false, &r, err);
-    t.snapshot = opt_bool(args, "snapshot", false, &r, err);
-    t.no_replay = opt_bool(args, "no-replay", false, &r, err);
-    if (r >= 0)
-        r = replay_limit_arg(args, &t.replay_limit, err);
-    bool wait = opt_bool(args, "wait", true, &r, err);
+    bool wait = true;
+    struct daemon_job t = {.kind = DAEMON_JOB_CHECKPOINT};
+    const struct arg_get get[] = {
+        {"domain", ARG_STRING, &domain, true, .max = 255},
+        {"dir", ARG_PATH, &dir, .max = 4000},
+        {"freeze-timeout", ARG_INT, &freeze, .min = 1, .max = 86400},
+        {"agent-channel", ARG_CHANNEL, t.agent_channel, .max = sizeof(t.agent_channel)},
+        {"continue", ARG_BOOL, .out = &t.continue_running},
+        {"snapshot", ARG_BOOL, .out = &t.snapshot},
+        {"no-replay", ARG_BOOL, .out = &t.no_replay},
+        {"replay-limit", ARG_REPLAY_LIMIT, .out = &t.replay_limit},
+        {"wait", ARG_BOOL, .out = &wait},
+    };
+    int r = GET_ARGS(args, args_checkpoint, get, err);
     if (r < 0)
         return r;
-    if (dir && dir[0] != '/') {
-        qga_error_set(err, QGA_ERR_INVALID_PARAMETER, "dir must be an absolute path");
-        return -EINVAL;
-    }
+    t.freeze_timeout_s = (uint32_t)freeze;
     /* An unknown domain still gets a job: its transaction fails at discover with the report
      * the CLI prints for it (a forwarding CLI shows the same). */
     struct qga_error lookup;
@@ -283,45 +339,28 @@ static int cmd_checkpoint(void *ud, json_object *args, json_object **ret, struct
 static int cmd_restore(void *ud, json_object *args, json_object **ret, struct qga_error *err)
 {
     struct daemon *d = ((struct daemon_conn *)ud)->d;
-    const char *bundle = NULL, *stale = NULL, *clock = NULL;
-    int r = check_known(args, args_restore, err);
-    if (r >= 0)
-        r = qga_arg_string(args, "bundle", true, 4000, &bundle, err);
-    if (r >= 0)
-        r = qga_arg_string(args, "stale", false, 8, &stale, err);
-    if (r >= 0)
-        r = qga_arg_string(args, "clock", false, 8, &clock, err);
-    const char *image = NULL;
-    if (r >= 0)
-        r = qga_arg_string(args, "image", false, 4000, &image, err);
+    const char *bundle = NULL, *stale = NULL, *clock = NULL, *image = NULL;
     int64_t watch = -1;
-    if (r >= 0)
-        r = qga_arg_int(args, "watch", false, 0, 600000, &watch, err);
-    struct daemon_job t = {.kind = DAEMON_JOB_RESTORE, .watch_ms = (int32_t)watch};
-    if (r >= 0)
-        r = agent_channel_arg(args, t.agent_channel, sizeof(t.agent_channel), err);
-    t.paused = opt_bool(args, "paused", false, &r, err);
-    t.no_replay = opt_bool(args, "no-replay", false, &r, err);
-    t.no_kick = opt_bool(args, "no-kick", false, &r, err);
-    if (r >= 0)
-        r = replay_limit_arg(args, &t.replay_limit, err);
-    bool wait = opt_bool(args, "wait", true, &r, err);
+    bool wait = true;
+    struct daemon_job t = {.kind = DAEMON_JOB_RESTORE};
+    const struct arg_get get[] = {
+        {"bundle", ARG_PATH, &bundle, true, .max = 4000},
+        {"stale", ARG_STRING, &stale, .max = 8, .one_of = "auto\0keep"},
+        {"clock", ARG_STRING, &clock, .max = 8, .one_of = "sync\0keep"},
+        {"image", ARG_PATH, &image, .max = 4000},
+        {"watch", ARG_INT, &watch, .min = 0, .max = 600000},
+        {"agent-channel", ARG_CHANNEL, t.agent_channel, .max = sizeof(t.agent_channel)},
+        {"paused", ARG_BOOL, .out = &t.paused},
+        {"no-replay", ARG_BOOL, .out = &t.no_replay},
+        {"no-kick", ARG_BOOL, .out = &t.no_kick},
+        {"replay-limit", ARG_REPLAY_LIMIT, .out = &t.replay_limit},
+        {"wait", ARG_BOOL, .out = &wait},
+    };
+    int r = GET_ARGS(args, args_restore, get, err);
     if (r < 0)
         return r;
-    if (stale && strcmp(stale, "auto") && strcmp(stale, "keep")) {
-        qga_error_set(err, QGA_ERR_INVALID_PARAMETER, "stale must be auto or keep");
-        return -EINVAL;
-    }
-    if (clock && strcmp(clock, "sync") && strcmp(clock, "keep")) {
-        qga_error_set(err, QGA_ERR_INVALID_PARAMETER, "clock must be sync or keep");
-        return -EINVAL;
-    }
+    t.watch_ms = (int32_t)watch;
     t.keep_clock = clock && !strcmp(clock, "keep");
-    if (bundle[0] != '/' || (image && image[0] != '/')) {
-        qga_error_set(err, QGA_ERR_INVALID_PARAMETER, "%s must be an absolute path",
-                      bundle[0] != '/' ? "bundle" : "image");
-        return -EINVAL;
-    }
     if (image)
         snprintf(t.image, sizeof(t.image), "%s", image);
     t.reset_stale = !stale || !strcmp(stale, "auto");
@@ -408,14 +447,13 @@ static int cmd_status(void *ud, json_object *args, json_object **ret, struct qga
     struct daemon *d = ((struct daemon_conn *)ud)->d;
     const char *domain = NULL;
     int64_t job = 0;
-    int r = check_known(args, args_status, err);
-    if (r >= 0)
-        r = qga_arg_string(args, "domain", false, 255, &domain, err);
-    if (r >= 0)
-        r = qga_arg_int(args, "job", false, 1, INT64_MAX, &job, err);
     char channel[64] = "";
-    if (r >= 0)
-        r = agent_channel_arg(args, channel, sizeof(channel), err);
+    const struct arg_get get[] = {
+        {"domain", ARG_STRING, &domain, .max = 255},
+        {"job", ARG_INT, &job, .min = 1, .max = INT64_MAX},
+        {"agent-channel", ARG_CHANNEL, channel, .max = sizeof(channel)},
+    };
+    int r = GET_ARGS(args, args_status, get, err);
     if (r < 0)
         return r;
     if (job) {
@@ -468,8 +506,9 @@ static int cmd_status(void *ud, json_object *args, json_object **ret, struct qga
 static int cmd_list(void *ud, json_object *args, json_object **ret, struct qga_error *err)
 {
     struct daemon *d = ((struct daemon_conn *)ud)->d;
-    int r = check_known(args, args_list, err);
-    bool all = opt_bool(args, "all", false, &r, err);
+    bool all = false;
+    const struct arg_get get[] = {{"all", ARG_BOOL, .out = &all}};
+    int r = GET_ARGS(args, args_list, get, err);
     if (r < 0)
         return r;
     char msg[512];
@@ -495,10 +534,12 @@ static int cmd_unblock(void *ud, json_object *args, json_object **ret, struct qg
 {
     struct daemon *d = ((struct daemon_conn *)ud)->d;
     const char *domain = NULL;
-    int r = check_known(args, args_unblock, err);
-    if (r >= 0)
-        r = qga_arg_string(args, "domain", true, 255, &domain, err);
-    bool force = opt_bool(args, "force", false, &r, err);
+    bool force = false;
+    const struct arg_get get[] = {
+        {"domain", ARG_STRING, &domain, true, .max = 255},
+        {"force", ARG_BOOL, .out = &force},
+    };
+    int r = GET_ARGS(args, args_unblock, get, err);
     if (r < 0)
         return r;
     char name[256];
@@ -546,10 +587,12 @@ static int cmd_policy_run(void *ud, json_object *args, json_object **ret, struct
 {
     struct daemon *d = ((struct daemon_conn *)ud)->d;
     const char *name = NULL;
-    int r = check_known(args, args_policy_run, err);
-    if (r >= 0)
-        r = qga_arg_string(args, "name", true, POLICY_NAME_MAX - 1, &name, err);
-    bool wait = opt_bool(args, "wait", false, &r, err);
+    bool wait = false;
+    const struct arg_get get[] = {
+        {"name", ARG_STRING, &name, true, .max = POLICY_NAME_MAX - 1},
+        {"wait", ARG_BOOL, .out = &wait},
+    };
+    int r = GET_ARGS(args, args_policy_run, get, err);
     if (r < 0)
         return r;
     char msg[512] = "";
@@ -563,13 +606,12 @@ static int cmd_events(void *ud, json_object *args, json_object **ret, struct qga
 {
     struct daemon *d = ((struct daemon_conn *)ud)->d;
     int64_t since = 0, max = 100, timeout = 0;
-    int r = check_known(args, args_events, err);
-    if (r >= 0)
-        r = qga_arg_int(args, "since", false, 0, INT64_MAX, &since, err);
-    if (r >= 0)
-        r = qga_arg_int(args, "max", false, 1, 1000, &max, err);
-    if (r >= 0)
-        r = qga_arg_int(args, "timeout", false, 0, 600000, &timeout, err);
+    const struct arg_get get[] = {
+        {"since", ARG_INT, &since, .min = 0, .max = INT64_MAX},
+        {"max", ARG_INT, &max, .min = 1, .max = 1000},
+        {"timeout", ARG_INT, &timeout, .min = 0, .max = 600000},
+    };
+    int r = GET_ARGS(args, args_events, get, err);
     if (r < 0)
         return r;
     uint64_t next;
@@ -586,9 +628,8 @@ static int cmd_cancel(void *ud, json_object *args, json_object **ret, struct qga
 {
     struct daemon *d = ((struct daemon_conn *)ud)->d;
     int64_t id = 0;
-    int r = check_known(args, args_cancel, err);
-    if (r >= 0)
-        r = qga_arg_int(args, "job", true, 1, INT64_MAX, &id, err);
+    const struct arg_get get[] = {{"job", ARG_INT, &id, true, .min = 1, .max = INT64_MAX}};
+    int r = GET_ARGS(args, args_cancel, get, err);
     if (r < 0)
         return r;
     struct daemon_job *j = daemon_job_get(d, (uint64_t)id);
@@ -612,21 +653,6 @@ static int cmd_cancel(void *ud, json_object *args, json_object **ret, struct qga
     return 0;
 }
 
-/* A string argument with no control characters (it ends up in libvirt URIs and paths). */
-static int plain_string(json_object *args, const char *key, bool required, size_t max,
-                        const char **out, struct qga_error *err)
-{
-    int r = qga_arg_string(args, key, required, max, out, err);
-    if (r <= 0)
-        return r;
-    for (const char *c = *out; *c; c++)
-        if ((unsigned char)*c < 0x20 || *c == 0x7f) {
-            qga_error_set(err, QGA_ERR_INVALID_PARAMETER, "%s: no control characters", key);
-            return -EINVAL;
-        }
-    return 1;
-}
-
 /* A live migration through host/migrate.h (the job of `netckpt migrate`), serialised with the
  * domain's other jobs. */
 static int cmd_migrate(void *ud, json_object *args, json_object **ret, struct qga_error *err)
@@ -635,35 +661,25 @@ static int cmd_migrate(void *ud, json_object *args, json_object **ret, struct qg
     const char *domain = NULL, *dest = NULL, *muri = NULL, *listen = NULL, *netns = NULL,
                *stale = NULL;
     int64_t freeze = DEFAULT_FREEZE_S, watch = -1;
-    int r = check_known(args, args_migrate, err);
-    if (r >= 0)
-        r = qga_arg_string(args, "domain", true, 255, &domain, err);
-    if (r >= 0)
-        r = plain_string(args, "dest-uri", true, 1000, &dest, err);
-    if (r >= 0)
-        r = plain_string(args, "migrate-uri", false, 1000, &muri, err);
-    if (r >= 0)
-        r = plain_string(args, "listen-address", false, 64, &listen, err);
-    if (r >= 0)
-        r = plain_string(args, "dest-netns", false, 4000, &netns, err);
-    if (r >= 0)
-        r = qga_arg_int(args, "freeze-timeout", false, 1, 86400, &freeze, err);
-    if (r >= 0)
-        r = qga_arg_int(args, "watch", false, 0, 600000, &watch, err);
-    if (r >= 0)
-        r = qga_arg_string(args, "stale", false, 8, &stale, err);
-    struct daemon_job t = {.kind = DAEMON_JOB_MIGRATE,
-                           .freeze_timeout_s = (uint32_t)freeze,
-                           .watch_ms = (int32_t)watch};
-    if (r >= 0)
-        r = agent_channel_arg(args, t.agent_channel, sizeof(t.agent_channel), err);
-    bool wait = opt_bool(args, "wait", true, &r, err);
+    bool wait = true;
+    struct daemon_job t = {.kind = DAEMON_JOB_MIGRATE};
+    const struct arg_get get[] = {
+        {"domain", ARG_STRING, &domain, true, .max = 255},
+        {"dest-uri", ARG_PLAIN, &dest, true, .max = 1000},
+        {"migrate-uri", ARG_PLAIN, &muri, .max = 1000},
+        {"listen-address", ARG_PLAIN, &listen, .max = 64},
+        {"dest-netns", ARG_PLAIN, &netns, .max = 4000},
+        {"freeze-timeout", ARG_INT, &freeze, .min = 1, .max = 86400},
+        {"watch", ARG_INT, &watch, .min = 0, .max = 600000},
+        {"stale", ARG_STRING, &stale, .max = 8, .one_of = "auto\0keep"},
+        {"agent-channel", ARG_CHANNEL, t.agent_channel, .max = sizeof(t.agent_channel)},
+        {"wait", ARG_BOOL, .out = &wait},
+    };
+    int r = GET_ARGS(args, args_migrate, get, err);
     if (r < 0)
         return r;
-    if (stale && strcmp(stale, "auto") && strcmp(stale, "keep")) {
-        qga_error_set(err, QGA_ERR_INVALID_PARAMETER, "stale must be auto or keep");
-        return -EINVAL;
-    }
+    t.freeze_timeout_s = (uint32_t)freeze;
+    t.watch_ms = (int32_t)watch;
     t.reset_stale = stale && !strcmp(stale, "auto");
     r = canonical_name(d, domain, t.domain, sizeof(t.domain), err);
     if (r < 0)
