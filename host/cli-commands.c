@@ -130,6 +130,10 @@ static const struct cli_opt opts_migrate[] = {
      NULL, CLI_COMPLETE_NONE},
     {"stale", CLI_OPT_STRING, 0, "auto resets connections that stay stalled; keep (default)",
      "auto|keep", CLI_COMPLETE_NONE},
+    {"no-kick", CLI_OPT_BOOL, 0,
+     "thaw on the destination without the kick (no window probe): the peers resume at their "
+     "next retransmission",
+     NULL, CLI_COMPLETE_NONE},
     AGENT_CHANNEL_OPT,
     {NULL, 0, 0, NULL, NULL, 0},
 };
@@ -333,26 +337,12 @@ json_object *cli_last_checkpoint_read(const struct cli_ctx *ctx, const char *dom
     return j;
 }
 
-static const char *jstr(json_object *o, const char *k, const char *dflt)
-{
-    json_object *v;
-    if (o && json_object_object_get_ex(o, k, &v) && json_object_is_type(v, json_type_string))
-        return json_object_get_string(v);
-    return dflt;
-}
-
 static int64_t jint(json_object *o, const char *k, int64_t dflt)
 {
     json_object *v;
     if (o && json_object_object_get_ex(o, k, &v) && json_object_is_type(v, json_type_int))
         return json_object_get_int64(v);
     return dflt;
-}
-
-static json_object *jget(json_object *o, const char *k)
-{
-    json_object *v = NULL;
-    return o && json_object_object_get_ex(o, k, &v) ? v : NULL;
 }
 
 static json_object *journal_json(const struct journal_entry *e)
@@ -447,9 +437,9 @@ int cli_list_print(const struct cli_ctx *ctx, json_object *arr)
         printf("-----------------------------------------------------------\n");
         for (size_t i = 0; i < json_object_array_length(arr); i++) {
             json_object *o = json_object_array_get_idx(arr, i);
-            json_object *id = jget(o, "id"), *g = jget(o, "gated");
+            json_object *id = cli_jget(o, "id"), *g = cli_jget(o, "gated");
             printf(" %-5s %-30s %-12s %s\n", id ? json_object_get_string(id) : "-",
-                   jstr(o, "name", ""), jstr(o, "state", ""),
+                   cli_jstr(o, "name", ""), cli_jstr(o, "state", ""),
                    !g                           ? "?"
                    : json_object_get_boolean(g) ? "gated"
                                                 : "open");
@@ -484,7 +474,7 @@ static json_object *outage_hold_json(const char *state_dir, const char *domain)
     json_object_object_add(o, "frames", json_object_new_int64(jint(hs, "frames", 0)));
     json_object_object_add(o, "bytes", json_object_new_int64(jint(hs, "bytes", 0)));
     json_object_object_add(o, "dropped", json_object_new_int64(jint(hs, "dropped", 0)));
-    json_object_object_add(o, "image_id", json_object_new_string(jstr(hs, "image_id", "")));
+    json_object_object_add(o, "image_id", json_object_new_string(cli_jstr(hs, "image_id", "")));
     char until[64] = "";
     int64_t dl = jint(hs, "deadline_ns", 0);
     if (dl > 0)
@@ -553,7 +543,7 @@ json_object *cli_status_json(struct nc_virt *v, const char *state_dir, const cha
         r = txn_real_agent_call(&t, AGENT_CMD_NET_STATUS, NULL, 3000, &ret, aerr, sizeof(aerr));
         txn_real_done(&t);
         json_object_object_add(agent, "reachable", json_object_new_boolean(r == 0));
-        json_object *fr = jget(ret, "frozen");
+        json_object *fr = cli_jget(ret, "frozen");
         json_object_object_add(agent, "frozen", fr ? json_object_get(fr) : NULL);
         json_object_object_add(agent, "status", ret);
         json_object_object_add(agent, "error", r == 0 ? NULL : json_object_new_string(aerr));
@@ -585,58 +575,59 @@ int cli_status_print(const struct cli_ctx *ctx, json_object *o, const char *aske
      * A gate or journal entry netckpt still holds under that name is shown all the same. */
     int code = NC_EXIT_OK;
     bool show = !ctx->quiet;
-    json_object *gate = jget(o, "gate"), *agent = jget(o, "agent");
-    if (!strcmp(jstr(o, "state", ""), "absent")) {
+    json_object *gate = cli_jget(o, "gate"), *agent = cli_jget(o, "agent");
+    if (!strcmp(cli_jstr(o, "state", ""), "absent")) {
         char msg[600];
         snprintf(msg, sizeof(msg), "domain %s not found", asked);
         fprintf(stderr, "netckpt: %s\n", msg);
         if (ctx->json) {
             json_object *err = cli_error_json(NC_EXIT_FAILURE, msg);
-            json_object_object_add(o, "error", json_object_get(jget(err, "error")));
+            json_object_object_add(o, "error", json_object_get(cli_jget(err, "error")));
             json_object_put(err);
         }
         code = NC_EXIT_FAILURE;
-        json_object *gi = jget(gate, "installed");
-        show = show && ((gi && json_object_get_boolean(gi)) || jget(o, "journal") ||
-                        jget(o, "outage_hold"));
+        json_object *gi = cli_jget(gate, "installed");
+        show = show && ((gi && json_object_get_boolean(gi)) || cli_jget(o, "journal") ||
+                        cli_jget(o, "outage_hold"));
     }
     if (ctx->json) {
         cli_print_json(o);
         return code;
     }
     if (show) {
-        json_object *gi = jget(gate, "installed"), *cnt = jget(gate, "counters");
-        printf("Domain:      %s\n", jstr(o, "domain", ""));
-        printf("State:       %s\n", jstr(o, "state", ""));
+        json_object *gi = cli_jget(gate, "installed"), *cnt = cli_jget(gate, "counters");
+        printf("Domain:      %s\n", cli_jstr(o, "domain", ""));
+        printf("State:       %s\n", cli_jstr(o, "state", ""));
         printf("Gate:        %s", !gi ? "unknown" : json_object_get_boolean(gi) ? "gated" : "open");
         if (cnt)
             printf(" (dropped %" PRId64 " packets to the guest, %" PRId64 " from it)",
                    jint(cnt, "to_guest_pkts", 0), jint(cnt, "from_guest_pkts", 0));
         printf("\n");
-        json_object *j = jget(o, "journal");
+        json_object *j = cli_jget(o, "journal");
         if (j)
-            printf("Journal:     step %s, pid %" PRId64 " (%s)\n", jstr(j, "step", "?"),
+            printf("Journal:     step %s, pid %" PRId64 " (%s)\n", cli_jstr(j, "step", "?"),
                    jint(j, "pid", 0),
-                   json_object_get_boolean(jget(j, "owner_alive")) ? "running" : "dead");
-        json_object *fr = jget(agent, "frozen");
-        if (json_object_get_boolean(jget(agent, "reachable")))
+                   json_object_get_boolean(cli_jget(j, "owner_alive")) ? "running" : "dead");
+        json_object *fr = cli_jget(agent, "frozen");
+        if (json_object_get_boolean(cli_jget(agent, "reachable")))
             printf("Agent:       reachable, %s\n",
                    fr && json_object_get_boolean(fr) ? "frozen" : "not frozen");
         else
-            printf("Agent:       not reachable: %s\n", jstr(agent, "error", ""));
-        json_object *lc = jget(o, "last_checkpoint");
+            printf("Agent:       not reachable: %s\n", cli_jstr(agent, "error", ""));
+        json_object *lc = cli_jget(o, "last_checkpoint");
         if (lc)
             printf("Last checkpoint: %s (%s, %s mode, %" PRId64 " connections)\n",
-                   jstr(lc, "bundle", "?"), jstr(lc, "created", "?"), jstr(lc, "mode", "?"),
-                   jint(lc, "connections", 0));
+                   cli_jstr(lc, "bundle", "?"), cli_jstr(lc, "created", "?"),
+                   cli_jstr(lc, "mode", "?"), jint(lc, "connections", 0));
         else
             printf("Last checkpoint: none\n");
-        json_object *oh = jget(o, "outage_hold");
+        json_object *oh = cli_jget(o, "outage_hold");
         if (oh)
             printf("Outage hold: pid %" PRId64 ", %" PRId64 " frames (%" PRId64 " bytes, %" PRId64
                    " dropped) held for the restore of image %s, until %s\n",
                    jint(oh, "pid", 0), jint(oh, "frames", 0), jint(oh, "bytes", 0),
-                   jint(oh, "dropped", 0), jstr(oh, "image_id", "?"), jstr(oh, "until", "?"));
+                   jint(oh, "dropped", 0), cli_jstr(oh, "image_id", "?"),
+                   cli_jstr(oh, "until", "?"));
     }
     json_object_put(o);
     return code;
@@ -657,7 +648,7 @@ int cli_cmd_status(struct cli_ctx *ctx, const struct cli_args *a)
 
 static void ep_str(json_object *ep, char *buf, size_t len)
 {
-    const char *addr = jstr(ep, "addr", "?");
+    const char *addr = cli_jstr(ep, "addr", "?");
     int64_t port = jint(ep, "port", 0);
     if (strchr(addr, ':'))
         snprintf(buf, len, "[%s]:%" PRId64, addr, port);
@@ -680,20 +671,21 @@ int cli_cmd_inspect(struct cli_ctx *ctx, const struct cli_args *a)
         return fail_msg(ctx, exit_for_errno(r), msg);
     }
     json_object *conns = json_object_new_array();
-    json_object *ic = jget(img, "connections");
+    json_object *ic = cli_jget(img, "connections");
     for (size_t i = 0; ic && i < json_object_array_length(ic); i++) {
         json_object *c = json_object_array_get_idx(ic, i);
         json_object *o = json_object_new_object();
         json_object_object_add(o, "id", json_object_new_int64(jint(c, "id", (int64_t)i)));
-        json_object_object_add(o, "state", json_object_new_string(jstr(c, "state", "?")));
-        json_object_object_add(o, "local", json_object_get(jget(c, "local")));
-        json_object_object_add(o, "remote", json_object_get(jget(c, "remote")));
+        json_object_object_add(o, "state", json_object_new_string(cli_jstr(c, "state", "?")));
+        json_object_object_add(o, "local", json_object_get(cli_jget(c, "local")));
+        json_object_object_add(o, "remote", json_object_get(cli_jget(c, "remote")));
         json_object_object_add(o, "unacked",
-                               json_object_new_int64(jint(jget(c, "unacked"), "len", 0)));
+                               json_object_new_int64(jint(cli_jget(c, "unacked"), "len", 0)));
         json_object_object_add(o, "unsent",
-                               json_object_new_int64(jint(jget(c, "unsent"), "len", 0)));
-        json_object_object_add(o, "recv", json_object_new_int64(jint(jget(c, "recv"), "len", 0)));
-        json_object_object_add(o, "owners", json_object_get(jget(c, "owners")));
+                               json_object_new_int64(jint(cli_jget(c, "unsent"), "len", 0)));
+        json_object_object_add(o, "recv",
+                               json_object_new_int64(jint(cli_jget(c, "recv"), "len", 0)));
+        json_object_object_add(o, "owners", json_object_get(cli_jget(c, "owners")));
         json_object_array_add(conns, o);
     }
     json_object *out = json_object_new_object();
@@ -701,7 +693,7 @@ int cli_cmd_inspect(struct cli_ctx *ctx, const struct cli_args *a)
     json_object_object_add(out, "valid", json_object_new_boolean(true));
     json_object_object_add(out, "manifest", cli_manifest_json(&m));
     json_object_object_add(out, "connections", conns);
-    json_object_object_add(out, "skipped", json_object_get(jget(img, "skipped")));
+    json_object_object_add(out, "skipped", json_object_get(cli_jget(img, "skipped")));
     json_object_put(img);
     if (ctx->json) {
         cli_print_json(out);
@@ -725,20 +717,20 @@ int cli_cmd_inspect(struct cli_ctx *ctx, const struct cli_args *a)
         for (size_t i = 0; i < json_object_array_length(conns); i++) {
             json_object *c = json_object_array_get_idx(conns, i);
             char l[64], rm[64], owners[128] = "";
-            ep_str(jget(c, "local"), l, sizeof(l));
-            ep_str(jget(c, "remote"), rm, sizeof(rm));
-            json_object *ow = jget(c, "owners");
+            ep_str(cli_jget(c, "local"), l, sizeof(l));
+            ep_str(cli_jget(c, "remote"), rm, sizeof(rm));
+            json_object *ow = cli_jget(c, "owners");
             for (size_t k = 0; ow && k < json_object_array_length(ow) && k < 4; k++) {
                 json_object *w = json_object_array_get_idx(ow, k);
                 size_t used = strlen(owners);
                 snprintf(owners + used, sizeof(owners) - used, "%s%s(%" PRId64 ")", k ? "," : "",
-                         jstr(w, "comm", "?"), jint(w, "pid", 0));
+                         cli_jstr(w, "comm", "?"), jint(w, "pid", 0));
             }
             printf("%-4" PRId64 " %-12s %-24s %-24s %8" PRId64 " %8" PRId64 " %8" PRId64 "  %s\n",
-                   jint(c, "id", 0), jstr(c, "state", "?"), l, rm, jint(c, "unacked", 0),
+                   jint(c, "id", 0), cli_jstr(c, "state", "?"), l, rm, jint(c, "unacked", 0),
                    jint(c, "unsent", 0), jint(c, "recv", 0), owners);
         }
-        json_object *sk = jget(out, "skipped");
+        json_object *sk = cli_jget(out, "skipped");
         if (sk && json_object_array_length(sk))
             printf("\n%zu socket(s) skipped (loopback, intra-guest or listening)\n",
                    json_object_array_length(sk));
@@ -842,7 +834,7 @@ int cli_unblock_print(const struct cli_ctx *ctx, const char *domain, json_object
         json_object_object_add(rep, "error", r < 0 ? json_object_new_string(err) : NULL);
         cli_print_json(rep);
     } else {
-        json_object *acts = jget(rep, "actions");
+        json_object *acts = cli_jget(rep, "actions");
         if (!acts || json_object_array_length(acts) == 0) {
             cli_out(ctx, "%s: nothing to unblock\n", domain);
         } else {

@@ -31,18 +31,6 @@ struct fwd {
     const char *path;
 };
 
-static json_object *jget(json_object *o, const char *k)
-{
-    json_object *v = NULL;
-    return o && json_object_object_get_ex(o, k, &v) ? v : NULL;
-}
-
-static const char *jstr(json_object *o, const char *k, const char *dflt)
-{
-    json_object *v = jget(o, k);
-    return v && json_object_is_type(v, json_type_string) ? json_object_get_string(v) : dflt;
-}
-
 static int fail(const struct cli_ctx *ctx, int code, const char *msg)
 {
     fprintf(stderr, "netckpt: %s\n", msg);
@@ -148,29 +136,29 @@ static int follow_job(struct fwd *f, int64_t id, json_object **res)
                      f->path, id, r == -EREMOTEIO ? err.desc : strerror(-r));
             return fail(ctx, NC_EXIT_ROLLBACK_FAILED, msg);
         }
-        if (!strcmp(jstr(job, "state", ""), "done")) {
+        if (!strcmp(cli_jstr(job, "state", ""), "done")) {
             if (progress)
                 cli_progress_done(ctx);
             if (ctx->tty && !ctx->quiet && shown[0]) {
                 fprintf(stderr, "\r\033[K");
                 fflush(stderr);
             }
-            *res = json_object_get(jget(job, "result"));
+            *res = json_object_get(cli_jget(job, "result"));
             if (!*res) {
                 char msg[1200];
                 snprintf(msg, sizeof(msg), "netckptd job %" PRId64 ": %s", id,
-                         jstr(job, "message", jstr(job, "outcome", "failed")));
+                         cli_jstr(job, "message", cli_jstr(job, "outcome", "failed")));
                 json_object_put(job);
                 return fail(ctx, NC_EXIT_FAILURE, msg);
             }
             json_object_put(job);
             return 0;
         }
-        const char *step = jstr(job, "step", "");
-        json_object *p = jget(job, "progress");
+        const char *step = cli_jstr(job, "step", "");
+        json_object *p = cli_jget(job, "progress");
         if (p) {
-            cli_progress(ctx, step, (uint64_t)json_object_get_int64(jget(p, "done")),
-                         (uint64_t)json_object_get_int64(jget(p, "total")));
+            cli_progress(ctx, step, (uint64_t)json_object_get_int64(cli_jget(p, "done")),
+                         (uint64_t)json_object_get_int64(cli_jget(p, "total")));
             progress = true;
         } else if (step[0] && strcmp(step, shown) != 0) {
             if (progress)
@@ -199,7 +187,7 @@ static int run_job(struct fwd *f, const char *cmd, json_object *args, const char
     json_object_put(args);
     if (code)
         return code;
-    int64_t id = json_object_get_int64(jget(started, "job"));
+    int64_t id = json_object_get_int64(cli_jget(started, "job"));
     log_debug("netckptd runs the %s as job %" PRId64, cmd, id);
     json_object_put(started);
     json_object *res = NULL;
@@ -209,13 +197,14 @@ static int run_job(struct fwd *f, const char *cmd, json_object *args, const char
     /* The standalone CLI prints this line when the rollback begins; here it is known at the
      * end. */
     if (!strcmp(cmd, "migrate")) {
-        json_object *ec = jget(res, "exit_code");
+        json_object *ec = cli_jget(res, "exit_code");
         code = ec ? json_object_get_int(ec) : NC_EXIT_FAILURE;
         if (!f->ctx->json)
             print_migrate(f->ctx, res);
     } else {
-        if (json_object_get_boolean(jget(res, "rolled_back")) && !f->ctx->quiet)
-            fprintf(stderr, "netckpt: %s failed; rolling back\n", jstr(res, "failed_step", "none"));
+        if (json_object_get_boolean(cli_jget(res, "rolled_back")) && !f->ctx->quiet)
+            fprintf(stderr, "netckpt: %s failed; rolling back\n",
+                    cli_jstr(res, "failed_step", "none"));
         code = cli_txn_print(f->ctx, cmd, res, asked, continue_running, paused);
     }
     if (f->ctx->json)
@@ -304,7 +293,7 @@ static int fwd_list(struct fwd *f, const struct cli_args *a)
     json_object_put(o);
     if (code)
         return code;
-    json_object *arr = json_object_get(jget(ret, "domains"));
+    json_object *arr = json_object_get(cli_jget(ret, "domains"));
     json_object_put(ret);
     if (!arr || !json_object_is_type(arr, json_type_array)) {
         json_object_put(arr);
@@ -338,13 +327,13 @@ static int fwd_unblock(struct fwd *f, const struct cli_args *a)
 
 static double jd(json_object *o, const char *k)
 {
-    json_object *v = jget(o, k);
+    json_object *v = cli_jget(o, k);
     return v ? json_object_get_double(v) : 0;
 }
 
 static int64_t ji(json_object *o, const char *k)
 {
-    json_object *v = jget(o, k);
+    json_object *v = cli_jget(o, k);
     return v ? json_object_get_int64(v) : 0;
 }
 
@@ -352,9 +341,9 @@ static int64_t ji(json_object *o, const char *k)
  * its struct; keep the two in step). */
 static void print_migrate(const struct cli_ctx *ctx, json_object *res)
 {
-    const char *dom = jstr(res, "domain", "?"), *dest = jstr(res, "destination", "?");
-    const char *outcome = jstr(res, "outcome", "failed");
-    json_object *t = jget(res, "times"), *m = jget(res, "memory_at_quiesce");
+    const char *dom = cli_jstr(res, "domain", "?"), *dest = cli_jstr(res, "destination", "?");
+    const char *outcome = cli_jstr(res, "outcome", "failed");
+    json_object *t = cli_jget(res, "times"), *m = cli_jget(res, "memory_at_quiesce");
     if (!strcmp(outcome, "ok")) {
         if (ctx->quiet)
             return;
@@ -366,18 +355,18 @@ static void print_migrate(const struct cli_ctx *ctx, json_object *res)
         printf("  downtime %.3f s (source suspended to destination resumed), gate time %.3f s\n",
                jd(t, "downtime_ms") / 1e3, jd(t, "gate_ms") / 1e3);
         int64_t n = ji(res, "connections");
-        if (json_object_get_boolean(jget(res, "quiesced")))
+        if (json_object_get_boolean(cli_jget(res, "quiesced")))
             printf("  %" PRId64 " connection%s frozen on the source, verified on the destination "
                    "(%.1f ms), thawed with the kick (%.1f ms)\n",
                    n, n == 1 ? "" : "s", jd(t, "verify_ms"), jd(t, "thaw_ms"));
-        json_object *dg = jget(res, "dest_gate");
+        json_object *dg = cli_jget(res, "dest_gate");
         printf("  destination gate dropped %" PRId64 " packets to the guest, %" PRId64 " from it\n",
                ji(dg, "to_guest_pkts"), ji(dg, "from_guest_pkts"));
-        json_object *rep = jget(res, "report"), *conns = jget(rep, "connections");
+        json_object *rep = cli_jget(res, "report"), *conns = cli_jget(rep, "connections");
         if (rep) {
             int worst = -1;
             for (size_t i = 0; conns && i < json_object_array_length(conns); i++) {
-                json_object *st = jget(json_object_array_get_idx(conns, i), "stall_ms");
+                json_object *st = cli_jget(json_object_array_get_idx(conns, i), "stall_ms");
                 if (st && json_object_get_int(st) > worst)
                     worst = json_object_get_int(st);
             }
@@ -387,14 +376,14 @@ static void print_migrate(const struct cli_ctx *ctx, json_object *res)
                    (int)ji(rep, "stalled"), worst < 0 ? 0 : worst,
                    worst < 0 ? " (none measured)" : " ms");
         }
-        if (jget(res, "warnings"))
-            printf("  warnings: %s\n", jstr(res, "warnings", ""));
+        if (cli_jget(res, "warnings"))
+            printf("  warnings: %s\n", cli_jstr(res, "warnings", ""));
         return;
     }
     fprintf(stderr, "netckpt: migration of %s failed at step %s: %s\n", dom,
-            jstr(res, "failed_step", "none"), jstr(res, "message", ""));
+            cli_jstr(res, "failed_step", "none"), cli_jstr(res, "message", ""));
     if (!strcmp(outcome, "rolled-back") || !strcmp(outcome, "interrupted")) {
-        if (json_object_get_boolean(jget(res, "switched_over")))
+        if (json_object_get_boolean(cli_jget(res, "switched_over")))
             fprintf(stderr, "netckpt: the VM runs on the destination (the switchover was done), "
                             "its network open, its agent thawed\n");
         else
@@ -402,7 +391,7 @@ static void print_migrate(const struct cli_ctx *ctx, json_object *res)
                             "open\n");
     } else if (!strcmp(outcome, "rollback-failed")) {
         fprintf(stderr, "netckpt: ROLLBACK INCOMPLETE: %s\n",
-                jstr(res, "rollback_errors", jstr(res, "message", "")));
+                cli_jstr(res, "rollback_errors", cli_jstr(res, "message", "")));
         fprintf(stderr,
                 "netckpt: run 'netckpt unblock %s' (and lift the destination gate with "
                 "'netckpt unblock' there) to finish\n",
@@ -436,30 +425,31 @@ static int fwd_migrate(struct fwd *f, const struct cli_args *a)
 
 static void print_policies(json_object *ret)
 {
-    json_object *ps = jget(ret, "policies"), *bad = jget(ret, "refused");
+    json_object *ps = cli_jget(ret, "policies"), *bad = cli_jget(ret, "refused");
     printf(" %-20s %-8s %-9s %-30s %s\n", "Name", "Enabled", "Mode", "Domains", "Next run");
     printf(
         "------------------------------------------------------------------------------------\n");
     for (size_t i = 0; ps && i < json_object_array_length(ps); i++) {
         json_object *p = json_object_array_get_idx(ps, i);
         char doms[256] = "", next[64] = "-";
-        json_object *d = jget(p, "domains");
+        json_object *d = cli_jget(p, "domains");
         for (size_t k = 0; d && k < json_object_array_length(d); k++) {
             size_t n = strlen(doms);
             snprintf(doms + n, sizeof(doms) - n, "%s%s", k ? "," : "",
                      json_object_get_string(json_object_array_get_idx(d, k)));
         }
-        int64_t nx = json_object_get_int64(jget(p, "next_run_ns"));
+        int64_t nx = json_object_get_int64(cli_jget(p, "next_run_ns"));
         if (nx > 0)
             cli_iso_time((uint64_t)nx, next, sizeof(next));
-        json_object *en = jget(p, "enabled");
-        printf(" %-20s %-8s %-9s %-30s %s\n", jstr(p, "name", "?"),
-               !en || json_object_get_boolean(en) ? "yes" : "no", jstr(p, "mode", "?"), doms, next);
+        json_object *en = cli_jget(p, "enabled");
+        printf(" %-20s %-8s %-9s %-30s %s\n", cli_jstr(p, "name", "?"),
+               !en || json_object_get_boolean(en) ? "yes" : "no", cli_jstr(p, "mode", "?"), doms,
+               next);
     }
     for (size_t i = 0; bad && i < json_object_array_length(bad); i++) {
         json_object *b = json_object_array_get_idx(bad, i);
-        printf("refused: %s:%" PRId64 ": %s\n", jstr(b, "file", "?"),
-               json_object_get_int64(jget(b, "line")), jstr(b, "reason", "?"));
+        printf("refused: %s:%" PRId64 ": %s\n", cli_jstr(b, "file", "?"),
+               json_object_get_int64(cli_jget(b, "line")), cli_jstr(b, "reason", "?"));
     }
 }
 
@@ -497,9 +487,9 @@ static int fwd_policy(struct fwd *f, const struct cli_args *a)
         return fail(f->ctx, NC_EXIT_FAILURE, msg);
     }
     int code = NC_EXIT_OK;
-    json_object *results = jget(ret, "results");
+    json_object *results = cli_jget(ret, "results");
     for (size_t i = 0; results && i < json_object_array_length(results); i++)
-        if (!json_object_get_boolean(jget(json_object_array_get_idx(results, i), "ok")))
+        if (!json_object_get_boolean(cli_jget(json_object_array_get_idx(results, i), "ok")))
             code = NC_EXIT_FAILURE;
     if (f->ctx->json) {
         cli_print_json(ret);
@@ -509,7 +499,7 @@ static int fwd_policy(struct fwd *f, const struct cli_args *a)
         if (!strcmp(cmd, "policy-list")) {
             print_policies(ret);
         } else {
-            json_object *jobs = jget(ret, "jobs"), *sk = jget(ret, "skipped");
+            json_object *jobs = cli_jget(ret, "jobs"), *sk = cli_jget(ret, "skipped");
             printf("policy %s: %zu job%s started, %zu domain%s skipped\n", name,
                    jobs ? json_object_array_length(jobs) : 0,
                    jobs && json_object_array_length(jobs) == 1 ? "" : "s",
@@ -517,18 +507,19 @@ static int fwd_policy(struct fwd *f, const struct cli_args *a)
                    sk && json_object_array_length(sk) == 1 ? "" : "s");
             for (size_t i = 0; jobs && i < json_object_array_length(jobs); i++) {
                 json_object *j = json_object_array_get_idx(jobs, i);
-                printf("  %s: job %" PRId64 "\n", jstr(j, "domain", "?"),
-                       json_object_get_int64(jget(j, "job")));
+                printf("  %s: job %" PRId64 "\n", cli_jstr(j, "domain", "?"),
+                       json_object_get_int64(cli_jget(j, "job")));
             }
             for (size_t i = 0; sk && i < json_object_array_length(sk); i++) {
                 json_object *s = json_object_array_get_idx(sk, i);
-                printf("  %s: skipped: %s\n", jstr(s, "domain", "?"), jstr(s, "reason", "?"));
+                printf("  %s: skipped: %s\n", cli_jstr(s, "domain", "?"),
+                       cli_jstr(s, "reason", "?"));
             }
             for (size_t i = 0; results && i < json_object_array_length(results); i++) {
                 json_object *j = json_object_array_get_idx(results, i);
-                printf("  %s: job %" PRId64 " %s: %s\n", jstr(j, "domain", "?"),
-                       json_object_get_int64(jget(j, "job")), jstr(j, "outcome", "?"),
-                       jstr(j, "message", ""));
+                printf("  %s: job %" PRId64 " %s: %s\n", cli_jstr(j, "domain", "?"),
+                       json_object_get_int64(cli_jget(j, "job")), cli_jstr(j, "outcome", "?"),
+                       cli_jstr(j, "message", ""));
             }
         }
     }
@@ -555,10 +546,10 @@ static bool same_uri(struct fwd *f, bool *answered)
         }
         want = mine;
     }
-    bool same = !strcmp(jstr(st, "uri", ""), want);
+    bool same = !strcmp(cli_jstr(st, "uri", ""), want);
     if (!same)
-        log_debug("netckptd at %s drives %s, not %s: working alone", f->path, jstr(st, "uri", "?"),
-                  want);
+        log_debug("netckptd at %s drives %s, not %s: working alone", f->path,
+                  cli_jstr(st, "uri", "?"), want);
     json_object_put(st);
     return same;
 }

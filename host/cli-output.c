@@ -61,6 +61,18 @@ void cli_progress_done(const struct cli_ctx *ctx)
     fflush(stderr);
 }
 
+json_object *cli_jget(json_object *o, const char *k)
+{
+    json_object *v = NULL;
+    return o && json_object_object_get_ex(o, k, &v) ? v : NULL;
+}
+
+const char *cli_jstr(json_object *o, const char *k, const char *dflt)
+{
+    json_object *v = cli_jget(o, k);
+    return v && json_object_is_type(v, json_type_string) ? json_object_get_string(v) : dflt;
+}
+
 json_object *cli_error_json(int code, const char *message)
 {
     json_object *o = json_object_new_object();

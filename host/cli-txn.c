@@ -160,21 +160,9 @@ json_object *cli_txn_result_json(const char *command, const struct txn_result *r
     return o;
 }
 
-static json_object *jget(json_object *o, const char *k)
-{
-    json_object *v = NULL;
-    return o && json_object_object_get_ex(o, k, &v) ? v : NULL;
-}
-
-static const char *jstr(json_object *o, const char *k, const char *dflt)
-{
-    json_object *v = jget(o, k);
-    return v && json_object_is_type(v, json_type_string) ? json_object_get_string(v) : dflt;
-}
-
 static uint64_t ju64(json_object *o, const char *k)
 {
-    json_object *v = jget(o, k);
+    json_object *v = cli_jget(o, k);
     int64_t x = v ? json_object_get_int64(v) : 0;
     return x > 0 ? (uint64_t)x : 0;
 }
@@ -183,19 +171,19 @@ static uint64_t ju64(json_object *o, const char *k)
  * report that came from netckptd prints exactly as one made here. */
 static void print_steps(json_object *res)
 {
-    json_object *steps = jget(jget(res, "manifest"), "steps");
+    json_object *steps = cli_jget(cli_jget(res, "manifest"), "steps");
     printf("  steps:");
     for (size_t i = 0; steps && i < json_object_array_length(steps); i++) {
         json_object *st = json_object_array_get_idx(steps, i);
-        printf("%s %s %.0f ms", i ? "," : "", jstr(st, "name", "?"),
-               json_object_get_double(jget(st, "ms")));
+        printf("%s %s %.0f ms", i ? "," : "", cli_jstr(st, "name", "?"),
+               json_object_get_double(cli_jget(st, "ms")));
     }
-    printf(" (total %.2f s)\n", json_object_get_double(jget(res, "total_ms")) / 1e3);
+    printf(" (total %.2f s)\n", json_object_get_double(cli_jget(res, "total_ms")) / 1e3);
 }
 
 static void print_report(json_object *rep)
 {
-    json_object *conns = jget(rep, "connections");
+    json_object *conns = cli_jget(rep, "connections");
     if (!conns || json_object_array_length(conns) == 0) {
         if (conns)
             printf("  no connections to report\n");
@@ -204,11 +192,12 @@ static void print_report(json_object *rep)
     /* watched_ms is how long the tap watch ran after the thaw: it ends as soon as every
      * connection has answered (frames the replay drew before the thaw count as at the thaw,
      * so it may be 0), else at --watch. STALL_MS and ANSWER_MS count from the same instant. */
-    int stalled = json_object_get_int(jget(rep, "stalled")),
-        watched = json_object_get_int(jget(rep, "watched_ms"));
+    int stalled = json_object_get_int(cli_jget(rep, "stalled")),
+        watched = json_object_get_int(cli_jget(rep, "watched_ms"));
     printf("  connections: %d survived, %d stale, %d reset, %d stalled\n",
-           json_object_get_int(jget(rep, "survived")), json_object_get_int(jget(rep, "stale")),
-           json_object_get_int(jget(rep, "reset")), stalled);
+           json_object_get_int(cli_jget(rep, "survived")),
+           json_object_get_int(cli_jget(rep, "stale")), json_object_get_int(cli_jget(rep, "reset")),
+           stalled);
     if (stalled)
         printf("  (the taps were watched for %d ms after the thaw; times are ms after the thaw)\n",
                watched);
@@ -221,17 +210,17 @@ static void print_report(json_object *rep)
     for (size_t i = 0; i < json_object_array_length(conns); i++) {
         json_object *c = json_object_array_get_idx(conns, i);
         char l[64], r[64], st[16] = "-", an[16] = "-";
-        json_object *lo = jget(c, "local"), *re = jget(c, "remote");
-        snprintf(l, sizeof(l), "%s:%d", json_object_get_string(jget(lo, "addr")),
-                 json_object_get_int(jget(lo, "port")));
-        snprintf(r, sizeof(r), "%s:%d", json_object_get_string(jget(re, "addr")),
-                 json_object_get_int(jget(re, "port")));
-        if (jget(c, "stall_ms"))
-            snprintf(st, sizeof(st), "%d", json_object_get_int(jget(c, "stall_ms")));
-        if (jget(c, "answer_ms"))
-            snprintf(an, sizeof(an), "%d", json_object_get_int(jget(c, "answer_ms")));
-        printf("  %-4d %-9s %9s %9s  %-22s %-22s\n", json_object_get_int(jget(c, "id")),
-               json_object_get_string(jget(c, "result")), st, an, l, r);
+        json_object *lo = cli_jget(c, "local"), *re = cli_jget(c, "remote");
+        snprintf(l, sizeof(l), "%s:%d", json_object_get_string(cli_jget(lo, "addr")),
+                 json_object_get_int(cli_jget(lo, "port")));
+        snprintf(r, sizeof(r), "%s:%d", json_object_get_string(cli_jget(re, "addr")),
+                 json_object_get_int(cli_jget(re, "port")));
+        if (cli_jget(c, "stall_ms"))
+            snprintf(st, sizeof(st), "%d", json_object_get_int(cli_jget(c, "stall_ms")));
+        if (cli_jget(c, "answer_ms"))
+            snprintf(an, sizeof(an), "%d", json_object_get_int(cli_jget(c, "answer_ms")));
+        printf("  %-4d %-9s %9s %9s  %-22s %-22s\n", json_object_get_int(cli_jget(c, "id")),
+               json_object_get_string(cli_jget(c, "result")), st, an, l, r);
     }
 }
 
@@ -240,22 +229,22 @@ static void print_rollback(json_object *rb)
 {
     if (!rb)
         return;
-    if (!json_object_get_boolean(jget(rb, "detected")))
-        printf("  rollback: no (%s)\n", jstr(rb, "reason", ""));
-    else if (json_object_get_boolean(jget(rb, "reset")))
+    if (!json_object_get_boolean(cli_jget(rb, "detected")))
+        printf("  rollback: no (%s)\n", cli_jstr(rb, "reason", ""));
+    else if (json_object_get_boolean(cli_jget(rb, "reset")))
         printf("  rollback: yes (%s); %d connections reset, %d peers probed\n",
-               jstr(rb, "reason", ""), json_object_get_int(jget(rb, "connections_reset")),
-               json_object_get_int(jget(rb, "peers_probed")));
+               cli_jstr(rb, "reason", ""), json_object_get_int(cli_jget(rb, "connections_reset")),
+               json_object_get_int(cli_jget(rb, "peers_probed")));
     else
-        printf("  rollback: yes (%s); connections left as they are\n", jstr(rb, "reason", ""));
+        printf("  rollback: yes (%s); connections left as they are\n", cli_jstr(rb, "reason", ""));
 }
 
 static void print_replay(json_object *res, bool stop_mode)
 {
-    json_object *s = jget(res, "replay");
-    if (!json_object_get_boolean(jget(s, "enabled")))
+    json_object *s = cli_jget(res, "replay");
+    if (!json_object_get_boolean(cli_jget(s, "enabled")))
         printf("  held-traffic replay: off\n");
-    else if (json_object_get_boolean(jget(s, "skipped")))
+    else if (json_object_get_boolean(cli_jget(s, "skipped")))
         printf("  held-traffic replay: skipped (a rollback: the connections are reset)\n");
     else if (stop_mode)
         printf("  held-traffic replay: %" PRIu64 " frames kept in the bundle, %" PRIu64
@@ -275,8 +264,8 @@ static void print_clock(json_object *c)
         printf("  guest clock: left as it was (not stepped)\n");
         return;
     }
-    double ms = (double)json_object_get_int64(jget(c, "step_ns")) / 1e6;
-    const char *na = json_object_get_boolean(jget(c, "applied")) ? "" : " (not applied)";
+    double ms = (double)json_object_get_int64(cli_jget(c, "step_ns")) / 1e6;
+    const char *na = json_object_get_boolean(cli_jget(c, "applied")) ? "" : " (not applied)";
     if (ms < 0)
         printf("  guest clock: stepped BACKWARDS by %.1f ms%s: it was ahead of the host\n", -ms,
                na);
@@ -287,44 +276,45 @@ static void print_clock(json_object *c)
 /* name: what the user asked for (domain or bundle), for failures before discover named it. */
 static void print_failure(const char *what, const char *name, json_object *res)
 {
-    const char *dom = jstr(res, "domain", name);
-    const char *outcome = jstr(res, "outcome", "failed");
+    const char *dom = cli_jstr(res, "domain", name);
+    const char *outcome = cli_jstr(res, "outcome", "failed");
     fprintf(stderr, "netckpt: %s of %s failed at step %s: %s\n", what, dom,
-            jstr(res, "failed_step", "none"), jstr(res, "error", ""));
+            cli_jstr(res, "failed_step", "none"), cli_jstr(res, "error", ""));
     if (!strcmp(outcome, txn_outcome_name(TXN_ROLLED_BACK)) ||
         !strcmp(outcome, txn_outcome_name(TXN_INTERRUPTED))) {
         fprintf(stderr, "netckpt: rolled back: the VM is %s, its network open%s\n",
-                jstr(res, "vm_after", "?"),
-                json_object_get_boolean(jget(res, "bundle_committed"))
+                cli_jstr(res, "vm_after", "?"),
+                json_object_get_boolean(cli_jget(res, "bundle_committed"))
                     ? "; the bundle is complete and kept"
                     : "; no bundle");
     } else if (!strcmp(outcome, txn_outcome_name(TXN_ROLLBACK_FAILED))) {
         fprintf(stderr, "netckpt: ROLLBACK INCOMPLETE: %s\n",
-                jstr(res, "rollback_errors", jstr(res, "error", "")));
-        fprintf(stderr, "netckpt: run 'netckpt unblock %s' to finish\n", jstr(res, "domain", ""));
+                cli_jstr(res, "rollback_errors", cli_jstr(res, "error", "")));
+        fprintf(stderr, "netckpt: run 'netckpt unblock %s' to finish\n",
+                cli_jstr(res, "domain", ""));
     }
 }
 
 int cli_txn_print(const struct cli_ctx *ctx, const char *command, json_object *res,
                   const char *asked, bool continue_running, bool paused)
 {
-    json_object *ec = jget(res, "exit_code");
+    json_object *ec = cli_jget(res, "exit_code");
     int code = ec ? json_object_get_int(ec) : NC_EXIT_FAILURE;
     bool ok = code == NC_EXIT_OK;
     bool restore = !strcmp(command, "restore");
-    json_object *m = jget(res, "manifest");
+    json_object *m = cli_jget(res, "manifest");
     if (ctx->json)
         return code;
     if (ok && !restore) {
         if (!ctx->quiet) {
-            json_object *c = jget(m, "gate_counters");
+            json_object *c = cli_jget(m, "gate_counters");
             uint64_t n = ju64(m, "connections");
-            printf("checkpoint of %s complete: %s\n", jstr(res, "domain", ""),
-                   jstr(res, "bundle", ""));
+            printf("checkpoint of %s complete: %s\n", cli_jstr(res, "domain", ""),
+                   cli_jstr(res, "bundle", ""));
             printf("  %s mode, VM state in a %s, %" PRIu64 " connection%s frozen, image %s\n",
-                   jstr(m, "mode", "?"),
-                   !strcmp(jstr(m, "state", ""), "snapshot") ? "snapshot" : "save file", n,
-                   n == 1 ? "" : "s", jstr(m, "image_id", ""));
+                   cli_jstr(m, "mode", "?"),
+                   !strcmp(cli_jstr(m, "state", ""), "snapshot") ? "snapshot" : "save file", n,
+                   n == 1 ? "" : "s", cli_jstr(m, "image_id", ""));
             printf("  gate dropped %" PRIu64 " packets (%" PRIu64 " bytes) to the guest, %" PRIu64
                    " (%" PRIu64 " bytes) from it\n",
                    ju64(c, "to_guest_pkts"), ju64(c, "to_guest_bytes"), ju64(c, "from_guest_pkts"),
@@ -332,31 +322,31 @@ int cli_txn_print(const struct cli_ctx *ctx, const char *command, json_object *r
             print_steps(res);
             print_replay(res, !continue_running);
             if (continue_running)
-                print_report(jget(res, "report"));
+                print_report(cli_jget(res, "report"));
             else
                 printf("  the VM is saved and off; bring it back with: netckpt restore %s\n",
-                       jstr(res, "bundle", ""));
+                       cli_jstr(res, "bundle", ""));
         }
     } else if (ok) {
         if (!ctx->quiet) {
-            const char *dom = jstr(res, "domain", "");
+            const char *dom = cli_jstr(res, "domain", "");
             if (paused) {
                 printf("restore of %s from %s verified; the VM is paused and gated with its "
                        "sockets frozen\n  continue with: netckpt unblock %s\n",
-                       dom, jstr(res, "bundle", ""), dom);
+                       dom, cli_jstr(res, "bundle", ""), dom);
             } else {
                 printf("restore of %s from %s complete: the VM is %s\n", dom,
-                       jstr(res, "bundle", ""), jstr(res, "vm_after", "?"));
-                print_rollback(jget(res, "rollback"));
+                       cli_jstr(res, "bundle", ""), cli_jstr(res, "vm_after", "?"));
+                print_rollback(cli_jget(res, "rollback"));
                 print_steps(res);
                 print_replay(res, false);
-                print_clock(jget(jget(res, "thaw"), "clock"));
-                print_report(jget(res, "report"));
+                print_clock(cli_jget(cli_jget(res, "thaw"), "clock"));
+                print_report(cli_jget(res, "report"));
             }
         }
     } else if (restore && code == NC_EXIT_REFUSED) {
-        fprintf(stderr, "netckpt: restore refused: %s\n", jstr(res, "error", ""));
-        json_object *d = jget(res, "verify_differences");
+        fprintf(stderr, "netckpt: restore refused: %s\n", cli_jstr(res, "error", ""));
+        json_object *d = cli_jget(res, "verify_differences");
         for (size_t i = 0; d && json_object_is_type(d, json_type_array) &&
                            i < json_object_array_length(d) && i < 10;
              i++)

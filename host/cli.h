@@ -145,6 +145,11 @@ void cli_out(const struct cli_ctx *ctx, const char *fmt, ...) __attribute__((for
 void cli_progress(const struct cli_ctx *ctx, const char *step, uint64_t done, uint64_t total);
 void cli_progress_done(const struct cli_ctx *ctx);
 
+/* Reading a --json object (ours or one netckptd sent): member k of o, NULL when o is NULL or has
+ * none; cli_jstr: its string, dflt when absent or not a string. */
+json_object *cli_jget(json_object *o, const char *k);
+const char *cli_jstr(json_object *o, const char *k, const char *dflt);
+
 /* --json error object for a failed command: {"error":{"code":N,"name":..,"message":..}}. */
 json_object *cli_error_json(int code, const char *message);
 
