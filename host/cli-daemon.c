@@ -216,11 +216,9 @@ static int run_job(struct fwd *f, const char *cmd, json_object *args, const char
 
 static int fwd_checkpoint(struct fwd *f, const struct cli_args *a)
 {
-    uint64_t freeze_s = 60;
-    if (cli_arg_uint(a, "freeze-timeout", &freeze_s) < 0 || freeze_s == 0 || freeze_s > 86400) {
-        fprintf(stderr, "netckpt: checkpoint: --freeze-timeout must be 1..86400 seconds\n");
+    uint64_t freeze_s;
+    if (cli_freeze_timeout("checkpoint", a, &freeze_s) < 0)
         return NC_EXIT_USAGE;
-    }
     char dir[PATH_MAX];
     if (absolute(cli_arg_str(a, "dir"), dir, sizeof(dir)) < 0)
         return fail(f->ctx, NC_EXIT_USAGE, "checkpoint: --dir is too long");
@@ -243,11 +241,9 @@ static int fwd_checkpoint(struct fwd *f, const struct cli_args *a)
 
 static int fwd_restore(struct fwd *f, const struct cli_args *a)
 {
-    uint64_t watch = TAP_WATCH_DEFAULT_MS;
-    if (cli_arg_uint(a, "watch", &watch) < 0 || watch > 600000) {
-        fprintf(stderr, "netckpt: restore: --watch must be 0..600000 ms\n");
+    uint64_t watch;
+    if (cli_watch_ms("restore", a, &watch) < 0)
         return NC_EXIT_USAGE;
-    }
     char bundle[PATH_MAX], image[PATH_MAX];
     const char *img = cli_arg_str(a, "image");
     if (absolute(cli_arg_str(a, "bundle"), bundle, sizeof(bundle)) < 0 ||
@@ -401,15 +397,9 @@ static void print_migrate(const struct cli_ctx *ctx, json_object *res)
 
 static int fwd_migrate(struct fwd *f, const struct cli_args *a)
 {
-    uint64_t freeze_s = 60, watch = TAP_WATCH_DEFAULT_MS;
-    if (cli_arg_uint(a, "freeze-timeout", &freeze_s) < 0 || freeze_s == 0 || freeze_s > 86400) {
-        fprintf(stderr, "netckpt: migrate: --freeze-timeout must be 1..86400 seconds\n");
+    uint64_t freeze_s, watch;
+    if (cli_freeze_timeout("migrate", a, &freeze_s) < 0 || cli_watch_ms("migrate", a, &watch) < 0)
         return NC_EXIT_USAGE;
-    }
-    if (cli_arg_uint(a, "watch", &watch) < 0 || watch > 600000) {
-        fprintf(stderr, "netckpt: migrate: --watch must be 0..600000 ms\n");
-        return NC_EXIT_USAGE;
-    }
     json_object *o = json_object_new_object();
     add_str(o, "domain", cli_arg_str(a, "domain"));
     add_str(o, "dest-uri", cli_arg_str(a, "desturi"));

@@ -374,6 +374,26 @@ int cli_replay_limit(const char *command, const struct cli_args *a, size_t *out)
     return 0;
 }
 
+int cli_freeze_timeout(const char *command, const struct cli_args *a, uint64_t *out)
+{
+    *out = DEFAULT_FREEZE_TIMEOUT_S;
+    if (cli_arg_uint(a, "freeze-timeout", out) < 0 || *out == 0 || *out > 86400) {
+        fprintf(stderr, "netckpt: %s: --freeze-timeout must be 1..86400 seconds\n", command);
+        return -EINVAL;
+    }
+    return 0;
+}
+
+int cli_watch_ms(const char *command, const struct cli_args *a, uint64_t *out)
+{
+    *out = TAP_WATCH_DEFAULT_MS;
+    if (cli_arg_uint(a, "watch", out) < 0 || *out > 600000) {
+        fprintf(stderr, "netckpt: %s: --watch must be 0..600000 ms\n", command);
+        return -EINVAL;
+    }
+    return 0;
+}
+
 static void prepare(struct cli_ctx *ctx, const struct cli_args *a, struct txn_real *t,
                     struct txn_ctx *tc, struct ui *u)
 {
@@ -390,13 +410,10 @@ static void prepare(struct cli_ctx *ctx, const struct cli_args *a, struct txn_re
 
 int cli_cmd_checkpoint(struct cli_ctx *ctx, const struct cli_args *a)
 {
-    uint64_t freeze_s = DEFAULT_FREEZE_TIMEOUT_S;
-    if (cli_arg_uint(a, "freeze-timeout", &freeze_s) < 0 || freeze_s == 0 || freeze_s > 86400) {
-        fprintf(stderr, "netckpt: checkpoint: --freeze-timeout must be 1..86400 seconds\n");
-        return NC_EXIT_USAGE;
-    }
+    uint64_t freeze_s;
     size_t limit = 0;
-    if (cli_replay_limit("checkpoint", a, &limit) < 0)
+    if (cli_freeze_timeout("checkpoint", a, &freeze_s) < 0 ||
+        cli_replay_limit("checkpoint", a, &limit) < 0)
         return NC_EXIT_USAGE;
     struct txn_real t;
     struct txn_ctx tc;
@@ -443,13 +460,9 @@ int cli_cmd_checkpoint(struct cli_ctx *ctx, const struct cli_args *a)
 
 int cli_cmd_restore(struct cli_ctx *ctx, const struct cli_args *a)
 {
-    uint64_t watch = TAP_WATCH_DEFAULT_MS;
-    if (cli_arg_uint(a, "watch", &watch) < 0 || watch > 600000) {
-        fprintf(stderr, "netckpt: restore: --watch must be 0..600000 ms\n");
-        return NC_EXIT_USAGE;
-    }
+    uint64_t watch;
     size_t limit = 0;
-    if (cli_replay_limit("restore", a, &limit) < 0)
+    if (cli_watch_ms("restore", a, &watch) < 0 || cli_replay_limit("restore", a, &limit) < 0)
         return NC_EXIT_USAGE;
     const char *stale = cli_arg_str(a, "stale");
     struct txn_real t;

@@ -106,6 +106,11 @@ int cli_arg_size(const struct cli_args *a, const char *name, uint64_t min, uint6
 /* --replay-limit of COMMAND into *out (0 when absent: the default); prints the usage error
  * and returns -EINVAL when it is bad (host/cli-txn.c). */
 int cli_replay_limit(const char *command, const struct cli_args *a, size_t *out);
+/* --freeze-timeout (seconds, 1..86400, default 60) and --watch (ms, 0..600000, default
+ * TAP_WATCH_DEFAULT_MS) of COMMAND, the same way: *out set, or the usage error printed and
+ * -EINVAL (host/cli-txn.c). */
+int cli_freeze_timeout(const char *command, const struct cli_args *a, uint64_t *out);
+int cli_watch_ms(const char *command, const struct cli_args *a, uint64_t *out);
 
 /* The table itself (host/cli-commands.c). */
 extern const struct cli_cmd cli_commands[];
