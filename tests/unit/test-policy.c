@@ -37,14 +37,20 @@ static void load(const char *name, const char *rng_path, struct policy *p, struc
     *r = policy_load_file(path, rng_path, p, e);
 }
 
+/* A file the tests expect to be accepted: fail with the parser's line and reason otherwise. */
+static void load_good(const char *name, struct policy *p)
+{
+    struct policy_error e;
+    int r;
+    load(name, NULL, p, &e, &r);
+    if (r < 0)
+        fail_msg("%s refused: line %d: %s", name, e.line, e.reason);
+}
+
 static void test_good_interval(void **state)
 {
     struct policy p;
-    struct policy_error e;
-    int r;
-    load("policy-good-interval.xml", NULL, &p, &e, &r);
-    if (r < 0)
-        fail_msg("refused: line %d: %s", e.line, e.reason);
+    load_good("policy-good-interval.xml", &p);
     assert_string_equal(p.name, "hourly-web");
     assert_true(p.enabled);
     assert_int_equal(p.n_domains, 2);
@@ -75,11 +81,7 @@ static void test_good_migrate(void **state)
 {
     (void)state;
     struct policy p;
-    struct policy_error e;
-    int r;
-    load("policy-good-migrate.xml", NULL, &p, &e, &r);
-    if (r < 0)
-        fail_msg("refused: line %d: %s", e.line, e.reason);
+    load_good("policy-good-migrate.xml", &p);
     assert_true(p.migrate);
     assert_true(p.continue_running);
     assert_string_equal(p.migrate_dest_uri, "qemu+tcp://10.0.0.2/system");
@@ -91,6 +93,7 @@ static void test_good_migrate(void **state)
     assert_string_equal(p.bundle_dir, "/var/lib/netckpt/before-migrate");
     assert_int_equal(p.keep, 1);
     /* without <bundles>: a plain migration; the optional attributes stay empty */
+    struct policy_error e;
     const char *xml = "<policy><name>m</name><domains><domain>a</domain></domains>"
                       "<schedule><interval>60</interval></schedule><mode>migrate</mode>"
                       "<migrate uri=\"qemu:///system\"/></policy>";
@@ -105,11 +108,7 @@ static void test_good_migrate(void **state)
 static void test_good_calendar(void **state)
 {
     struct policy p;
-    struct policy_error e;
-    int r;
-    load("policy-good-calendar.xml", NULL, &p, &e, &r);
-    if (r < 0)
-        fail_msg("refused: line %d: %s", e.line, e.reason);
+    load_good("policy-good-calendar.xml", &p);
     assert_string_equal(p.name, "nightly");
     assert_int_equal(p.schedule.kind, SCHED_DAILY);
     assert_true(p.schedule.utc);
