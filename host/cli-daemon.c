@@ -554,9 +554,12 @@ int cli_daemon_forward(struct cli_ctx *ctx, const struct cli_args *a, int *rc)
         ours = ours || !strcmp(name, cmds[i]);
     if (!ours || ctx->no_daemon)
         return 0;
-    /* The daemon runs no caller's shell command and reads no caller's file. */
-    if (!strcmp(name, "migrate") && (cli_arg_str(a, "switchover-hook") || cli_arg_str(a, "xml"))) {
-        log_info("netckptd does not take --switchover-hook or --xml: working alone");
+    /* The daemon runs no caller's shell command and reads no caller's file (and its migrate
+     * job has no --no-kick yet). */
+    if (!strcmp(name, "migrate") && (cli_arg_str(a, "switchover-hook") || cli_arg_str(a, "xml") ||
+                                     cli_arg_bool(a, "no-kick"))) {
+        log_info("netckptd does not take --switchover-hook, --xml or --no-kick for migrate: "
+                 "working alone");
         return 0;
     }
     struct fwd f = {.ctx = ctx, .path = daemon_client_socket(ctx->daemon_socket)};

@@ -66,6 +66,7 @@ json_object *cli_migrate_result_json(const struct migrate_opts *o, const struct 
     json_object_object_add(j, "source_gate_left", json_object_new_boolean(r->source_gate_left));
     json_object_object_add(j, "dest_gate_left", json_object_new_boolean(r->dest_gate_left));
     json_object_object_add(j, "connections", json_object_new_int64(r->n_connections));
+    json_object_object_add(j, "kick", json_object_new_boolean(!o->no_kick));
     json_object *t = json_object_new_object();
     json_object_object_add(t, "total_ms", ms(r->t.total));
     json_object_object_add(t, "precopy_ms", ms(r->t.precopy));
@@ -120,9 +121,9 @@ static void print_ok(const struct migrate_opts *o, const struct migrate_result *
            (double)r->t.downtime / 1e9, (double)r->t.gate / 1e9);
     if (r->quiesced)
         printf("  %u connection%s frozen on the source, verified on the destination (%.1f ms), "
-               "thawed with the kick (%.1f ms)\n",
+               "thawed %s the kick (%.1f ms)\n",
                r->n_connections, r->n_connections == 1 ? "" : "s", (double)r->t.verify / 1e6,
-               (double)r->t.thaw / 1e6);
+               o->no_kick ? "without" : "with", (double)r->t.thaw / 1e6);
     printf("  destination gate dropped %" PRIu64 " packets to the guest, %" PRIu64 " from it\n",
            r->dst_counters.to_guest_pkts, r->dst_counters.from_guest_pkts);
     json_object *rep = r->report;
@@ -193,6 +194,7 @@ int cli_cmd_migrate(struct cli_ctx *ctx, const struct cli_args *a)
         .watch_ms = (int)watch,
         .hold_percent = (unsigned)hold,
         .reset_stale = stale && !strcmp(stale, "auto"),
+        .no_kick = cli_arg_bool(a, "no-kick"),
     };
     struct migrate_ctx mc = {
         .src = ctx->virt,

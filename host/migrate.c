@@ -23,13 +23,15 @@
 #include "common/macro.h"
 #include "common/util.h"
 #include "guest/socket-image.h"
+#include "host/history.h"
 #include "host/journal.h"
 #include "host/tap-watch.h"
 #include "host/txn-real.h"
 
 #define POLL_MS 50
-/* The end of the first pass is the moment to catch: poll the job often. */
-#define PRECOPY_POLL_MS 5
+/* The held pre-copy moves MIGRATE_PRECOPY_BW_MIB: a poll per QEMU rate window is plenty,
+ * and every query-migrate is a monitor round trip through libvirt. */
+#define PRECOPY_POLL_MS 100
 /* After the freeze, how long the copy may go on live before the source is suspended. */
 #define MIGRATE_CONVERGE_MS 3000
 
@@ -360,7 +362,8 @@ static int start_job(struct run *x, char *dest_xml)
               .migrate_uri = x->o->migrate_uri,
               .listen_address = x->o->listen_address,
               .dest_xml = dest_xml,
-              .flags = flags},
+              .flags = flags,
+              .bandwidth_mib = MIGRATE_PRECOPY_BW_MIB},
     };
     /* The pre-copy may not switch over by itself: only our suspend ends it, so the gate and
      * the freeze always come before the switchover. */
@@ -384,31 +387,22 @@ static int start_job(struct run *x, char *dest_xml)
     if (r < 0)
         return r;
     x->job_started = true;
+    /* Held from its start: release() raises the bandwidth after the freeze. */
+    x->held = true;
     return 0;
 }
 
-/* Hold the migration (virt.h: nc_virt_migrate_hold), then make sure it did not complete in
- * the rate window the hold began in: 1 when held with the domain still running here, 0 when
- * the job ended meanwhile (switched over, or failed), -errno when the hold failed. */
+/* The migration runs held since its start (MIGRATE_PRECOPY_BW_MIB): make sure it is still
+ * going with the domain running here. 1 when so, 0 when the job ended meanwhile (switched
+ * over, or failed). */
 static int hold(struct run *x)
 {
-    uint64_t t = now_monotonic_ns();
-    int q = nc_virt_migrate_hold(x->sdom, true, x->old_bw, x->hold_err, sizeof(x->hold_err));
-    log_debug("migrate: hold call took %.1f ms", (double)(now_monotonic_ns() - t) / 1e6);
-    if (q < 0)
-        return atomic_load(&x->job.done) ? 0 : q;
-    x->held = true;
-    /* QEMU applies it at once, but measures the bandwidth its switch-over threshold uses per
-     * 100 ms window: wait one out. */
-    for (int i = 0; i < 3 && !atomic_load(&x->job.done); i++)
-        sleep_ms(50);
-    log_debug("migrate: hold took %.1f ms", (double)(now_monotonic_ns() - t) / 1e6);
     int st = 0, reason = 0;
     bool done = atomic_load(&x->job.done);
-    int q2 = done ? 0 : nc_virt_state(x->ctx->src, x->sdom, &st, &reason);
-    log_debug("migrate: after the hold: job %s, state %d reason %d (%d)", done ? "done" : "running",
-              st, reason, q2);
-    if (done || q2 < 0 || st != VIR_DOMAIN_RUNNING)
+    int q = done ? 0 : nc_virt_state(x->ctx->src, x->sdom, &st, &reason);
+    log_debug("migrate: at the quiesce: job %s, state %d reason %d (%d)", done ? "done" : "running",
+              st, reason, q);
+    if (done || q < 0 || st != VIR_DOMAIN_RUNNING)
         return 0;
     return 1;
 }
@@ -466,7 +460,7 @@ static int precopy(struct run *x)
             log_debug("migrate: %.3f s: pass %" PRIu64 ", %" PRIu64 " bytes left (query %.1f ms)",
                       (double)(tq - start) / 1e9, m.iteration, m.remaining,
                       (double)(now_monotonic_ns() - tq) / 1e6);
-        if (qr < 0)
+        if (qr < 0 && now_monotonic_ns() - start < (uint64_t)MIGRATE_PRECOPY_MAX_MS * 1000000)
             continue;
 
         x->r->mem = m;
@@ -482,12 +476,29 @@ static int precopy(struct run *x)
             (m.iteration >= 2 || (m.total - m.remaining) * 100 >= m.total * hold_percent))
             return 1;
         if (now_monotonic_ns() - start > (uint64_t)MIGRATE_PRECOPY_MAX_MS * 1000000) {
-            warn(x, "the first pass over RAM took over %d s; quiescing anyway",
-                 MIGRATE_PRECOPY_MAX_MS / 1000);
+            log_info("migrate %s: %d s of held pre-copy (%" PRIu64 " of %" PRIu64
+                     " bytes of RAM covered): quiescing",
+                     x->o->domain, MIGRATE_PRECOPY_MAX_MS / 1000, m.total - m.remaining, m.total);
             return 1;
         }
     }
     return 0;
+}
+
+/* guest-net-thaw with the host's clock, with the kick unless --no-kick. */
+static int thaw(struct run *x, struct txn_real *t, json_object **reply, char *e, size_t elen)
+{
+    return (x->o->no_kick ? txn_real_ops.agent_thaw_quiet
+                          : txn_real_ops.agent_thaw)(t, now_realtime_ns(), reply, e, elen);
+}
+
+/* The guest left this host: the domain's history says so, so a later restore of an older
+ * bundle here counts as a rollback (history.h). A failure is a warning: the guest runs. */
+static void record_history(struct run *x)
+{
+    int q = history_record(x->ctx->state_dir, x->dom.uuid, HISTORY_MIGRATED, "", now_realtime_ns());
+    if (q < 0)
+        warn(x, "recording the migration in the domain's history: %s", strerror(-q));
 }
 
 /* Undo everything on the source side while the guest still lives there. */
@@ -514,7 +525,7 @@ static void rollback_source(struct run *x)
     }
     if (x->frozen) {
         json_object *rep = NULL;
-        if (txn_real_ops.agent_thaw(&x->src, now_realtime_ns(), &rep, e, sizeof(e)) < 0)
+        if (thaw(x, &x->src, &rep, e, sizeof(e)) < 0)
             appendf(r->rollback_errors, sizeof(r->rollback_errors), "thaw: %s", e);
         else
             x->frozen = false;
@@ -546,7 +557,7 @@ static void forward_dest(struct run *x)
         appendf(r->rollback_errors, sizeof(r->rollback_errors), "destination resume: %s", e);
     if (x->frozen) {
         json_object *rep = NULL;
-        if (txn_real_ops.agent_thaw(&x->dst, now_realtime_ns(), &rep, e, sizeof(e)) < 0)
+        if (thaw(x, &x->dst, &rep, e, sizeof(e)) < 0)
             appendf(r->rollback_errors, sizeof(r->rollback_errors), "thaw: %s", e);
         else
             x->frozen = false;
@@ -661,7 +672,7 @@ static int on_destination(struct run *x)
     if (x->frozen) {
         notify(x, MIGRATE_STEP_THAW, false, 0, 0);
         uint64_t t = now_monotonic_ns();
-        q = txn_real_ops.agent_thaw(&x->dst, now_realtime_ns(), &r->thaw_reply, e, sizeof(e));
+        q = thaw(x, &x->dst, &r->thaw_reply, e, sizeof(e));
         r->t.thaw = now_monotonic_ns() - t;
         notify(x, MIGRATE_STEP_THAW, true, 0, 0);
         if (q < 0)
@@ -816,11 +827,6 @@ enum txn_outcome migrate_run(const struct migrate_ctx *ctx, const struct migrate
         /* ---- quiesce: gate, freeze, suspend ---- */
         r->t.precopy = now_monotonic_ns() - t_start;
         q = hold(x);
-        if (q < 0) {
-            fail(x, MIGRATE_STEP_PRECOPY, q, "cannot hold the migration for the quiesce: %s",
-                 x->hold_err);
-            goto out_rollback;
-        }
         if (q == 0)
             goto unquiesced;
         notify(x, MIGRATE_STEP_GATE, false, 0, 0);
@@ -895,6 +901,16 @@ enum txn_outcome migrate_run(const struct migrate_ctx *ctx, const struct migrate
             log_info("migrate %s: no switchover after %d ms live: suspending the source",
                      x->dom.name, MIGRATE_CONVERGE_MS);
             q = nc_virt_suspend(ctx->src, x->sdom);
+            /* QEMU stops the guest itself as it completes: libvirt then refuses the suspend
+             * (not running) while the switchover is under way. Wait for the job then. */
+            int st = VIR_DOMAIN_RUNNING, reason = 0;
+            if (q < 0 && !atomic_load(&x->job.done) &&
+                nc_virt_state(ctx->src, x->sdom, &st, &reason) == 0 && st == VIR_DOMAIN_PAUSED) {
+                log_info("migrate %s: the source stopped by itself (reason %d): QEMU is "
+                         "switching over",
+                         x->dom.name, reason);
+                q = 0;
+            }
             if (q < 0 && !atomic_load(&x->job.done)) {
                 fail(x, MIGRATE_STEP_SWITCHOVER, q, "suspending the source: %s", ctx->src->err);
                 goto out_rollback;
@@ -924,6 +940,7 @@ switched:
              (double)r->t.switchover / 1e9);
 
     /* ---- the destination ---- */
+    record_history(x);
     q = on_destination(x);
     if (q < 0) {
         forward_dest(x);
@@ -931,8 +948,6 @@ switched:
         finish_failure(x);
         goto out_done;
     }
-    /* TODO(history): record the migration in the domain's history (host/history.h, from the
-     * "rollback" engineer) once it exists: source host, destination URI, image id, stall. */
     cleanup_end(x);
     r->outcome = r->source_gate_left || r->dest_gate_left ? TXN_ROLLBACK_FAILED : TXN_OK;
     if (r->source_gate_left)

@@ -9,15 +9,17 @@
  *   gate the destination taps (by name, before QEMU opens them there);
  *   migrate live, peer to peer, with VIR_MIGRATE_PAUSED (the destination stays paused) and a
  *   1 ms downtime limit, the network running;
- *   part way through the first pass over RAM, hold the copy (QEMU's bandwidth to 1 KiB/s, so
- *   it cannot switch over), gate the source taps, freeze the guest's sockets (the host keeps
- *   the image), release: the rest is copied and libvirt switches over (the source is
- *   suspended if it has not after a few seconds);
+ *   the pre-copy runs held from its start (QEMU's bandwidth MIGRATE_PRECOPY_BW_MIB, so that
+ *   bandwidth x downtime limit is under one page and QEMU cannot switch over by itself);
+ *   part way through the first pass over RAM (or after MIGRATE_PRECOPY_MAX_MS), gate the
+ *   source taps, freeze the guest's sockets (the host keeps the image), release (full
+ *   bandwidth): the rest is copied and libvirt switches over (the source is suspended if it
+ *   has not after a few seconds);
  *   on the destination: re-gate the live taps, start the tap watch, run the switchover hook
  *   (the fabric moves the guest's route), resume (gated, sockets in repair), guest-net-verify
- *   against the image, lift, thaw with the host's clock and the kick, report;
- *   lift the source gate, drop both journal entries.
- * If QEMU switches over before the hold holds, nothing is frozen: a plain live migration,
+ *   against the image, lift, thaw with the host's clock and the kick (unless no_kick), report;
+ *   lift the source gate, drop both journal entries, record HISTORY_MIGRATED (history.h).
+ * If QEMU switches over before the quiesce anyway, nothing is frozen: a plain live migration,
  * reported (quiesced false).
  * Any failure before the switchover rolls back: the job is aborted, the source resumed, both
  * gates lifted, the agent thawed. After the switchover the guest only lives on the
@@ -35,8 +37,13 @@
 
 /* Destination-gate journal entries live in <state_dir>/MIGRATE_DEST_JOURNAL_DIR/journal. */
 #define MIGRATE_DEST_JOURNAL_DIR "migrate-dest"
-/* The pre-copy waits at most this long for the first pass before it quiesces anyway. */
-#define MIGRATE_PRECOPY_MAX_MS 120000
+/* The held pre-copy runs at most this long before the quiesce, whatever its progress. */
+#define MIGRATE_PRECOPY_MAX_MS 6000
+/* QEMU's bandwidth until the freeze is done (VIR_MIGRATE_PARAM_BANDWIDTH, MiB/s): QEMU
+ * switches over once what is left fits in bandwidth x downtime limit (1 ms), and 3 MiB/s x
+ * 1 ms is under one 4 KiB page, so only a guest that dirtied nothing at all could complete.
+ * Zero pages cost QEMU 9 bytes each, so they still fly. */
+#define MIGRATE_PRECOPY_BW_MIB 3
 /* Hold the pre-copy once its first pass has covered this much of RAM (percent). */
 #define MIGRATE_HOLD_PERCENT_DEFAULT 30
 
@@ -73,11 +80,11 @@ struct migrate_opts {
      * it resumes: where the fabric is told that the guest moved (tests move a route). */
     const char *switchover_hook;
     uint32_t watchdog_ms; /* the agent thaws by itself after this long */
-    /* Hold the pre-copy (and quiesce) once the first pass covered this share of RAM, 1..95
-     * (0: MIGRATE_HOLD_PERCENT_DEFAULT). Later: less to copy with the network gated; but zero
-     * pages fly (150 MB in 30 ms here), so the later the hold, the likelier QEMU switches over
-     * before it (then reported as a plain live migration). */
+    /* Quiesce once the held first pass covered this share of RAM, 1..95 (0:
+     * MIGRATE_HOLD_PERCENT_DEFAULT), or after MIGRATE_PRECOPY_MAX_MS. Later: less to copy
+     * with the network gated, a longer migration. */
     unsigned hold_percent;
+    bool no_kick; /* thaw without the kick (agent_thaw_quiet), as restore --no-kick */
     int watch_ms; /* tap watch for the per-connection report; 0: off */
     bool reset_stale;
 };

@@ -572,7 +572,9 @@ int nc_virt_migrate(virDomainPtr dom, const struct nc_virt_migrate_args *a, char
          virTypedParamsAddString(&params, &n, &max, VIR_MIGRATE_PARAM_LISTEN_ADDRESS,
                                  a->listen_address) < 0) ||
         (a->dest_xml &&
-         virTypedParamsAddString(&params, &n, &max, VIR_MIGRATE_PARAM_DEST_XML, a->dest_xml) < 0))
+         virTypedParamsAddString(&params, &n, &max, VIR_MIGRATE_PARAM_DEST_XML, a->dest_xml) < 0) ||
+        (a->bandwidth_mib && virTypedParamsAddULLong(&params, &n, &max, VIR_MIGRATE_PARAM_BANDWIDTH,
+                                                     a->bandwidth_mib) < 0))
         r = -ENOMEM;
     if (r == 0 && virDomainMigrateToURI3(dom, a->dest_uri, params, (unsigned)n, a->flags) < 0) {
         const char *m = virGetLastErrorMessage();

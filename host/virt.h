@@ -103,6 +103,8 @@ struct nc_virt_migrate_args {
     const char *listen_address; /* VIR_MIGRATE_PARAM_LISTEN_ADDRESS on the destination */
     const char *dest_xml;       /* VIR_MIGRATE_PARAM_DEST_XML (a file's contents) */
     unsigned int flags;         /* VIR_MIGRATE_* */
+    unsigned long long
+        bandwidth_mib; /* VIR_MIGRATE_PARAM_BANDWIDTH (MiB/s) from the start; 0: libvirt's */
 };
 /* Blocking virDomainMigrateToURI3 (run it in a thread; nc_virt_abort_job cancels it). The
  * error goes to err (thread-safe: not v->err) and comes back as -errno. */

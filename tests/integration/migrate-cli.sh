@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # netckpt migrate without a real VM (libvirt's test:/// driver): usage errors exit 2, a domain
 # that cannot be migrated (no tap, no agent) fails at discover (exit 1) with nothing journalled,
-# an unknown domain is named, and the --json report has its stable keys (docs/migrate.md). The
-# real migration is tests/e2e/migrate.sh.
+# an unknown domain is named, the --json report has its stable keys (docs/migrate.md), and
+# --no-kick is accepted and reported. The real migration is tests/e2e/migrate.sh.
 set -euo pipefail
 NC=${NETCKPT_BUILD_DIR:?}/host/netckpt
 tmp=$(mktemp -d /tmp/nc-mig-cli-XXXXXX)
@@ -46,3 +46,13 @@ ok "an unmigratable domain fails at discover, nothing journalled"
   fail "unknown domain: rc $(cat "$tmp/rc")"
 grep -q 'no-such-domain' "$tmp/err" || fail "the error does not name the domain: $(cat "$tmp/err")"
 ok "an unknown domain exits 1 naming it"
+
+# --no-kick: accepted, carried into the report (kick false); the default kicks.
+[[ $(rc "$NC" -c test:///default --json migrate test test:///default --no-kick) == 1 ]] ||
+  fail "--no-kick: rc $(cat "$tmp/rc"): $(cat "$tmp/out" "$tmp/err")"
+jq -e '.failed_step == "discover" and .kick == false' "$tmp/out" >/dev/null ||
+  fail "--no-kick json: $(cat "$tmp/out")"
+[[ $(rc "$NC" -c test:///default --json migrate test test:///default) == 1 ]] &&
+  jq -e '.kick == true' "$tmp/out" >/dev/null || fail "default kick json: $(cat "$tmp/out")"
+grep -q -- '--no-kick' <<<"$("$NC" help migrate 2>&1)" || fail "help migrate does not list --no-kick"
+ok "--no-kick is accepted and reported (kick false)"
