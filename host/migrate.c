@@ -32,8 +32,6 @@
 /* The held pre-copy moves MIGRATE_PRECOPY_BW_MIB: a poll per QEMU rate window is plenty,
  * and every query-migrate is a monitor round trip through libvirt. */
 #define PRECOPY_POLL_MS 100
-/* After the freeze, how long the copy may go on live before the source is suspended. */
-#define MIGRATE_CONVERGE_MS 3000
 
 const char *migrate_step_name(enum migrate_step s)
 {
@@ -878,9 +876,7 @@ enum txn_outcome migrate_run(const struct migrate_ctx *ctx, const struct migrate
             fail(x, MIGRATE_STEP_FREEZE, -ECANCELED, "interrupted");
             goto out_rollback;
         }
-        /* The freeze is done: a switchover from now on is safe. Let the copy go on live
-         * (the guest's network is gated and its sockets frozen, so it dirties little and
-         * QEMU soon switches over by itself); suspend only if it does not. */
+        /* The freeze is done: a switchover from now on is safe. */
         notify(x, MIGRATE_STEP_SWITCHOVER, false, 0, 0);
         x->t_suspend = now_monotonic_ns();
         r->quiesced = true;
@@ -888,21 +884,14 @@ enum txn_outcome migrate_run(const struct migrate_ctx *ctx, const struct migrate
             log_warn("NETCKPT_MIGRATE_FAULT: aborting the migration at the switchover");
             virDomainAbortJob(x->sdom);
         }
-        q = release(x);
-        if (q < 0) {
-            fail(x, MIGRATE_STEP_SWITCHOVER, q, "cannot release the held migration: %s",
-                 x->hold_err);
-            goto out_rollback;
-        }
-        while (!atomic_load(&x->job.done) && !cancelled(x) &&
-               now_monotonic_ns() - x->t_suspend < (uint64_t)MIGRATE_CONVERGE_MS * 1000000)
-            sleep_ms(PRECOPY_POLL_MS * 5);
+        /* Suspend the source, then raise the bandwidth: the rest is copied with the guest
+         * stopped. Every millisecond the guest runs while QEMU tracks its dirty pages risks a
+         * lost page under QEMU 7.2's TCG here (docs/migrate.md: guest oopses on the
+         * destination, more often the longer the guest ran live during the copy). */
         if (!atomic_load(&x->job.done) && !cancelled(x)) {
-            log_info("migrate %s: no switchover after %d ms live: suspending the source",
-                     x->dom.name, MIGRATE_CONVERGE_MS);
             q = nc_virt_suspend(ctx->src, x->sdom);
-            /* QEMU stops the guest itself as it completes: libvirt then refuses the suspend
-             * (not running) while the switchover is under way. Wait for the job then. */
+            /* Should QEMU have stopped the guest for its own switchover, libvirt refuses the
+             * suspend (not running): wait for the job then. */
             int st = VIR_DOMAIN_RUNNING, reason = 0;
             if (q < 0 && !atomic_load(&x->job.done) &&
                 nc_virt_state(ctx->src, x->sdom, &st, &reason) == 0 && st == VIR_DOMAIN_PAUSED) {
@@ -916,6 +905,12 @@ enum txn_outcome migrate_run(const struct migrate_ctx *ctx, const struct migrate
                 goto out_rollback;
             }
             x->suspended = true;
+        }
+        q = release(x);
+        if (q < 0) {
+            fail(x, MIGRATE_STEP_SWITCHOVER, q, "cannot release the held migration: %s",
+                 x->hold_err);
+            goto out_rollback;
         }
     } else {
     unquiesced:

@@ -12,9 +12,8 @@
  *   the pre-copy runs held from its start (QEMU's bandwidth MIGRATE_PRECOPY_BW_MIB, so that
  *   bandwidth x downtime limit is under one page and QEMU cannot switch over by itself);
  *   part way through the first pass over RAM (or after MIGRATE_PRECOPY_MAX_MS), gate the
- *   source taps, freeze the guest's sockets (the host keeps the image), release (full
- *   bandwidth): the rest is copied and libvirt switches over (the source is suspended if it
- *   has not after a few seconds);
+ *   source taps, freeze the guest's sockets (the host keeps the image), suspend the source,
+ *   release (full bandwidth): the rest is copied and libvirt switches over;
  *   on the destination: re-gate the live taps, start the tap watch, run the switchover hook
  *   (the fabric moves the guest's route), resume (gated, sockets in repair), guest-net-verify
  *   against the image, lift, thaw with the host's clock and the kick (unless no_kick), report;
@@ -38,7 +37,7 @@
 /* Destination-gate journal entries live in <state_dir>/MIGRATE_DEST_JOURNAL_DIR/journal. */
 #define MIGRATE_DEST_JOURNAL_DIR "migrate-dest"
 /* The held pre-copy runs at most this long before the quiesce, whatever its progress. */
-#define MIGRATE_PRECOPY_MAX_MS 6000
+#define MIGRATE_PRECOPY_MAX_MS 2000
 /* QEMU's bandwidth until the freeze is done (VIR_MIGRATE_PARAM_BANDWIDTH, MiB/s): QEMU
  * switches over once what is left fits in bandwidth x downtime limit (1 ms), and 3 MiB/s x
  * 1 ms is under one 4 KiB page, so only a guest that dirtied nothing at all could complete.

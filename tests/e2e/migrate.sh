@@ -64,7 +64,7 @@ migrate() {
 }
 other() { [ "$HERE" = a ] && echo b || echo a; }
 # no_oops WHEN: fail, naming the kernel's own line, when the guest oopsed on either host.
-OOPS_RE='BUG: |Oops|Kernel panic|general protection fault|kernel tried to execute|Call Trace'
+OOPS_RE='BUG: |kernel BUG|Oops|Kernel panic|general protection fault|kernel tried to execute|corruption|WARNING: |Call Trace'
 no_oops() {
   local f line
   for f in "$VM_SERIAL" "$TH_SERIAL_B"; do
