@@ -916,6 +916,9 @@ enum txn_outcome migrate_run(const struct migrate_ctx *ctx, const struct migrate
     unquiesced:
         x->t_suspend = now_monotonic_ns();
         notify(x, MIGRATE_STEP_SWITCHOVER, false, 0, 0);
+        /* Nothing frozen: a job still held would only crawl on. */
+        if (release(x) < 0)
+            warn(x, "cannot release the held migration: %s", x->hold_err);
     }
     wait_job(x);
 switched:
