@@ -119,8 +119,9 @@ static const struct cli_opt opts_migrate[] = {
      "shell command run when the destination holds the guest, gated, before it resumes", NULL,
      CLI_COMPLETE_NONE},
     {"precopy", CLI_OPT_INT, 0,
-     "percent of RAM the first pass copies live before the quiesce (default 30, 1..95)", NULL,
-     CLI_COMPLETE_NONE},
+     "percent of RAM the held first pass covers before the quiesce, which comes after 2 s at "
+     "the latest (default 30, 1..95)",
+     NULL, CLI_COMPLETE_NONE},
     {"freeze-timeout", CLI_OPT_INT, 0,
      "seconds after which the agent thaws by itself if netckpt vanishes (default 60)", NULL,
      CLI_COMPLETE_NONE},
