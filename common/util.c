@@ -335,6 +335,21 @@ void set_errbuf(char *err, size_t errlen, const char *fmt, ...)
     va_end(ap);
 }
 
+void append_listf(char *buf, size_t len, const char *fmt, ...)
+{
+    size_t used = strnlen(buf, len);
+    if (used + 1 >= len)
+        return;
+    if (used)
+        used += (size_t)snprintf(buf + used, len - used, "; ");
+    if (used + 1 >= len)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf + used, len - used, fmt, ap);
+    va_end(ap);
+}
+
 int unix_connect(const char *path, int timeout_ms)
 {
     struct sockaddr_un sa = {.sun_family = AF_UNIX};

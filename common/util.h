@@ -37,6 +37,11 @@ int base64_decode(const char *in, size_t in_len, uint8_t **out, size_t *out_len)
 void set_errbuf(char *err, size_t errlen, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+/* Append one item to a "; "-separated list in buf (NUL-terminated, len bytes), truncating
+ * rather than overflowing: the warnings and rollback-error lists of the transactions. */
+void append_listf(char *buf, size_t len, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
 /* 16 random bytes as 32 hex chars plus NUL, from getrandom(). */
 int random_id(char out[33]);
 

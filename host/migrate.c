@@ -64,23 +64,6 @@ void migrate_result_done(struct migrate_result *r)
     r->image = r->verify_diff = r->thaw_reply = r->report = NULL;
 }
 
-static void appendf(char *buf, size_t len, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void appendf(char *buf, size_t len, const char *fmt, ...)
-{
-    size_t n = strlen(buf);
-    if (n + 3 >= len)
-        return;
-    if (n) {
-        memcpy(buf + n, "; ", 3);
-        n += 2;
-    }
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(buf + n, len - n, fmt, ap);
-    va_end(ap);
-}
-
 /* ---- the destination's network namespace ----
  * setns() moves only the calling thread, so work on the destination's taps (gate, discover's
  * tap check, the tap watch's sockets) runs in a short-lived thread that joins it. A packet
@@ -278,7 +261,7 @@ static void warn(struct run *x, const char *fmt, ...)
     vsnprintf(m, sizeof(m), fmt, ap);
     va_end(ap);
     log_warn("migrate %s: %s", x->o->domain, m);
-    appendf(x->r->warnings, sizeof(x->r->warnings), "%s", m);
+    append_listf(x->r->warnings, sizeof(x->r->warnings), "%s", m);
 }
 
 static int dest_gate(struct run *x, const char *const *taps, size_t n, unsigned flags)
@@ -513,18 +496,19 @@ static void rollback_source(struct run *x)
     int st = 0, reason = 0;
     if (nc_virt_state(x->ctx->src, x->sdom, &st, &reason) == 0 && st == VIR_DOMAIN_PAUSED) {
         if (nc_virt_resume(x->ctx->src, x->sdom) < 0)
-            appendf(r->rollback_errors, sizeof(r->rollback_errors), "resume: %s", x->ctx->src->err);
+            append_listf(r->rollback_errors, sizeof(r->rollback_errors), "resume: %s",
+                         x->ctx->src->err);
     }
     if (x->src_gated) {
         if (txn_real_ops.gate_lift(&x->src, x->dom.name, e, sizeof(e)) < 0)
-            appendf(r->rollback_errors, sizeof(r->rollback_errors), "source gate lift: %s", e);
+            append_listf(r->rollback_errors, sizeof(r->rollback_errors), "source gate lift: %s", e);
         else
             x->src_gated = false;
     }
     if (x->frozen) {
         json_object *rep = NULL;
         if (thaw(x, &x->src, &rep, e, sizeof(e)) < 0)
-            appendf(r->rollback_errors, sizeof(r->rollback_errors), "thaw: %s", e);
+            append_listf(r->rollback_errors, sizeof(r->rollback_errors), "thaw: %s", e);
         else
             x->frozen = false;
         json_object_put(rep);
@@ -532,8 +516,8 @@ static void rollback_source(struct run *x)
     if (x->dst_gated) {
         int q = dest_lift(x);
         if (q < 0)
-            appendf(r->rollback_errors, sizeof(r->rollback_errors), "destination gate lift: %s",
-                    strerror(-q));
+            append_listf(r->rollback_errors, sizeof(r->rollback_errors),
+                         "destination gate lift: %s", strerror(-q));
     }
 }
 
@@ -546,17 +530,17 @@ static void forward_dest(struct run *x)
     if (x->dst_gated) {
         int q = dest_lift(x);
         if (q < 0)
-            appendf(r->rollback_errors, sizeof(r->rollback_errors), "destination gate lift: %s",
-                    strerror(-q));
+            append_listf(r->rollback_errors, sizeof(r->rollback_errors),
+                         "destination gate lift: %s", strerror(-q));
     }
     enum txn_vm_state st = TXN_VM_UNKNOWN;
     if (txn_real_ops.vm_state(&x->dst, &st) == 0 && st == TXN_VM_PAUSED &&
         txn_real_ops.resume(&x->dst, e, sizeof(e)) < 0)
-        appendf(r->rollback_errors, sizeof(r->rollback_errors), "destination resume: %s", e);
+        append_listf(r->rollback_errors, sizeof(r->rollback_errors), "destination resume: %s", e);
     if (x->frozen) {
         json_object *rep = NULL;
         if (thaw(x, &x->dst, &rep, e, sizeof(e)) < 0)
-            appendf(r->rollback_errors, sizeof(r->rollback_errors), "thaw: %s", e);
+            append_listf(r->rollback_errors, sizeof(r->rollback_errors), "thaw: %s", e);
         else
             x->frozen = false;
         json_object_put(rep);
@@ -949,7 +933,7 @@ switched:
     cleanup_end(x);
     r->outcome = r->source_gate_left || r->dest_gate_left ? TXN_ROLLBACK_FAILED : TXN_OK;
     if (r->source_gate_left)
-        appendf(r->rollback_errors, sizeof(r->rollback_errors), "the source gate is still up");
+        append_listf(r->rollback_errors, sizeof(r->rollback_errors), "the source gate is still up");
     goto out_done;
 
 out_rollback:

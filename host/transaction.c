@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "common/log.h"
+#include "common/util.h"
 
 const char *txn_vm_state_name(enum txn_vm_state s)
 {
@@ -112,23 +113,6 @@ static void notify(struct run *x, enum txn_event ev, uint64_t done, uint64_t tot
         x->ctx->notify(x->ctx->nud, ev, x->step, done, total, msg);
 }
 
-static void appendf(char *buf, size_t len, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void appendf(char *buf, size_t len, const char *fmt, ...)
-{
-    size_t used = strnlen(buf, len);
-    if (used + 1 >= len)
-        return;
-    if (used)
-        used += (size_t)snprintf(buf + used, len - used, "; ");
-    if (used + 1 >= len)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(buf + used, len - used, fmt, ap);
-    va_end(ap);
-}
-
 static void warn(struct run *x, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void warn(struct run *x, const char *fmt, ...)
 {
@@ -138,7 +122,7 @@ static void warn(struct run *x, const char *fmt, ...)
     vsnprintf(m, sizeof(m), fmt, ap);
     va_end(ap);
     log_warn("%s", m);
-    appendf(x->r->warnings, sizeof(x->r->warnings), "%s", m);
+    append_listf(x->r->warnings, sizeof(x->r->warnings), "%s", m);
     notify(x, TXN_EV_WARNING, 0, 0, m);
 }
 
@@ -324,8 +308,8 @@ static void rollback_lift_gate(struct run *x)
     char e[512] = "";
     int q = x->ctx->ops->gate_lift(x->ctx->ud, x->domain, e, sizeof(e));
     if (q < 0)
-        appendf(x->r->rollback_errors, sizeof(x->r->rollback_errors), "gate lift failed: %s",
-                e[0] ? e : strerror(-q));
+        append_listf(x->r->rollback_errors, sizeof(x->r->rollback_errors), "gate lift failed: %s",
+                     e[0] ? e : strerror(-q));
 }
 
 /* The journal entry goes only when nothing is left to finish; then the VM state as left. */
@@ -364,25 +348,25 @@ static enum txn_outcome checkpoint_rollback(struct run *x)
         int q = ops->restore_saved(ud, e, sizeof(e));
         if (q < 0) {
             vm_ok = false;
-            appendf(r->rollback_errors, sizeof(r->rollback_errors),
-                    "could not bring the saved VM back: %s%s", e[0] ? e : strerror(-q),
-                    x->d.bundle_open && !x->d.committed ? " (the partial bundle keeps its state)"
-                                                        : "");
+            append_listf(
+                r->rollback_errors, sizeof(r->rollback_errors),
+                "could not bring the saved VM back: %s%s", e[0] ? e : strerror(-q),
+                x->d.bundle_open && !x->d.committed ? " (the partial bundle keeps its state)" : "");
         } else {
             s = TXN_VM_PAUSED;
         }
     } else if (s == TXN_VM_OFF || s == TXN_VM_ABSENT) {
         vm_ok = false;
-        appendf(r->rollback_errors, sizeof(r->rollback_errors), "the VM is %s and was not saved",
-                txn_vm_state_name(s));
+        append_listf(r->rollback_errors, sizeof(r->rollback_errors),
+                     "the VM is %s and was not saved", txn_vm_state_name(s));
     }
     if (s == TXN_VM_PAUSED && r->vm_before == TXN_VM_RUNNING) {
         e[0] = 0;
         int q = ops->resume(ud, e, sizeof(e));
         if (q < 0) {
             vm_ok = false;
-            appendf(r->rollback_errors, sizeof(r->rollback_errors), "resume failed: %s",
-                    e[0] ? e : strerror(-q));
+            append_listf(r->rollback_errors, sizeof(r->rollback_errors), "resume failed: %s",
+                         e[0] ? e : strerror(-q));
         }
     } else if (s == TXN_VM_UNKNOWN) {
         e[0] = 0;
@@ -402,14 +386,15 @@ static enum txn_outcome checkpoint_rollback(struct run *x)
         json_object_put(reply);
         if (q < 0) {
             if (x->d.frozen)
-                appendf(r->rollback_errors, sizeof(r->rollback_errors),
-                        "agent thaw failed: %s (its watchdog thaws it)", e[0] ? e : strerror(-q));
+                append_listf(r->rollback_errors, sizeof(r->rollback_errors),
+                             "agent thaw failed: %s (its watchdog thaws it)",
+                             e[0] ? e : strerror(-q));
             else
                 warn(x, "agent thaw after a failed freeze: %s", e[0] ? e : strerror(-q));
         }
     } else if (x->d.frozen) {
-        appendf(r->rollback_errors, sizeof(r->rollback_errors),
-                "agent not thawed: the VM is not running (its watchdog thaws it on resume)");
+        append_listf(r->rollback_errors, sizeof(r->rollback_errors),
+                     "agent not thawed: the VM is not running (its watchdog thaws it on resume)");
     }
 
     /* 4. The bundle: a partial one goes, unless it holds the only copy of the VM. */
@@ -791,8 +776,9 @@ static enum txn_outcome restore_rollback(struct run *x)
             e[0] = 0;
             int q = ops->destroy(ud, e, sizeof(e));
             if (q < 0)
-                appendf(r->rollback_errors, sizeof(r->rollback_errors),
-                        "could not stop the half-restored domain: %s", e[0] ? e : strerror(-q));
+                append_listf(r->rollback_errors, sizeof(r->rollback_errors),
+                             "could not stop the half-restored domain: %s",
+                             e[0] ? e : strerror(-q));
         }
     }
     rollback_lift_gate(x);

@@ -183,6 +183,20 @@ static void test_unix_connect(void **state)
     close(l);
 }
 
+static void test_append_listf(void **state)
+{
+    (void)state;
+    char b[16] = "";
+    append_listf(b, sizeof(b), "one");
+    assert_string_equal(b, "one");
+    append_listf(b, sizeof(b), "t%s", "wo");
+    assert_string_equal(b, "one; two");
+    append_listf(b, sizeof(b), "three-long");
+    assert_string_equal(b, "one; two; three"); /* truncated, still terminated */
+    append_listf(b, sizeof(b), "four");
+    assert_string_equal(b, "one; two; three"); /* full: nothing more */
+}
+
 static void test_signalfd_block(void **state)
 {
     static const int sigs[] = {SIGUSR1, SIGUSR2};
@@ -214,6 +228,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_files, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rm_rf, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unix_connect, setup, teardown),
+        cmocka_unit_test(test_append_listf),
         cmocka_unit_test(test_signalfd_block),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
